@@ -1,0 +1,69 @@
+"""Anthropic's Messages API, translated to and from OpenAI's format (see anthropic_wire)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import Field
+
+from turnout.backends.anthropic_wire import StreamTranslator, from_anthropic, to_anthropic
+from turnout.backends.base import Chunk, register
+from turnout.backends.http import HTTPBackend
+from turnout.errors import StreamInterruptedError, UpstreamError
+from turnout.params import Params
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+
+
+class AnthropicOptions(Params):
+    default_max_tokens: int = Field(4096, ge=1, description="max_tokens when the request sets none")
+
+
+@register("anthropic")
+class AnthropicBackend(HTTPBackend):
+    Options = AnthropicOptions
+
+    def default_headers(self) -> dict[str, str]:
+        headers = super().default_headers()
+        headers["anthropic-version"] = self.config.api_version or DEFAULT_VERSION
+        if self.config.api_key is not None:
+            headers["x-api-key"] = self.config.api_key.get_secret_value()
+        return headers
+
+    @property
+    def url(self) -> str:
+        return f"{(self.config.base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages"
+
+    def payload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return to_anthropic(body, self.upstream_model, self.options.default_max_tokens)
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = self.payload({**body, "stream": False})
+        response = await self.post(self.url, payload)
+        try:
+            return from_anthropic(response.json())
+        except (ValueError, AttributeError, TypeError):
+            raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message") from None
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        response = await self.post(self.url, self.payload({**body, "stream": True}), stream=True)
+        translator = StreamTranslator(include_usage)
+        async for _event, data in self.sse_events(response):
+            try:
+                event = json.loads(data)
+            except ValueError:
+                raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not JSON") from None
+            if event.get("type") == "error":
+                err = event.get("error") or {}
+                raise StreamInterruptedError(f"upstream '{self.name}': {err.get('message', 'stream error')}",
+                                             code=str(err.get("type") or "stream_interrupted"))
+            for chunk in translator.feed(event):
+                yield json.dumps(chunk, separators=(",", ":"))
+            if event.get("type") == "message_stop":
+                return
+        if not translator.finished:
+            raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")

@@ -1,0 +1,30 @@
+"""Azure OpenAI: deployment URLs, `api-version`, and the `api-key` header; the wire format is OpenAI's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from turnout.backends.base import register
+from turnout.backends.http import HTTPBackend
+from turnout.backends.openai_compat import OpenAIBackend
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+@register("azure")
+class AzureBackend(OpenAIBackend):
+    def default_headers(self) -> dict[str, str]:
+        headers = HTTPBackend.default_headers(self)
+        if self.config.api_key is not None:
+            headers["api-key"] = self.config.api_key.get_secret_value()
+        return headers
+
+    @property
+    def url(self) -> str:
+        base = (self.config.base_url or "").rstrip("/")
+        version = self.config.api_version or DEFAULT_API_VERSION
+        return f"{base}/openai/deployments/{self.config.deployment}/chat/completions?api-version={version}"
+
+    def payload(self, body: dict[str, Any]) -> dict[str, Any]:
+        # the deployment names the model; Azure ignores `model`, so keep the caller's
+        return dict(body)

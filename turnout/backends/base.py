@@ -1,0 +1,57 @@
+"""The Backend interface and its registry. A backend speaks one provider's wire format and always returns
+OpenAI-shaped completions and chunks, so everything above it sees one format."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from turnout.config import ModelConfig
+from turnout.params import Params, validate_params
+from turnout.registry import Registry
+
+#: A streamed chunk: the JSON text of one OpenAI `chat.completion.chunk` (what follows `data: `).
+Chunk = str
+
+
+class Backend(abc.ABC):
+    provider: ClassVar[str]
+    Options: ClassVar[type[Params]] = Params
+
+    def __init__(self, name: str, config: ModelConfig, *, path: str = "") -> None:
+        self.name = name
+        self.config = config
+        self.upstream_model = config.model or name
+        self.options = validate_params(self.Options, config.options, f"{path or 'models.' + name}.options")
+
+    @abc.abstractmethod
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a non-streaming chat completion; return the OpenAI-shaped response."""
+
+    @abc.abstractmethod
+    def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+        """Send a streaming chat completion; yield OpenAI chunk JSON texts. Errors before the first chunk
+        raise UpstreamError; errors after it raise StreamInterruptedError."""
+
+    async def aclose(self) -> None:
+        """Release connections. Called once the backend has no request in flight."""
+
+    def secrets(self) -> tuple[str, ...]:
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        return (key,) if key else ()
+
+
+backends: Registry[Backend] = Registry("provider")
+
+
+def register(provider: str):
+    def decorate(cls: type[Backend]) -> type[Backend]:
+        cls.provider = provider
+        return backends.register(provider)(cls)
+
+    return decorate
+
+
+def build_backend(name: str, config: ModelConfig) -> Backend:
+    return backends.get(config.provider)(name, config, path=f"models.{name}")

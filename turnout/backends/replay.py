@@ -1,0 +1,155 @@
+"""The replay backend: answers with recorded answers of real models, so the whole pipeline runs with no
+keys, no GPU and no network. A prompt that is not recorded gets the answer to the nearest recorded prompt
+(TF-IDF cosine), and the response says so."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from turnout.backends.base import Backend, Chunk, register
+from turnout.config import ModelConfig
+from turnout.context import _text_of, estimate_tokens
+from turnout.errors import InvalidRequestError
+from turnout.params import Params
+
+PACKAGED = "gsm8k_replay.jsonl.gz"
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class Recording:
+    prompts: list[str]
+    answers: list[str]
+    exact: dict[str, int]
+    vectorizer: Any
+    matrix: Any
+
+    def lookup(self, prompt: str) -> tuple[int, float, bool]:
+        """(record index, cosine similarity, exact?) of the recorded prompt nearest to `prompt`."""
+        index = self.exact.get(_normalise(prompt))
+        if index is not None:
+            return index, 1.0, True
+        query = self.vectorizer.transform([prompt])
+        sims = (self.matrix @ query.T).toarray().ravel()
+        best = int(np.argmax(sims))
+        return best, float(sims[best]), False
+
+
+def _read_records(dataset: str) -> list[dict[str, Any]]:
+    if dataset == "builtin":
+        raw = resources.files("turnout.demo").joinpath(PACKAGED).read_bytes()
+    else:
+        raw = Path(dataset).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+
+
+@lru_cache(maxsize=8)
+def load_recording(dataset: str, model: str) -> Recording:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rows = [r for r in _read_records(dataset) if model in (r.get("answers") or {})]
+    if not rows:
+        raise ValueError(f"the recording {dataset!r} has no answers of model {model!r}")
+    prompts = [r["prompt"] for r in rows]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    matrix = vectorizer.fit_transform(prompts)
+    exact = {_normalise(p): i for i, p in enumerate(prompts)}
+    return Recording(prompts, [r["answers"][model] for r in rows], exact, vectorizer, matrix)
+
+
+class ReplayOptions(Params):
+    dataset: str = Field("builtin", description="'builtin' or a JSONL(.gz) file of {prompt, answers: {model: text}}")
+    answers_of: str | None = Field(None, description="recorded model to answer as; defaults to `model`")
+    stream_words_per_chunk: int = Field(4, ge=1)
+    stream_delay_ms: float = Field(0.0, ge=0)
+
+
+@register("replay")
+class ReplayBackend(Backend):
+    Options = ReplayOptions
+
+    def __init__(self, name: str, config: ModelConfig, *, path: str = "") -> None:
+        super().__init__(name, config, path=path)
+        self.recorded_model = self.options.answers_of or self.upstream_model
+        try:
+            self.recording = load_recording(self.options.dataset, self.recorded_model)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            from turnout.config import ConfigError, ConfigIssue
+
+            raise ConfigError([ConfigIssue(f"models.{name}.options.dataset", f"cannot load recording: {exc}")]) from None
+
+    def _answer(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        messages = body.get("messages") or []
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise InvalidRequestError("the replay backend needs at least one user message", param="messages")
+        prompt = _text_of(users[-1].get("content"))
+        index, similarity, exact = self.recording.lookup(prompt)
+        answer = self.recording.answers[index]
+        if not exact:
+            recorded = self.recording.prompts[index]
+            answer = (f"[turnout replay: this prompt is not in the recording; this is {self.recorded_model}'s answer "
+                      f"to the nearest recorded prompt (similarity {similarity:.2f}): "
+                      f"\"{recorded[:160]}{'…' if len(recorded) > 160 else ''}\"]\n\n{answer}")
+        prompt_tokens = estimate_tokens("\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict)))
+        completion_tokens = estimate_tokens(answer)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        meta = {"match": "exact" if exact else "nearest", "similarity": round(similarity, 4),
+                "recorded_prompt": self.recording.prompts[index]}
+        return answer, usage, meta
+
+    def _id(self, body: dict[str, Any]) -> str:
+        return "chatcmpl-replay-" + hashlib.sha1(repr(body.get("messages")).encode()).hexdigest()[:20]
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer, usage, meta = self._answer(body)
+        choices = [{"index": i, "message": {"role": "assistant", "content": answer}, "logprobs": None,
+                    "finish_reason": "stop"} for i in range(int(body.get("n") or 1))]
+        return {"id": self._id(body), "object": "chat.completion", "created": int(time.time()),
+                "model": self.recorded_model, "choices": choices, "usage": usage, "turnout_replay": meta}
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+        answer, usage, meta = self._answer(body)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": self._id(body), "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": self.recorded_model}
+        n = int(body.get("n") or 1)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0, **extra: Any) -> str:
+            out = {**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                   **extra}
+            if include_usage:
+                out["usage"] = None
+            return json.dumps(out, separators=(",", ":"))
+
+        words = re.findall(r"\S+\s*|\s+", answer)
+        step = self.options.stream_words_per_chunk
+        for index in range(n):
+            yield chunk({"role": "assistant", "content": ""}, index=index, turnout_replay=meta)
+            for start in range(0, len(words), step):
+                if self.options.stream_delay_ms:
+                    await asyncio.sleep(self.options.stream_delay_ms / 1000)
+                yield chunk({"content": "".join(words[start:start + step])}, index=index)
+            yield chunk({}, "stop", index=index)
+        if include_usage:
+            yield json.dumps({**base, "choices": [], "usage": usage}, separators=(",", ":"))

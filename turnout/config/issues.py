@@ -1,0 +1,80 @@
+"""Config problems as (path, message) pairs, and the exception that carries a list of them."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import ValidationError
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def format_path(loc: Iterable[object]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name(what: str, name: str, options: Iterable[str]) -> str:
+    options = sorted(options)
+    hint = did_you_mean(name, options)
+    return f"unknown {what} '{name}'{hint} (valid: {', '.join(options) or 'none'})"
+
+
+def _clean_loc(loc: tuple[object, ...]) -> list[object]:
+    # pydantic puts the union tag ("all", "any", "not", "signal") after every field that holds a rule;
+    # drop those tags so paths read like the YAML: decisions[0].when.all[1].signal
+    cleaned: list[object] = []
+    expect_tag = False
+    for part in loc:
+        if expect_tag and part in _RULE_TAGS:
+            expect_tag = False
+            continue
+        cleaned.append(part)
+        expect_tag = part in ("when", "not") or (
+            isinstance(part, int) and len(cleaned) >= 2 and cleaned[-2] in ("all", "any")
+        )
+    return cleaned
+
+
+_RULE_TAGS = ("all", "any", "not", "signal")
+
+
+def from_validation_error(exc: ValidationError, prefix: tuple[object, ...] = (), fields_of=None) -> list[ConfigIssue]:
+    """Turn pydantic errors into issues with YAML paths and 'did you mean' hints for unknown keys."""
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(prefix) + tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            hint = did_you_mean(key, fields_of(loc[:-1]) if fields_of else [])
+            issues.append(ConfigIssue(format_path(loc[:-1]), f"unknown key '{key}'{hint}"))
+            continue
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "required but missing"
+        issues.append(ConfigIssue(format_path(loc), msg))
+    return issues

@@ -1,0 +1,156 @@
+"""Read YAML, resolve `env:VAR` secrets, validate into `Config`, and check cross-references."""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from turnout.config.issues import ConfigError, ConfigIssue, format_path, from_validation_error, unknown_name
+from turnout.config.models import AllRule, AnyRule, Config, NotRule, SignalRule
+
+ENV_PREFIX = "env:"
+
+
+def _resolve_env(node: Any, loc: tuple[object, ...], issues: list[ConfigIssue]) -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, loc + (k,), issues) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, loc + (i,), issues) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith(ENV_PREFIX):
+        var = node[len(ENV_PREFIX):].strip()
+        if var not in os.environ:
+            issues.append(ConfigIssue(format_path(loc), f"environment variable {var} is not set"))
+            return ""
+        return os.environ[var]
+    return node
+
+
+def _model_class(annotation: Any) -> Any:
+    """Unwrap Optional/Annotated/list/dict down to the pydantic model a path segment leads to."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _fields_at(loc: list[object]) -> list[str]:
+    current: Any = Config
+    for part in loc:
+        current = _model_class(current)
+        origin = typing.get_origin(current)
+        if origin in (list, dict):
+            current = typing.get_args(current)[-1]
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = current.model_fields.get(part)
+            if field is None:
+                for f in current.model_fields.values():
+                    if f.alias == part:
+                        field = f
+            if field is None:
+                return []
+            current = field.annotation
+        elif isinstance(part, str) and part in ("all", "any", "not", "signal"):
+            current = {"all": AllRule, "any": AnyRule, "not": NotRule, "signal": SignalRule}[part]
+    current = _model_class(current)
+    members = [_model_class(a) for a in typing.get_args(current)] or [current]
+    return [
+        f.alias or name
+        for cls in members
+        if isinstance(cls, type) and issubclass(cls, BaseModel)
+        for name, f in cls.model_fields.items()
+    ]
+
+
+def parse_config(data: Any, *, source: str = "config") -> Config:
+    """Validate a loaded YAML document. Raises ConfigError listing every problem found."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue("", f"{source}: the top level must be a mapping, got {type(data).__name__}")])
+    issues: list[ConfigIssue] = []
+    data = _resolve_env(data, (), issues)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(issues + from_validation_error(exc, fields_of=_fields_at)) from None
+    issues += check_references(config)
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+    return parse_config(parse_yaml(text, source=str(path)), source=str(path))
+
+
+def parse_yaml(text: str, *, source: str = "config") -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue("", f"{source}: invalid YAML{where}: {problem}")]) from None
+
+
+def rule_signals(rule: Any, path: str) -> list[tuple[str, str]]:
+    """Every (signal name, path) referenced by a rule tree."""
+    if isinstance(rule, SignalRule):
+        return [(rule.signal, f"{path}.signal")]
+    if isinstance(rule, AllRule):
+        return [s for i, r in enumerate(rule.all) for s in rule_signals(r, f"{path}.all[{i}]")]
+    if isinstance(rule, AnyRule):
+        return [s for i, r in enumerate(rule.any) for s in rule_signals(r, f"{path}.any[{i}]")]
+    if isinstance(rule, NotRule):
+        return rule_signals(rule.not_, f"{path}.not")
+    return []
+
+
+def check_references(config: Config) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    seen: dict[str, int] = {}
+    for i, decision in enumerate(config.decisions):
+        path = f"decisions[{i}]"
+        if decision.name in seen:
+            issues.append(ConfigIssue(f"{path}.name", f"duplicate decision name '{decision.name}' (also decisions[{seen[decision.name]}])"))
+        seen.setdefault(decision.name, i)
+        for j, model in enumerate(decision.models):
+            if model not in config.models:
+                issues.append(ConfigIssue(f"{path}.models[{j}]", unknown_name("model", model, config.models)))
+        if decision.when is not None:
+            for name, spath in rule_signals(decision.when, f"{path}.when"):
+                if name not in config.signals:
+                    issues.append(ConfigIssue(spath, unknown_name("signal", name, config.signals)))
+    if config.decisions and all(d.when is not None for d in config.decisions):
+        issues.append(ConfigIssue("decisions", "no default decision: give one decision no `when` so every request has a route"))
+    for i, alias in enumerate(config.routing.aliases):
+        if alias in config.models:
+            issues.append(ConfigIssue(f"routing.aliases[{i}]", f"alias '{alias}' is also a model name"))
+    for name, model in config.models.items():
+        if model.provider in ("openai", "azure") and not model.base_url:
+            issues.append(ConfigIssue(f"models.{name}.base_url", f"required for provider '{model.provider}'"))
+        if model.provider == "azure" and not model.deployment:
+            issues.append(ConfigIssue(f"models.{name}.deployment", "required for provider 'azure'"))
+    return issues

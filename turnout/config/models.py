@@ -1,0 +1,162 @@
+"""Pydantic models of the YAML config file. A leaf module: imports nothing else from turnout."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Cost(Strict):
+    """USD per 1M tokens."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+
+    def usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+
+class Timeouts(Strict):
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(600.0, gt=0)
+    write: float = Field(30.0, gt=0)
+    pool: float = Field(10.0, gt=0)
+
+
+class ModelConfig(Strict):
+    provider: str
+    model: str | None = Field(None, description="upstream model id; defaults to the config key")
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
+    deployment: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    cost: Cost = Field(default_factory=Cost)
+    timeout: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(100, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict, description="provider-specific settings")
+
+
+class SignalConfig(BaseModel):
+    """`kind` picks the signal class; every other key is that class's parameter (checked at build)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _rule_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        keys = [k for k in ("all", "any", "not", "signal") if k in value]
+        return keys[0] if len(keys) == 1 else None
+    if isinstance(value, BaseModel):
+        return {AllRule: "all", AnyRule: "any", NotRule: "not", SignalRule: "signal"}.get(type(value))
+    return None
+
+
+class SignalRule(Strict):
+    signal: str
+    min_score: float | None = None
+
+
+class AllRule(Strict):
+    all: list["Rule"] = Field(min_length=1)
+
+
+class AnyRule(Strict):
+    any: list["Rule"] = Field(min_length=1)
+
+
+class NotRule(Strict):
+    not_: "Rule" = Field(alias="not")
+
+
+Rule = Annotated[
+    Union[
+        Annotated[AllRule, Tag("all")],
+        Annotated[AnyRule, Tag("any")],
+        Annotated[NotRule, Tag("not")],
+        Annotated[SignalRule, Tag("signal")],
+    ],
+    Discriminator(
+        _rule_tag,
+        custom_error_type="invalid_rule",
+        custom_error_message="a rule is exactly one of {all: [...]}, {any: [...]}, {not: RULE}, {signal: NAME}",
+    ),
+]
+for _cls in (AllRule, AnyRule, NotRule):
+    _cls.model_rebuild()
+
+
+class AlgorithmConfig(Strict):
+    name: str = "static"
+    params: dict[str, Any] = Field(default_factory=dict)
+    artifact: str | None = None
+
+
+class PluginConfig(Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_single_key(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "name" not in value:
+            if len(value) != 1:
+                raise ValueError("a plugin is written {PLUGIN_NAME: {params}} with exactly one key")
+            (name, params), = value.items()
+            return {"name": name, "params": params or {}}
+        return value
+
+
+class DecisionConfig(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    priority: int = 0
+    when: Rule | None = Field(None, description="no condition: this decision is the default")
+    models: list[str] = Field(min_length=1)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    plugins: list[PluginConfig] = Field(default_factory=list)
+
+
+class RoutingConfig(Strict):
+    aliases: list[str] = Field(default_factory=lambda: ["auto"], description="model names that are routed")
+    allow_direct: bool = Field(True, description="a configured model name in a request goes straight to it")
+
+    @field_validator("aliases")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if any(not a for a in value):
+            raise ValueError("an alias cannot be empty")
+        return value
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    log_level: str = "info"
+
+
+class Config(Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    models: dict[str, ModelConfig] = Field(min_length=1)
+    signals: dict[str, SignalConfig] = Field(default_factory=dict)
+    decisions: list[DecisionConfig] = Field(default_factory=list)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    def effective_decisions(self) -> list[DecisionConfig]:
+        """The configured decisions; with none, one default decision over every model."""
+        if self.decisions:
+            return self.decisions
+        return [DecisionConfig(name="default", models=list(self.models))]

@@ -1,0 +1,98 @@
+"""The RoutingContext that flows through the pipeline, and the small value types it carries."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    matched: bool
+    score: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    elapsed_us: float = 0.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a selector picked, with every candidate's score and a human reason."""
+
+    model: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass
+class Caller:
+    """Who is calling: filled by auth (issue 7); anonymous until then."""
+
+    key_id: str = "anonymous"
+    roles: tuple[str, ...] = ()
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "\n".join(parts)
+    return ""
+
+
+@dataclass
+class RoutingContext:
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    caller: Caller = field(default_factory=Caller)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    signals: dict[str, SignalResult] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages = self.body.get("messages")
+        return messages if isinstance(messages, list) else []
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    def text(self, scope: str = "all") -> str:
+        """Flattened text of the conversation: 'all', 'user', 'last_user' or 'system' messages. Cached."""
+        key = f"text:{scope}"
+        if key not in self.cache:
+            self.cache[key] = "\n".join(_text_of(m.get("content")) for m in self._scoped(scope))
+        return self.cache[key]
+
+    def _scoped(self, scope: str) -> list[dict[str, Any]]:
+        msgs = [m for m in self.messages if isinstance(m, dict)]
+        if scope == "all":
+            return msgs
+        if scope == "system":
+            return [m for m in msgs if m.get("role") in ("system", "developer")]
+        users = [m for m in msgs if m.get("role") == "user"]
+        if scope == "last_user":
+            return users[-1:]
+        return users
+
+    @property
+    def token_estimate(self) -> int:
+        """A cheap token count (about 4 characters a token) for routing and cost estimates."""
+        if "tokens" not in self.cache:
+            self.cache["tokens"] = estimate_tokens(self.text("all"))
+        return self.cache["tokens"]
+
+
+def estimate_tokens(text: str) -> int:
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    """About 4 characters a token: good enough for routing thresholds and cost estimates."""
+    return (chars + 3) // 4

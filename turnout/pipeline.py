@@ -1,0 +1,245 @@
+"""The Router: a config compiled into signals, decisions, selectors, plugins and backends, and the request
+path through them. One Router serves until a reload replaces it; it is immutable while it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnout.backends import Backend, build_backend
+from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
+from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
+from turnout.decisions import DecisionEngine, DecisionTrace
+from turnout.errors import ModelNotFoundError
+from turnout.plugins import Plugin, plugins
+from turnout.selection import Candidate, Selector, build_selector
+from turnout.signals import Signal, signals
+
+SIGNAL_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Route:
+    """Where a request goes and why."""
+
+    mode: str  # "routed" or "direct"
+    decision: str
+    model: str
+    choice: Choice
+    plugins: list[Plugin] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[DecisionTrace] = field(default_factory=list)
+    algorithm: str = ""
+    elapsed_us: float = 0.0
+
+    def explanation(self, ctx: RoutingContext) -> dict[str, Any]:
+        return {
+            "request_id": ctx.request_id,
+            "requested_model": ctx.body.get("model"),
+            "mode": self.mode,
+            "signals": self.signals,
+            "decisions": [{"name": d.name, "priority": d.priority, "matched": d.matched} for d in self.decisions],
+            "decision": self.decision,
+            "algorithm": self.algorithm,
+            "candidates": [{"model": m, "score": round(s, 6)} for m, s in self.choice.scores.items()],
+            "model": self.model,
+            "reason": self.choice.reason,
+            "plugins": [p.name for p in self.plugins],
+            "elapsed_us": round(self.elapsed_us, 1),
+        }
+
+
+def _collect(issues: list[ConfigIssue], make: Callable[[], Any]) -> Any:
+    """Run a constructor; record its ConfigError/KeyError as issues instead of stopping at the first."""
+    try:
+        return make()
+    except ConfigError as exc:
+        issues.extend(exc.issues)
+    except KeyError as exc:
+        issues.append(ConfigIssue("", str(exc.args[0])))
+    return None
+
+
+@dataclass
+class CompiledDecision:
+    config: DecisionConfig
+    selector: Selector
+    plugins: list[Plugin]
+
+
+class Router:
+    def __init__(self, config: Config, signals_: dict[str, Signal], decisions: dict[str, CompiledDecision],
+                 backends: dict[str, Backend]) -> None:
+        self.config = config
+        self.signals = signals_
+        self.decisions = decisions
+        self.backends = backends
+        self.engine = DecisionEngine([d.config for d in decisions.values()])
+        used = [self.signals[n] for n in self.engine.referenced_signals]
+        self._cheap = [s for s in used if s.cost == 0]
+        self._costly = [s for s in used if s.cost > 0]
+        self.aliases = set(config.routing.aliases)
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ----- building -------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: Config) -> "Router":
+        """Compile a validated config; every unknown name or bad parameter is reported, with its path."""
+        issues: list[ConfigIssue] = []
+        built_signals = {}
+        for name, spec in config.signals.items():
+            path = f"signals.{name}"
+            kind = _collect(issues, lambda: signals.get(spec.kind))
+            if kind is None:
+                issues[-1] = ConfigIssue(f"{path}.kind", issues[-1].message)
+                continue
+            signal = _collect(issues, lambda: kind.from_config(name, spec.params, path))
+            if signal is not None:
+                built_signals[name] = signal
+        decisions = {}
+        for i, d in enumerate(config.effective_decisions()):
+            path = f"decisions[{i}]"
+            selector = _collect(issues, lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm"))
+            if selector is None and issues and not issues[-1].path:
+                issues[-1] = ConfigIssue(f"{path}.algorithm.name", issues[-1].message)
+            chain = []
+            for j, p in enumerate(d.plugins):
+                ppath = f"{path}.plugins[{j}]"
+                plugin_cls = _collect(issues, lambda: plugins.get(p.name))
+                if plugin_cls is None:
+                    issues[-1] = ConfigIssue(ppath, issues[-1].message)
+                    continue
+                plugin = _collect(issues, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
+                if plugin is not None:
+                    chain.append(plugin)
+            if selector is not None:
+                decisions[d.name] = CompiledDecision(d, selector, chain)
+        built_backends = {}
+        for name, model in config.models.items():
+            backend = _collect(issues, lambda: build_backend(name, model))
+            if backend is None and issues and not issues[-1].path:
+                issues[-1] = ConfigIssue(f"models.{name}.provider", issues[-1].message)
+            if backend is not None:
+                built_backends[name] = backend
+        if issues:
+            for backend in built_backends.values():
+                _close_soon(backend)
+            raise ConfigError(issues)
+        return cls(config, built_signals, decisions, built_backends)
+
+    # ----- routing --------------------------------------------------------------------------------------
+    async def evaluate_signals(self, ctx: RoutingContext) -> list[dict[str, Any]]:
+        trace = [await self._run_signal(s, ctx) for s in self._cheap]
+        if self._costly:
+            trace += await asyncio.gather(*(self._run_signal(s, ctx) for s in self._costly))
+        return trace
+
+    async def _run_signal(self, signal: Signal, ctx: RoutingContext) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(signal.evaluate(ctx), SIGNAL_TIMEOUT_S) if signal.cost else \
+                await signal.evaluate(ctx)
+        except asyncio.TimeoutError:
+            result = SignalResult(False, error=f"timed out after {SIGNAL_TIMEOUT_S}s")
+        except Exception as exc:  # a failing signal must never fail the request: it counts as not matched
+            result = SignalResult(False, error=f"{type(exc).__name__}: {exc}"[:300])
+        elapsed = (time.perf_counter() - start) * 1e6
+        ctx.signals[signal.name] = result
+        entry = {"name": signal.name, "kind": signal.kind, "matched": result.matched,
+                 "score": round(result.score, 4), "elapsed_us": round(elapsed, 1)}
+        if result.detail:
+            entry["detail"] = result.detail
+        if result.error:
+            entry["error"] = result.error
+        return entry
+
+    def candidates(self, names: list[str]) -> list[Candidate]:
+        return [Candidate(n, self.config.models[n].cost) for n in names]
+
+    async def route(self, ctx: RoutingContext) -> Route:
+        """Everything up to (not including) the backend call; the Route is the explanation."""
+        start = time.perf_counter()
+        requested = ctx.body.get("model")
+        if requested in self.aliases:
+            trace = await self.evaluate_signals(ctx)
+            decision, decisions = self.engine.decide(ctx.signals)
+            compiled = self.decisions[decision.name]
+            choice = compiled.selector.select(ctx, self.candidates(decision.models))
+            route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, decisions,
+                          decision.algorithm.name)
+        elif requested in self.config.models and self.config.routing.allow_direct:
+            route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"))
+        else:
+            valid = sorted(self.aliases) + (sorted(self.config.models) if self.config.routing.allow_direct else [])
+            raise ModelNotFoundError(f"The model '{requested}' does not exist here; use one of: {', '.join(valid)}",
+                                     param="model")
+        route.elapsed_us = (time.perf_counter() - start) * 1e6
+        return route
+
+    # ----- calling --------------------------------------------------------------------------------------
+    async def run_before(self, ctx: RoutingContext, route: Route) -> dict[str, Any] | None:
+        for plugin in route.plugins:
+            answer = await plugin.before(ctx)
+            if answer is not None:
+                return answer
+        return None
+
+    async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
+        response = await self.run_before(ctx, route)
+        if response is None:
+            response = await self.backends[route.model].complete(ctx.body)
+        for plugin in reversed(route.plugins):
+            response = await plugin.after(ctx, response)
+        return response
+
+    async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[str]:
+        await self.run_before(ctx, route)
+        return self.backends[route.model].stream(ctx.body)
+
+    def cost_usd(self, model: str, usage: dict[str, Any] | None, ctx: RoutingContext, completion_chars: int = 0) -> float:
+        """USD for a response: from its usage when the upstream reported it, else estimated."""
+        usage = usage or {}
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        if prompt is None:
+            prompt = ctx.token_estimate
+        if completion is None:
+            completion = tokens_for_chars(completion_chars)
+        return self.config.models[model].cost.usd(int(prompt or 0), int(completion or 0))
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for b in self.backends.values() for s in b.secrets())
+
+    # ----- lifetime -------------------------------------------------------------------------------------
+    def acquire(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight <= 0:
+            self._idle.set()
+
+    async def drain_and_close(self, timeout: float = 600.0) -> None:
+        """Wait for in-flight requests (streams included) to finish, then close every backend."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
+
+
+def _close_soon(backend: Backend) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # built outside a loop (CLI validate): the clients hold no connections yet
+    loop.create_task(backend.aclose())

@@ -1,0 +1,69 @@
+"""The FastAPI app: OpenAI-compatible endpoints over the Router, with hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from turnout import __version__
+from turnout.config import Config
+from turnout.pipeline import Router
+from turnout.server import errors, routes
+from turnout.server.holder import RouterHolder
+
+log = logging.getLogger("turnout")
+
+CONFIG_ENV = "TURNOUT_CONFIG"
+
+
+def default_config() -> Config:
+    from turnout.demo import demo_config
+
+    return demo_config()
+
+
+def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Config | None = None,
+               watch: bool = True) -> FastAPI:
+    """Build the app. With a path the file is watched and reloaded (also on SIGHUP); with neither a path
+    nor a config, the embedded demo is served."""
+    if config is not None:
+        holder = RouterHolder(Router.build(config))
+    elif config_path is not None:
+        holder = RouterHolder.from_path(config_path)
+    else:
+        holder = RouterHolder(Router.build(default_config()))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = []
+        if watch and holder.path is not None:
+            tasks.append(asyncio.create_task(holder.watch()))
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: tasks.append(asyncio.create_task(holder.reload("SIGHUP"))))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await holder.aclose()
+
+    app = FastAPI(title="turnout", version=__version__, lifespan=lifespan,
+                  description="An OpenAI-compatible LLM router.")
+    app.state.holder = holder
+    errors.install(app)
+    app.include_router(routes.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker serving: the config path comes from TURNOUT_CONFIG."""
+    path = os.environ.get(CONFIG_ENV) or None
+    return create_app(Path(path) if path else None)

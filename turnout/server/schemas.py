@@ -1,0 +1,81 @@
+"""The request bodies turnout accepts, validated strictly enough to name the bad field, loosely enough to
+pass every unknown field through to the upstream untouched."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+from turnout.config.issues import format_path
+from turnout.errors import InvalidRequestError
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TextPart(Open):
+    type: Literal["text"]
+    text: str
+
+
+class ContentPart(Open):
+    type: str = Field(min_length=1)
+
+
+Part = Annotated[
+    Union[Annotated[TextPart, Tag("text")], Annotated[ContentPart, Tag("other")]],
+    Discriminator(lambda v: "text" if (v.get("type") if isinstance(v, dict) else getattr(v, "type", None)) == "text"
+                  else "other"),
+]
+
+
+class Message(Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[Part] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(Open):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(Open):
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=128)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    response_format: dict[str, Any] | None = None
+
+
+_adapter = TypeAdapter(ChatCompletionRequest)
+
+
+def check_chat_request(body: Any) -> None:
+    """Raise InvalidRequestError naming the first bad field; the body itself is forwarded unchanged."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    try:
+        _adapter.validate_python(body)
+    except ValidationError as exc:
+        err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))  # the most specific
+        loc: list[object] = []
+        previous: object = None
+        for part in err["loc"]:  # drop pydantic's union-branch labels, keep the field path
+            is_tag = part in ("text", "other") and isinstance(previous, int) and "content" in loc
+            previous = part
+            if part == "str" or (isinstance(part, str) and part.startswith(("list[", "tagged-union["))) or is_tag:
+                continue
+            loc.append(part)
+        param = format_path(loc)
+        message = "required but missing" if err["type"] == "missing" else err["msg"]
+        raise InvalidRequestError(f"{param}: {message}" if param else message, param=param or None) from None

@@ -1,0 +1,55 @@
+"""Server-sent events out: OpenAI chunk texts framed as `data:` lines, errors as an error event."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from turnout.errors import StreamInterruptedError, TurnoutError, scrub
+
+log = logging.getLogger("turnout.stream")
+
+DONE = b"data: [DONE]\n\n"
+
+
+def frame(data: str) -> bytes:
+    return b"data: " + data.encode("utf-8") + b"\n\n"
+
+
+async def relay(
+    first: str,
+    rest: AsyncIterator[str],
+    *,
+    on_chunk: Callable[[str], None],
+    on_end: Callable[[str | None], None],
+    trailer: Callable[[], str] | None = None,
+    secrets: tuple[str, ...] = (),
+) -> AsyncIterator[bytes]:
+    """Yield the upstream's chunks as SSE. A failure mid-stream ends the stream with an OpenAI error event
+    (never a silent truncation); `on_end` always runs, with the error code if there was one."""
+    error: str | None = None
+    try:
+        on_chunk(first)
+        yield frame(first)
+        async for chunk in rest:
+            on_chunk(chunk)
+            yield frame(chunk)
+        if trailer is not None:
+            yield b": " + trailer().encode() + b"\n\n"  # an SSE comment: clients ignore it, scripts can read it
+        yield DONE
+    except TurnoutError as exc:
+        error = exc.code or "stream_interrupted"
+        log.warning("stream ended by upstream failure: %s", scrub(exc.message, secrets))
+        body = exc.to_dict()
+        body["error"]["message"] = scrub(exc.message, secrets)
+        yield frame(json.dumps(body))
+    except Exception as exc:  # noqa: BLE001 - the client gets a clean error event, never a hang
+        error = StreamInterruptedError.code
+        log.error("stream failed: %s", type(exc).__name__)
+        yield frame(json.dumps(StreamInterruptedError("the stream failed inside turnout").to_dict()))
+    finally:
+        on_end(error)
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()  # releases the upstream connection when the client goes away

@@ -1,0 +1,40 @@
+"""The Signal interface and its registry. A signal looks at a request and says how strongly it applies."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from turnout.context import RoutingContext, SignalResult
+from turnout.params import Params, validate_params
+from turnout.registry import Registry
+
+
+class Signal(abc.ABC):
+    kind: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+    #: evaluation order: cheap signals (0) first; neural ones (10) run concurrently after them
+    cost: ClassVar[int] = 0
+
+    def __init__(self, name: str, params: Params) -> None:
+        self.name = name
+        self.params = params
+
+    @classmethod
+    def from_config(cls, name: str, params: dict[str, Any], path: str) -> "Signal":
+        return cls(name, validate_params(cls.Params, params, path))
+
+    @abc.abstractmethod
+    async def evaluate(self, ctx: RoutingContext) -> SignalResult:
+        """Score the request; the result is cached on the context by the caller."""
+
+
+signals: Registry[Signal] = Registry("signal kind")
+
+
+def register(kind: str):
+    def decorate(cls: type[Signal]) -> type[Signal]:
+        cls.kind = kind
+        return signals.register(kind)(cls)
+
+    return decorate
