@@ -43,8 +43,9 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
-        if watch and holder.path is not None:
-            tasks.append(asyncio.create_task(holder.watch()))
+        if holder.path is not None:
+            if watch:
+                tasks.append(asyncio.create_task(holder.watch()))
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
                 asyncio.get_running_loop().add_signal_handler(
                     signal.SIGHUP, lambda: tasks.append(asyncio.create_task(holder.reload("SIGHUP"))))
@@ -66,4 +67,4 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: the config path comes from TURNOUT_CONFIG."""
     path = os.environ.get(CONFIG_ENV) or None
-    return create_app(Path(path) if path else None)
+    return create_app(Path(path) if path else None, watch=os.environ.get("TURNOUT_WATCH", "1") != "0")

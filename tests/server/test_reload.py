@@ -1,0 +1,135 @@
+"""Hot reload of a real `turnout serve` process: on file change and on SIGHUP; bad files are rejected
+and the old config keeps serving; requests in flight during a reload complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import base_config
+from turnout.testing import free_port
+
+
+class Served:
+    def __init__(self, path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = path.with_suffix(".log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "turnout.cli", "serve", "--config", str(path), "--port", str(self.port), *args],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(self.log.read_text())
+            time.sleep(0.1)
+
+    def generation(self) -> int:
+        return httpx.get(self.url + "/readyz").json()["generation"]
+
+    def wait_generation(self, n: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while self.generation() != n:
+            assert time.monotonic() < deadline, f"generation stayed {self.generation()}:\n{self.log.read_text()}"
+            time.sleep(0.05)
+
+    def routed_model(self) -> str:
+        response = httpx.post(self.url + "/v1/route", json={"model": "auto", "messages": [{"role": "user",
+                                                                                             "content": "hi"}]})
+        return response.json()["model"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def config_file(tmp_path, upstream):
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(base_config(upstream.url)))
+    return path
+
+
+def with_default(config: dict, model: str) -> str:
+    config["decisions"][-1]["models"] = [model]
+    return yaml.safe_dump(config)
+
+
+def test_reload_on_file_change_good_then_bad(config_file, upstream):
+    served = Served(config_file)
+    try:
+        assert served.routed_model() == "small"
+        config_file.write_text(with_default(base_config(upstream.url), "strong"))
+        served.wait_generation(2)
+        assert served.routed_model() == "strong"
+
+        config_file.write_text(with_default(base_config(upstream.url), "no-such-model"))
+        time.sleep(1.5)  # the watcher sees it, rejects it, and keeps serving generation 2
+        assert served.generation() == 2 and served.routed_model() == "strong"
+        config_file.write_text("models: [unclosed")
+        time.sleep(1.5)
+        assert served.generation() == 2 and served.routed_model() == "strong"
+        log = served.log.read_text()
+        assert "decisions[1].models[0]: unknown model 'no-such-model'" in log
+        assert "invalid YAML" in log
+    finally:
+        served.stop()
+
+
+def test_reload_on_sighup_only_when_not_watching(config_file, upstream):
+    served = Served(config_file, "--no-watch")
+    try:
+        config_file.write_text(with_default(base_config(upstream.url), "strong"))
+        time.sleep(1.0)
+        assert served.generation() == 1 and served.routed_model() == "small"
+        os.kill(served.proc.pid, signal.SIGHUP)
+        served.wait_generation(2)
+        assert served.routed_model() == "strong"
+    finally:
+        served.stop()
+
+
+def test_requests_in_flight_survive_a_reload(config_file, upstream):
+    served = Served(config_file)
+    results: dict[str, object] = {}
+
+    def slow_call() -> None:
+        results["plain"] = httpx.post(served.url + "/v1/chat/completions", timeout=30, json={
+            "model": "auto", "messages": [{"role": "user", "content": "slow #sleep:1.5"}]})
+
+    def slow_stream() -> None:
+        with httpx.stream("POST", served.url + "/v1/chat/completions", timeout=30, json={
+                "model": "auto", "stream": True,
+                "messages": [{"role": "user", "content": "a b c d e f #trickle:0.25"}]}) as response:
+            results["stream"] = [line for line in response.iter_lines() if line.startswith("data: ")]
+
+    try:
+        threads = [threading.Thread(target=slow_call), threading.Thread(target=slow_stream)]
+        for t in threads:
+            t.start()
+        time.sleep(0.4)
+        config_file.write_text(with_default(base_config(upstream.url), "strong"))
+        served.wait_generation(2)
+        for t in threads:
+            t.join(30)
+        plain = results["plain"]
+        assert plain.status_code == 200 and plain.json()["choices"][0]["message"]["content"] == "echo: slow #sleep:1.5"
+        assert plain.headers["x-turnout-model"] == "small"  # routed by the config it started under
+        assert results["stream"][-1] == "data: [DONE]" and len(results["stream"]) > 8
+        assert served.routed_model() == "strong"
+    finally:
+        served.stop()

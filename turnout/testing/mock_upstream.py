@@ -1,0 +1,229 @@
+"""A mock LLM server speaking OpenAI's /v1/chat/completions and Anthropic's /v1/messages wire formats.
+
+It answers "echo: <last user text>". Directives in the last user message change its behaviour:
+  #tool            answer with a tool call (get_weather) instead of text
+  #error:<status>  fail with that status and a provider-shaped error body (#error:429 adds Retry-After)
+  #sleep:<s>       wait s seconds before answering
+  #trickle:<s>     stream, waiting s seconds between chunks
+  #midstream-fail  stream two chunks, then break the connection
+  #malformed       answer 200 with a body that is not JSON
+Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them.
+Run it alone: python -m turnout.testing.mock_upstream --port 9000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+FAKE_KEY_IN_ERRORS = "sk-mockupstreamsecret1234567890"
+TOOL_ARGS = {"city": "Paris", "unit": "celsius"}
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _directive(text: str, name: str) -> str | None:
+    match = re.search(rf"#{name}(?::([\w.]+))?", text)
+    return None if match is None else (match.group(1) or "")
+
+
+class Mock:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def record(self, request: Request, body: Any) -> None:
+        self.requests.append({"path": request.url.path, "query": str(request.url.query),
+                              "headers": dict(request.headers), "body": body})
+
+    async def before(self, text: str, anthropic: bool) -> Response | None:
+        if (sleep := _directive(text, "sleep")) is not None:
+            await asyncio.sleep(float(sleep or 1))
+        if (status := _directive(text, "error")) is not None:
+            code = int(status or 500)
+            message = f"mock failure {code}; Incorrect API key provided: {FAKE_KEY_IN_ERRORS}"
+            headers = {"retry-after": "1"} if code == 429 else {}
+            body = ({"type": "error", "error": {"type": "api_error", "message": message}} if anthropic else
+                    {"error": {"message": message, "type": "mock_error", "code": f"mock_{code}", "param": None}})
+            return JSONResponse(body, status_code=code, headers=headers)
+        if _directive(text, "malformed") is not None:
+            return Response(b"<html>not json</html>", media_type="application/json")
+        return None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*", text) or [text]
+
+
+async def _paced(chunks: list[bytes], text: str):
+    trickle = _directive(text, "trickle")
+    fail = _directive(text, "midstream-fail") is not None
+    for i, chunk in enumerate(chunks):
+        if fail and i == 2:
+            raise ConnectionResetError("mock upstream broke the stream")
+        if trickle:
+            await asyncio.sleep(float(trickle))
+        yield chunk
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n").encode()
+
+
+async def openai_chat(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    body = await request.json()
+    mock.record(request, body)
+    text = _last_user_text(body.get("messages"))
+    if (early := await mock.before(text, anthropic=False)) is not None:
+        return early
+    model, created, cid = body.get("model", "mock"), int(time.time()), "chatcmpl-mock"
+    n = int(body.get("n") or 1)
+    tool = _directive(text, "tool") is not None and body.get("tools")
+    reply = f"echo: {text}"
+    prompt_tokens, completion_tokens = max(1, len(text) // 4), len(_words(reply))
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    call = {"id": "call_mock_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps(TOOL_ARGS)}}
+    finish = "tool_calls" if tool else "stop"
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": None, "tool_calls": [call]} if tool else \
+            {"role": "assistant", "content": reply}
+        choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(n)]
+        out = {"id": cid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
+               "usage": usage, "system_fingerprint": "fp_mock", "mock_extra_field": {"kept": True}}
+        return JSONResponse(out)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, index: int = 0) -> bytes:
+        data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_mock",
+                "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if include_usage:
+            data["usage"] = None
+        return _sse(data)
+
+    chunks = []
+    for i in range(n):
+        chunks.append(chunk({"role": "assistant", "content": ""}, index=i))
+        if tool:
+            args = call["function"]["arguments"]
+            chunks.append(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                 "function": {"name": "get_weather", "arguments": ""}}]}, index=i))
+            for j in range(0, len(args), 8):
+                chunks.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[j:j + 8]}}]}, index=i))
+        else:
+            chunks += [chunk({"content": w}, index=i) for w in _words(reply)]
+        chunks.append(chunk({}, finish, index=i))
+    if include_usage:
+        chunks.append(_sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [], "usage": usage}))
+    chunks.append(b"data: [DONE]\n\n")
+    return StreamingResponse(_paced(chunks, text), media_type="text/event-stream")
+
+
+async def anthropic_messages(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    body = await request.json()
+    mock.record(request, body)
+    if not request.headers.get("x-api-key") or not request.headers.get("anthropic-version"):
+        return JSONResponse({"type": "error", "error": {"type": "authentication_error",
+                                                        "message": "x-api-key and anthropic-version are required"}},
+                            status_code=401)
+    if "max_tokens" not in body:
+        return JSONResponse({"type": "error", "error": {"type": "invalid_request_error",
+                                                        "message": "max_tokens: Field required"}}, status_code=400)
+    text = _last_user_text([{"role": m["role"], "content": m["content"]} for m in body.get("messages", [])])
+    if (early := await mock.before(text, anthropic=True)) is not None:
+        return early
+    tool = _directive(text, "tool") is not None and body.get("tools")
+    reply = f"echo: {text}"
+    usage_in = max(1, len(text) // 4)
+    model, mid = body.get("model", "claude-mock"), "msg_mock"
+    if not body.get("stream"):
+        content = [{"type": "text", "text": "Let me check."},
+                   {"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": TOOL_ARGS}] if tool \
+            else [{"type": "text", "text": reply}]
+        return JSONResponse({"id": mid, "type": "message", "role": "assistant", "model": model, "content": content,
+                             "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None,
+                             "usage": {"input_tokens": usage_in, "output_tokens": len(_words(reply))}})
+    events = [_sse({"type": "message_start", "message": {"id": mid, "type": "message", "role": "assistant",
+                                                           "model": model, "content": [], "stop_reason": None,
+                                                           "usage": {"input_tokens": usage_in, "output_tokens": 1}}},
+                   "message_start"),
+              _sse({"type": "ping"}, "ping")]
+    if tool:
+        args = json.dumps(TOOL_ARGS)
+        events.append(_sse({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather",
+                                              "input": {}}}, "content_block_start"))
+        events += [_sse({"type": "content_block_delta", "index": 0,
+                         "delta": {"type": "input_json_delta", "partial_json": args[j:j + 8]}}, "content_block_delta")
+                   for j in range(0, len(args), 8)]
+    else:
+        events.append(_sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                           "content_block_start"))
+        events += [_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
+                        "content_block_delta") for w in _words(reply)]
+    events.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+    events.append(_sse({"type": "message_delta", "delta": {"stop_reason": "tool_use" if tool else "end_turn",
+                                                           "stop_sequence": None},
+                        "usage": {"output_tokens": len(_words(reply))}}, "message_delta"))
+    events.append(_sse({"type": "message_stop"}, "message_stop"))
+    return StreamingResponse(_paced(events, text), media_type="text/event-stream")
+
+
+async def list_requests(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    if request.method == "DELETE":
+        mock.requests.clear()
+        return JSONResponse({"cleared": True})
+    return JSONResponse(mock.requests)
+
+
+def create_mock_upstream(record: bool = True) -> Starlette:
+    app = Starlette(routes=[
+        Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/chat/completions", openai_chat, methods=["POST"]),
+        Route("/v1/messages", anthropic_messages, methods=["POST"]),
+        Route("/_requests", list_requests, methods=["GET", "DELETE"]),
+    ])
+    app.state.mock = Mock()
+    if not record:
+        app.state.mock.record = lambda request, body: None  # type: ignore[method-assign]
+    return app
+
+
+def main() -> None:
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--no-record", action="store_true", help="do not keep requests (for load tests)")
+    args = parser.parse_args()
+    uvicorn.run(create_mock_upstream(record=not args.no_record), host="127.0.0.1", port=args.port,
+                log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
