@@ -197,7 +197,7 @@ class Router:
             response = await plugin.after(ctx, response)
         return response
 
-    async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[str]:
+    async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
         await self.run_before(ctx, route)
         return self.backends[route.model].stream(ctx.body)
 

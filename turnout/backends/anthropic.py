@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
+from functools import cached_property
 from typing import Any
+
+import httpx
 
 from pydantic import Field
 
@@ -12,6 +14,7 @@ from turnout.backends.anthropic_wire import StreamTranslator, from_anthropic, to
 from turnout.backends.base import Chunk, register
 from turnout.backends.http import HTTPBackend
 from turnout.errors import StreamInterruptedError, UpstreamError
+from turnout.jsonutil import dumps_str, loads
 from turnout.params import Params
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -33,9 +36,9 @@ class AnthropicBackend(HTTPBackend):
             headers["x-api-key"] = self.config.api_key.get_secret_value()
         return headers
 
-    @property
-    def url(self) -> str:
-        return f"{(self.config.base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages"
+    @cached_property
+    def url(self) -> httpx.URL:
+        return httpx.URL(f"{(self.config.base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages")
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return to_anthropic(body, self.upstream_model, self.options.default_max_tokens)
@@ -44,26 +47,29 @@ class AnthropicBackend(HTTPBackend):
         payload = self.payload({**body, "stream": False})
         response = await self.post(self.url, payload)
         try:
-            return from_anthropic(response.json())
+            return from_anthropic(loads(response.content))
         except (ValueError, AttributeError, TypeError):
             raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message") from None
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         response = await self.post(self.url, self.payload({**body, "stream": True}), stream=True)
         translator = StreamTranslator(include_usage)
-        async for _event, data in self.sse_events(response):
-            try:
-                event = json.loads(data)
-            except ValueError:
-                raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not JSON") from None
-            if event.get("type") == "error":
-                err = event.get("error") or {}
-                raise StreamInterruptedError(f"upstream '{self.name}': {err.get('message', 'stream error')}",
-                                             code=str(err.get("type") or "stream_interrupted"))
-            for chunk in translator.feed(event):
-                yield json.dumps(chunk, separators=(",", ":"))
-            if event.get("type") == "message_stop":
-                return
+        async for events in self.sse_batches(response):
+            batch = []
+            for _event, data in events:
+                if translator.stopped:
+                    break  # keep reading to the end so the connection goes back to the pool
+                try:
+                    event = loads(data)
+                except ValueError:
+                    raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not JSON") from None
+                if event.get("type") == "error":
+                    err = event.get("error") or {}
+                    raise StreamInterruptedError(f"upstream '{self.name}': {err.get('message', 'stream error')}",
+                                                 code=str(err.get("type") or "stream_interrupted"))
+                batch += [dumps_str(chunk) for chunk in translator.feed(event)]
+            if batch:
+                yield batch
         if not translator.finished:
             raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")

@@ -187,7 +187,8 @@ class StreamTranslator:
         self.id, self.model, self.created = "", "", int(time.time())
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # Anthropic content block index → OpenAI tool_calls index
-        self.finished = False
+        self.finished = False  # a stop reason was seen
+        self.stopped = False  # message_stop was seen: nothing more to translate
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -229,7 +230,7 @@ class StreamTranslator:
                 return [self._chunk({}, STOP_REASONS.get(reason, "stop"))]
             return []
         if kind == "message_stop":
-            self.finished = True
+            self.finished = self.stopped = True
             if self.include_usage:
                 return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                          "model": self.model, "choices": [], "usage": usage_of(self.usage)}]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
+
+import httpx
 
 from turnout.backends.base import register
 from turnout.backends.http import HTTPBackend
@@ -19,11 +22,11 @@ class AzureBackend(OpenAIBackend):
             headers["api-key"] = self.config.api_key.get_secret_value()
         return headers
 
-    @property
-    def url(self) -> str:
+    @cached_property
+    def url(self) -> httpx.URL:
         base = (self.config.base_url or "").rstrip("/")
         version = self.config.api_version or DEFAULT_API_VERSION
-        return f"{base}/openai/deployments/{self.config.deployment}/chat/completions?api-version={version}"
+        return httpx.URL(f"{base}/openai/deployments/{self.config.deployment}/chat/completions?api-version={version}")
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         # the deployment names the model; Azure ignores `model`, so keep the caller's

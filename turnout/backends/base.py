@@ -30,9 +30,9 @@ class Backend(abc.ABC):
         """Send a non-streaming chat completion; return the OpenAI-shaped response."""
 
     @abc.abstractmethod
-    def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
-        """Send a streaming chat completion; yield OpenAI chunk JSON texts. Errors before the first chunk
-        raise UpstreamError; errors after it raise StreamInterruptedError."""
+    def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
+        """Send a streaming chat completion; yield batches of OpenAI chunk JSON texts (the chunks that
+        arrived together). Errors before the first batch raise UpstreamError; after it, StreamInterruptedError."""
 
     async def aclose(self) -> None:
         """Release connections. Called once the backend has no request in flight."""

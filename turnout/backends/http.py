@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from turnout.backends.base import Backend
+from turnout.backends.transport import AiohttpTransport
 from turnout.config import ModelConfig
+from turnout.jsonutil import dumps, loads
 from turnout.errors import (
     StreamInterruptedError,
     UpstreamConnectionError,
@@ -23,12 +24,15 @@ class HTTPBackend(Backend):
     def __init__(self, name: str, config: ModelConfig, *, path: str = "") -> None:
         super().__init__(name, config, path=path)
         t = config.timeout
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-            limits=httpx.Limits(max_connections=config.max_connections,
-                                max_keepalive_connections=config.max_connections),
-            headers=self.default_headers(),
-        )
+        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
+        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+        self.transport: httpx.AsyncBaseTransport = (
+            AiohttpTransport(limits) if config.transport == "aiohttp" else httpx.AsyncHTTPTransport(limits=limits))
+        self.client = httpx.AsyncClient(timeout=timeout, transport=self.transport, headers=self.default_headers())
+        # requests go straight to the transport: an upstream's cookies must not stick to the client, and
+        # the client's auth/redirect/cookie layers cost CPU on every request for nothing a backend needs
+        self._headers = {**self.default_headers(), "content-type": "application/json"}
+        self._extensions = {"timeout": timeout.as_dict()}
 
     def default_headers(self) -> dict[str, str]:
         return dict(self.config.headers)
@@ -38,10 +42,15 @@ class HTTPBackend(Backend):
 
     async def post(self, url: str, payload: dict[str, Any], *, stream: bool = False) -> httpx.Response:
         """POST and return a successful response (its body unread when streaming); raise UpstreamError."""
-        request = self.client.build_request("POST", url, content=json.dumps(payload).encode(),
-                                            headers={"content-type": "application/json"})
+        request = httpx.Request("POST", url, content=dumps(payload), headers=self._headers,
+                                extensions=self._extensions)
         try:
-            response = await self.client.send(request, stream=stream)
+            response = await self.transport.handle_async_request(request)
+            if not stream:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(f"upstream '{self.name}' timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -60,7 +69,7 @@ class HTTPBackend(Backend):
         status = response.status_code
         message, type_, code, param = "", None, None, None
         try:
-            err = json.loads(content)["error"]
+            err = loads(content)["error"]
             if isinstance(err, dict):
                 message = str(err.get("message") or "")
                 type_, code, param = err.get("type"), err.get("code"), err.get("param")
@@ -80,26 +89,42 @@ class HTTPBackend(Backend):
             return UpstreamError(f"upstream '{self.name}': {message}", **kwargs)
         return UpstreamError(f"upstream '{self.name}' failed with status {status}: {message}", **kwargs)
 
-    async def sse_events(self, response: httpx.Response) -> AsyncIterator[tuple[str | None, str]]:
-        """Yield (event, data) pairs of a server-sent-event stream; map transport failures mid-stream."""
-        event: str | None = None
-        data: list[str] = []
+    async def sse_batches(self, response: httpx.Response) -> AsyncIterator[list[tuple[str | None, str]]]:
+        """Yield the server-sent events of a stream as (event, data) pairs, batched by network read so
+        that chunks which arrive together are relayed in one write. Maps transport failures mid-stream."""
+        buffer = b""
+        started = False
         try:
-            async for line in response.aiter_lines():
-                if not line:
-                    if data:
-                        yield event, "\n".join(data)
-                    event, data = None, []
-                elif line.startswith("data:"):
-                    data.append(line[6:] if line.startswith("data: ") else line[5:])
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-            if data:
-                yield event, "\n".join(data)
+            async for block in response.aiter_bytes():
+                buffer += block.replace(b"\r\n", b"\n") if b"\r" in block else block
+                head, sep, buffer = buffer.rpartition(b"\n\n")
+                if sep:
+                    batch = [e for e in map(_parse_event, head.split(b"\n\n")) if e is not None]
+                    if batch:
+                        started = True
+                        yield batch
+            if buffer.strip() and (event := _parse_event(buffer)) is not None:
+                yield [event]
         except httpx.TimeoutException:
+            if not started:  # nothing reached the client yet: an ordinary timeout, safe to retry
+                raise UpstreamTimeoutError(f"upstream '{self.name}' timed out before its first chunk") from None
             raise StreamInterruptedError(f"upstream '{self.name}' stalled mid-stream") from None
         except httpx.HTTPError as exc:
+            if not started:
+                raise UpstreamConnectionError(
+                    f"upstream '{self.name}' broke off before its first chunk ({type(exc).__name__})") from None
             raise StreamInterruptedError(
                 f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})") from None
         finally:
             await response.aclose()
+
+
+def _parse_event(raw: bytes) -> tuple[str | None, str] | None:
+    event: str | None = None
+    data: list[str] = []
+    for line in raw.decode("utf-8", "replace").split("\n"):
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    return (event, "\n".join(data)) if data else None

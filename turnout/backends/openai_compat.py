@@ -4,12 +4,16 @@ with only `model` set to the upstream model id."""
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from collections.abc import AsyncIterator
 from typing import Any
+
+import httpx
 
 from turnout.backends.base import Chunk, register
 from turnout.backends.http import HTTPBackend
 from turnout.errors import StreamInterruptedError, UpstreamError
+from turnout.jsonutil import loads
 
 # a chunk that carries a finish reason (or an error event) ends a stream even if [DONE] never comes
 _FINISHED = re.compile(r'"finish_reason"\s*:\s*"|^\{\s*"error"')
@@ -23,9 +27,9 @@ class OpenAIBackend(HTTPBackend):
             headers["authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         return headers
 
-    @property
-    def url(self) -> str:
-        return f"{(self.config.base_url or '').rstrip('/')}/chat/completions"
+    @cached_property
+    def url(self) -> httpx.URL:
+        return httpx.URL(f"{(self.config.base_url or '').rstrip('/')}/chat/completions")
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "model": self.upstream_model}
@@ -33,20 +37,27 @@ class OpenAIBackend(HTTPBackend):
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.post(self.url, self.payload(body))
         try:
-            data = response.json()
+            data = loads(response.content)
         except ValueError:
             raise UpstreamError(f"upstream '{self.name}' returned a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamError(f"upstream '{self.name}' returned JSON that is not a chat completion")
         return data
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
         response = await self.post(self.url, self.payload(body), stream=True)
-        finished = False
-        async for _event, data in self.sse_events(response):
-            if data == "[DONE]":
-                return
-            finished = finished or _FINISHED.search(data) is not None
-            yield data
+        finished = done = False
+        async for events in self.sse_batches(response):
+            if done:
+                continue  # read to the end so the connection goes back to the pool
+            batch = []
+            for _event, data in events:
+                if data == "[DONE]":
+                    finished = done = True
+                    break
+                finished = finished or _FINISHED.search(data) is not None
+                batch.append(data)
+            if batch:
+                yield batch
         if not finished:
             raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")

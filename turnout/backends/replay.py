@@ -128,7 +128,7 @@ class ReplayBackend(Backend):
         return {"id": self._id(body), "object": "chat.completion", "created": int(time.time()),
                 "model": self.recorded_model, "choices": choices, "usage": usage, "turnout_replay": meta}
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
         answer, usage, meta = self._answer(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": self._id(body), "object": "chat.completion.chunk", "created": int(time.time()),
@@ -143,13 +143,17 @@ class ReplayBackend(Backend):
             return json.dumps(out, separators=(",", ":"))
 
         words = re.findall(r"\S+\s*|\s+", answer)
-        step = self.options.stream_words_per_chunk
+        step, delay = self.options.stream_words_per_chunk, self.options.stream_delay_ms / 1000
+        batch: list[Chunk] = []
         for index in range(n):
-            yield chunk({"role": "assistant", "content": ""}, index=index, turnout_replay=meta)
+            batch.append(chunk({"role": "assistant", "content": ""}, index=index, turnout_replay=meta))
             for start in range(0, len(words), step):
-                if self.options.stream_delay_ms:
-                    await asyncio.sleep(self.options.stream_delay_ms / 1000)
-                yield chunk({"content": "".join(words[start:start + step])}, index=index)
-            yield chunk({}, "stop", index=index)
+                if delay:  # paced like a live model: one chunk per delay
+                    yield batch
+                    batch = []
+                    await asyncio.sleep(delay)
+                batch.append(chunk({"content": "".join(words[start:start + step])}, index=index))
+            batch.append(chunk({}, "stop", index=index))
         if include_usage:
-            yield json.dumps({**base, "choices": [], "usage": usage}, separators=(",", ":"))
+            batch.append(json.dumps({**base, "choices": [], "usage": usage}, separators=(",", ":")))
+        yield batch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
@@ -39,6 +39,8 @@ class ModelConfig(Strict):
     cost: Cost = Field(default_factory=Cost)
     timeout: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(100, ge=1)
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="connection layer under the httpx client: aiohttp (less CPU) or httpx's own (HTTP/2, proxies)")
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific settings")
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from turnout import __version__
 from turnout.context import RoutingContext
+from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
 from turnout.server.schemas import ChatCompletionRequest, check_chat_request
@@ -34,12 +34,11 @@ async def read_json(request: Request, limit: int) -> Any:
         raise TurnoutError(f"request body exceeds {limit} bytes", status=413, type="invalid_request_error",
                            code="request_too_large")
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidRequestError("the request body is not valid UTF-8", code="invalid_json") from None
+        return loads(raw)
     except ValueError as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise InvalidRequestError(f"the request body is not valid JSON{where}", code="invalid_json") from None
+        reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else "not valid JSON"
+        where = f" at line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
+        raise InvalidRequestError(f"the request body is {reason}{where}", code="invalid_json") from None
 
 
 async def _context(request: Request, current: Router) -> RoutingContext:
@@ -72,7 +71,7 @@ async def chat_completions(request: Request):
         cost = current.cost_usd(route.model, result.get("usage"), ctx, _completion_chars(result))
         headers["x-turnout-cost-usd"] = f"{cost:.8f}"
         _log(ctx, route, 200, start, cost)
-        return JSONResponse(result, headers=headers)
+        return Response(dumps(result), media_type="application/json", headers=headers)
     finally:
         if not handed_over:
             current.release()
@@ -99,7 +98,7 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, headers: d
     def on_chunk(chunk: str) -> None:
         nonlocal completion_chars
         try:
-            data = json.loads(chunk)
+            data = loads(chunk)
         except ValueError:
             return
         if isinstance(data.get("usage"), dict):

@@ -18,23 +18,25 @@ def frame(data: str) -> bytes:
 
 
 async def relay(
-    first: str,
-    rest: AsyncIterator[str],
+    first: list[str],
+    rest: AsyncIterator[list[str]],
     *,
     on_chunk: Callable[[str], None],
     on_end: Callable[[str | None], None],
     trailer: Callable[[], str] | None = None,
     secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[bytes]:
-    """Yield the upstream's chunks as SSE. A failure mid-stream ends the stream with an OpenAI error event
+    """Yield the upstream's chunk batches as SSE, one write per batch. A failure mid-stream ends the stream with an OpenAI error event
     (never a silent truncation); `on_end` always runs, with the error code if there was one."""
     error: str | None = None
     try:
-        on_chunk(first)
-        yield frame(first)
-        async for chunk in rest:
+        for chunk in first:
             on_chunk(chunk)
-            yield frame(chunk)
+        yield b"".join(map(frame, first))
+        async for batch in rest:
+            for chunk in batch:
+                on_chunk(chunk)
+            yield b"".join(map(frame, batch))
         if trailer is not None:
             yield b": " + trailer().encode() + b"\n\n"  # an SSE comment: clients ignore it, scripts can read it
         yield DONE

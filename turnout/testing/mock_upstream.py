@@ -4,7 +4,7 @@ It answers "echo: <last user text>". Directives in the last user message change 
   #tool            answer with a tool call (get_weather) instead of text
   #error:<status>  fail with that status and a provider-shaped error body (#error:429 adds Retry-After)
   #sleep:<s>       wait s seconds before answering
-  #trickle:<s>     stream, waiting s seconds between chunks
+  #trickle:<s>     stream, waiting s seconds between chunks (the first comes at once)
   #midstream-fail  stream two chunks, then break the connection
   #malformed       answer 200 with a body that is not JSON
 Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them.
@@ -77,7 +77,7 @@ async def _paced(chunks: list[bytes], text: str):
     for i, chunk in enumerate(chunks):
         if fail and i == 2:
             raise ConnectionResetError("mock upstream broke the stream")
-        if trickle:
+        if trickle and i > 0:
             await asyncio.sleep(float(trickle))
         yield chunk
 

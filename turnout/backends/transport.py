@@ -1,0 +1,79 @@
+"""An httpx transport over aiohttp. Backends keep httpx's client API (and its MockTransport for tests), while
+the bytes move through aiohttp's connection pool, which costs about half the CPU per request of httpcore's
+(benchmarks/overhead.py shows the effect on turnout's overhead)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+
+
+def _mapped(exc: BaseException) -> httpx.TransportError:
+    """aiohttp's exception as the httpx one that retry and error rules key on."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return httpx.ConnectTimeout(str(exc) or "connect timeout")
+        return httpx.ReadTimeout(str(exc) or "read timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(str(exc))
+    return httpx.ReadError(str(exc) or type(exc).__name__)
+
+
+# aiohttp sets these itself from the body and the URL
+_HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for block in self._response.content.iter_any():
+                yield block
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _mapped(exc) from None
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # created lazily: a session binds to the running event loop, and configs are built off-loop on reload
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._limits.max_connections or 0,
+                                             keepalive_timeout=self._limits.keepalive_expiry or 5.0)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                                  skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        try:
+            response = await self._client().request(
+                request.method, str(request.url), data=request.content or None,
+                headers=[(k, v) for k, v in request.headers.multi_items() if k not in _HOP_BY_HOP],
+                allow_redirects=False, timeout=aiohttp.ClientTimeout(
+                    total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read")))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _mapped(exc) from None
+        headers = [(k, v) for k, v in response.raw_headers if k.lower() not in (b"content-encoding", b"content-length")]
+        return httpx.Response(response.status, headers=headers, stream=_Body(response),
+                              extensions={"reason_phrase": (response.reason or "").encode()})
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
