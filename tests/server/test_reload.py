@@ -133,3 +133,19 @@ def test_requests_in_flight_survive_a_reload(config_file, upstream):
         assert served.routed_model() == "strong"
     finally:
         served.stop()
+
+
+def test_several_workers_serve_and_reload(config_file, upstream):
+    served = Served(config_file, "--workers", "2")
+    try:
+        for _ in range(10):
+            response = httpx.post(served.url + "/v1/chat/completions", timeout=30, json={
+                "model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+            assert response.status_code == 200 and response.headers["x-turnout-model"] == "small"
+        config_file.write_text(with_default(base_config(upstream.url), "strong"))
+        deadline = time.monotonic() + 15
+        while {served.routed_model() for _ in range(8)} != {"strong"}:  # every worker reloads on its own
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        served.stop()
