@@ -11,8 +11,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, attr: str = "registered_name") -> None:
         self.what = what
+        self.attr = attr  # the class attribute that receives the registered name (e.g. Signal.kind)
         self._items: dict[str, type[T]] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
@@ -20,7 +21,7 @@ class Registry(Generic[T]):
             if name in self._items and self._items[name] is not cls:
                 raise ValueError(f"{self.what} '{name}' is registered twice")
             self._items[name] = cls
-            cls.registered_name = name  # type: ignore[attr-defined]
+            setattr(cls, self.attr, name)
             return cls
 
         return decorate

@@ -42,15 +42,9 @@ class Backend(abc.ABC):
         return (key,) if key else ()
 
 
-backends: Registry[Backend] = Registry("provider")
+backends: Registry[Backend] = Registry("provider", attr="provider")
+register = backends.register
 
-
-def register(provider: str):
-    def decorate(cls: type[Backend]) -> type[Backend]:
-        cls.provider = provider
-        return backends.register(provider)(cls)
-
-    return decorate
 
 
 def build_backend(name: str, config: ModelConfig) -> Backend:

@@ -29,12 +29,6 @@ class Plugin:
         return response
 
 
-plugins: Registry[Plugin] = Registry("plugin")
+plugins: Registry[Plugin] = Registry("plugin", attr="name")
+register = plugins.register
 
-
-def register(name: str):
-    def decorate(cls: type[Plugin]) -> type[Plugin]:
-        cls.name = name
-        return plugins.register(name)(cls)
-
-    return decorate

@@ -38,7 +38,7 @@ class Selector(abc.ABC):
         return {name: getattr(self, name) for name in _init_params(type(self))}
 
 
-selectors: Registry[Selector] = Registry("selection algorithm")
+selectors: Registry[Selector] = Registry("selection algorithm", attr="name")
 register = selectors.register
 
 

@@ -29,12 +29,6 @@ class Signal(abc.ABC):
         """Score the request; the result is cached on the context by the caller."""
 
 
-signals: Registry[Signal] = Registry("signal kind")
+signals: Registry[Signal] = Registry("signal kind", attr="kind")
+register = signals.register
 
-
-def register(kind: str):
-    def decorate(cls: type[Signal]) -> type[Signal]:
-        cls.kind = kind
-        return signals.register(kind)(cls)
-
-    return decorate
