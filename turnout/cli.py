@@ -95,8 +95,9 @@ def validate(file: Annotated[Path, typer.Argument(help="the YAML config to check
     """Check a config: every problem is printed with its path; exit 1 if any is an error."""
     router = _build(file)
     asyncio.run(router.aclose())
+    _print_issues(router.warnings, str(file))
     out.print(f"[green]ok[/green] {file}: {len(router.config.models)} models, {len(router.config.signals)} signals, "
-              f"{len(router.decisions)} decisions", highlight=False)
+              f"{len(router.decisions)} decisions, {len(router.warnings)} warning(s)", highlight=False)
 
 
 @app.command()

@@ -90,7 +90,11 @@ class RoutingContext:
 
 
 def estimate_tokens(text: str) -> int:
-    return tokens_for_chars(len(text))
+    """About 4 characters a token for Latin scripts; CJK and other multi-byte scripts count about a token
+    per character (UTF-8 length / 4 lands near both)."""
+    if text.isascii():
+        return tokens_for_chars(len(text))
+    return tokens_for_chars(len(text.encode("utf-8", "replace")))
 
 
 def tokens_for_chars(chars: int) -> int:

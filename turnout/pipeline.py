@@ -13,6 +13,7 @@ from turnout.backends import Backend, build_backend
 from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
 from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
 from turnout.decisions import DecisionEngine, DecisionTrace
+from turnout.decisions.analysis import analyse
 from turnout.errors import ModelNotFoundError
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
@@ -78,6 +79,7 @@ class Router:
         self.decisions = decisions
         self.backends = backends
         self.engine = DecisionEngine([d.config for d in decisions.values()])
+        self.warnings = analyse(config.decisions)
         used = [self.signals[n] for n in self.engine.referenced_signals]
         self._cheap = [s for s in used if s.cost == 0]
         self._costly = [s for s in used if s.cost > 0]

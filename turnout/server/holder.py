@@ -17,6 +17,7 @@ log = logging.getLogger("turnout.reload")
 class RouterHolder:
     def __init__(self, router: Router, path: Path | None = None) -> None:
         self.router = router
+        _log_warnings(router)
         self.path = path
         self.generation = 1
         self._lock = asyncio.Lock()
@@ -41,6 +42,7 @@ class RouterHolder:
                 log.error("reload (%s) failed, still serving generation %d: %s: %s", reason, self.generation,
                           type(exc).__name__, exc)
                 return False
+            _log_warnings(router)
             old, self.router = self.router, router
             self.generation += 1
             task = asyncio.create_task(old.drain_and_close())
@@ -64,3 +66,8 @@ class RouterHolder:
         await self.router.aclose()
         for task in list(self._retired):
             task.cancel()
+
+
+def _log_warnings(router: Router) -> None:
+    for issue in router.warnings:
+        log.warning("config warning: %s", issue)
