@@ -1,8 +1,10 @@
 """Signals: one file per kind, registered by name in `signals`."""
 
 from turnout.signals import (  # noqa: F401  (registration)
+    classifiers,
     context_length,
     conversation,
+    embedding,
     keyword,
     language,
     pii,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+from turnout.config import ConfigError, ConfigIssue
 from turnout.context import RoutingContext, SignalResult
 from turnout.params import Params, validate_params
 from turnout.registry import Registry
@@ -22,7 +23,12 @@ class Signal(abc.ABC):
 
     @classmethod
     def from_config(cls, name: str, params: dict[str, Any], path: str) -> "Signal":
-        return cls(name, validate_params(cls.Params, params, path))
+        checked = validate_params(cls.Params, params, path)
+        try:
+            return cls(name, checked)
+        except (ValueError, OSError) as exc:  # e.g. an artifact that is missing or does not fit the params
+            raise ConfigError([ConfigIssue(path, f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError)
+                                           else str(exc))]) from None
 
     @abc.abstractmethod
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:

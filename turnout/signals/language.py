@@ -22,7 +22,8 @@ def _detector():
 
 def detect(text: str) -> tuple[str, float]:
     """(ISO 639-1 code, confidence); ('und', 0.0) when there is nothing to detect."""
-    sample = " ".join(text[:SAMPLE_CHARS].split())
+    # lone surrogates (invalid UTF-8 escapes in the JSON) would make the fastText binding raise
+    sample = " ".join(text[:SAMPLE_CHARS].encode("utf-8", "replace").decode("utf-8").split())
     if not any(ch.isalpha() for ch in sample):
         return "und", 0.0
     best = _detector().detect(sample, k=1)[0]

@@ -57,7 +57,7 @@ def _ip_ok(raw: str) -> bool:
 
 
 _CHECKS = {"credit_card": lambda s: 13 <= len(d := re.sub(r"\D", "", s)) <= 19 and _luhn(d),
-           "iban": _iban_ok, "ip_address": _ip_ok}
+           "iban": _iban_ok, "ip_address": _ip_ok, "phone": lambda s: 8 <= len(re.sub(r"\D", "", s)) <= 15}
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
@@ -65,8 +65,8 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
     "us_ssn": re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
     "uk_nino": re.compile(r"\b(?![DFIQUV])[A-Z](?![DFIQUVO])[A-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
-    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}\b"
-                        r"|(?<![\w+])\+\d{7,14}\b"),
+    "phone": re.compile(r"(?<![\w+-])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w-])"
+                        r"|(?<![\w-])(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])"),
     "ip_address": re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"
                              r"|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b"),
     "secret": re.compile(

@@ -13,23 +13,50 @@ from turnout.signals.base import Signal, register
 
 Kind = Literal["code", "json", "math", "table"]
 
-_CODE = re.compile(
-    r"```|^(?: {4}|\t)\S|^\s*(?:def |class |import |from \S+ import |#include|public |private |function |const |let |"
-    r"var |fn |func |package |SELECT |INSERT |UPDATE |CREATE TABLE)|[;{}]\s*$|=>|->\s*\w|\w+\([^()]*\)\s*[{:;]",
-    re.MULTILINE)
-_JSON = re.compile(r'[{\[]\s*"[^"\n]{1,80}"\s*:', re.MULTILINE)
-_MATH = re.compile(
-    r"\\(?:frac|sqrt|int|sum|prod|lim|alpha|beta|theta|pi|cdot|times|leq|geq|neq|infty|partial)\b|\$[^$\n]+\$|"
-    r"[∫∑∏√∞≤≥≠≈±∂∇]|\b\d+\s*[x×*/^]\s*\d+\s*[=+\-]|\b[a-z]\s*\^\s*\d|\b(?:sin|cos|tan|log|ln)\s*\(|"
-    r"\b\d+\s*[+\-*/]\s*\d+\s*=", re.IGNORECASE)
-_TABLE = re.compile(r"^\s*\|.*\|\s*$\n^\s*\|?\s*:?-{3,}", re.MULTILINE)
-_PATTERNS = {"code": _CODE, "json": _JSON, "math": _MATH, "table": _TABLE}
+# Each kind is a list of (triggers, pattern): the pattern runs only when one of its trigger substrings is in
+# the text (a C-speed `in`), so plain prose costs a few substring scans instead of regex passes.
+_M = re.MULTILINE
+_RULES: dict[str, list[tuple[tuple[str, ...], re.Pattern[str] | None]]] = {
+    "code": [
+        (("```",), None),
+        (("\n    ", "\n\t"), re.compile(r"^(?: {4}|\t)[^\s]", _M)),
+        (("def ", "class ", "import ", "#include", "function ", "const ", "let ", "var ", "fn ", "func ", "package ",
+          "SELECT ", "INSERT ", "UPDATE ", "CREATE TABLE", "public ", "private "),
+         re.compile(r"^[ \t]*(?:def |class |import |from [\w.]+ import |#include|public |private |function |const |"
+                    r"let |var |fn |func |package |SELECT |INSERT |UPDATE |CREATE TABLE)", _M)),
+        ((";", "{", "}"), re.compile(r"[;{}][ \t]*$", _M)),
+        (("=>", "->"), re.compile(r"=>|->[ \t]*\w")),
+        ((")",), re.compile(r"\)[ \t]*[{:;][ \t]*$", _M)),
+    ],
+    "json": [
+        (('"',), re.compile(r'[{\[][ \t\n]{0,20}"[^"\n]{1,80}"[ \t]{0,5}:')),
+    ],
+    "math": [
+        (("\\",), re.compile(r"\\(?:frac|sqrt|int|sum|prod|lim|alpha|beta|theta|pi|cdot|times|leq|geq|neq|infty|"
+                               r"partial)\b")),
+        (("$",), re.compile(r"\$[^$\n]{1,200}\$")),
+        (("∫", "∑", "∏", "√", "∞", "≤", "≥", "≠", "≈", "±", "∂", "∇"), None),
+        (("^",), re.compile(r"[\w)]\s?\^\s?[\d(]")),
+        (("=",), re.compile(r"\d\s?[+\-*/×^]\s?\d{1,12}\s?=|[a-z]\s?=\s?\d|\d\s?=\s?[a-z]\b", re.IGNORECASE)),
+        (("(",), re.compile(r"\b(?:sin|cos|tan|log|ln|exp)\s?\(")),
+    ],
+    "table": [
+        (("|",), re.compile(r"^[ \t]*\|[^\n]*\|[ \t]*\n[ \t]*\|?[ \t]*:?-{3,}", _M)),
+    ],
+}
+
+
+def has_structure(kind: str, text: str) -> bool:
+    for triggers, pattern in _RULES[kind]:
+        if any(t in text for t in triggers) and (pattern is None or pattern.search(text)):
+            return True
+    return False
 
 
 class StructureParams(Params):
     kinds: list[Kind] = Field(default_factory=lambda: ["code"], min_length=1)
     scope: Literal["last_user", "user", "all"] = "last_user"
-    max_chars: int = Field(100_000, ge=1, description="look at most at this many characters (from the end)")
+    max_chars: int = Field(50_000, ge=1, description="look at most at this many characters (from the end)")
 
 
 @register("structure")
@@ -40,5 +67,5 @@ class StructureSignal(Signal):
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
         text = ctx.text(self.params.scope)[-self.params.max_chars:]
-        found = [kind for kind in self.params.kinds if _PATTERNS[kind].search(text)]
+        found = [kind for kind in self.params.kinds if has_structure(kind, text)]
         return SignalResult(bool(found), len(found) / len(self.params.kinds), {"found": found} if found else {})

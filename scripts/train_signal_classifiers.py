@@ -1,0 +1,39 @@
+"""Train the classifiers that ship with turnout (domain, complexity, jailbreak) on ../shared/data and write
+them to turnout/models/data/NAME.npz with their held-out metrics.
+
+Run from the repository root: python scripts/train_signal_classifiers.py [--shared ../shared/data]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from turnout.eval.signals_report import TASKS, evaluate_classifier
+from turnout.models.classifier import LinearClassifier
+
+SOURCES = {
+    "domain": "LLMRouter tasks (MIT) and RouteLLM MMLU subjects (Apache-2.0), mapped to domains",
+    "complexity": "LLMRouter routing scores (MIT): hard = the four 7-9B models score < 0.5 on average",
+    "jailbreak": "llm-warden jailbreak/benign prompts (MIT), default split",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--C", type=float, default=4.0)
+    args = parser.parse_args()
+    metrics = {}
+    for task, loader in TASKS.items():
+        train, test = loader(args.shared)
+        model = LinearClassifier.fit([t for t, _ in train], [label for _, label in train], C=args.C,
+                                     meta={"task": task, "trained_on": SOURCES[task], "train_rows": len(train)})
+        metrics[task] = model.meta["held_out"] = evaluate_classifier(task, model, test)
+        model.save(Path(f"turnout/models/data/{task}.npz"))
+        print(task, json.dumps(metrics[task]))
+    Path("turnout/models/data/classifier_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Offline evaluation: datasets from ../shared/data, metrics and reports. Never imported by the server."""

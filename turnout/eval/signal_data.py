@@ -1,0 +1,104 @@
+"""Labelled data for the classifier signals, read from ../shared/data (see its READMEs for licences).
+
+Every loader returns (train, test) lists of (text, label) with a fixed split, so training and evaluation
+always see the same held-out rows."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+Examples = list[tuple[str, str]]
+
+LLMROUTER_TASK_DOMAINS = {
+    "gsm8k": "math", "math": "math", "mgsm": "math", "mbpp": "code", "human_eval": "code",
+    "gpqa": "science", "arc_challenge": "science", "openbook_qa": "science", "commonsense_qa": "general",
+    "natural_qa": "general", "trivia_qa": "general", "logicgrid": "reasoning", "commongen": "writing",
+}
+MMLU_SUBJECT_DOMAINS = {
+    "math": ["abstract_algebra", "college_mathematics", "elementary_mathematics", "high_school_mathematics",
+             "high_school_statistics"],
+    "code": ["college_computer_science", "computer_security", "high_school_computer_science", "machine_learning"],
+    "science": ["astronomy", "college_biology", "college_chemistry", "college_physics", "conceptual_physics",
+                "electrical_engineering", "high_school_biology", "high_school_chemistry", "high_school_physics"],
+    "health": ["anatomy", "clinical_knowledge", "college_medicine", "human_aging", "medical_genetics", "nutrition",
+               "professional_medicine", "virology"],
+    "law": ["international_law", "jurisprudence", "professional_law"],
+    "business": ["business_ethics", "management", "marketing", "professional_accounting", "econometrics",
+                 "high_school_macroeconomics", "high_school_microeconomics"],
+    "humanities": ["formal_logic", "high_school_european_history", "high_school_us_history",
+                   "high_school_world_history", "logical_fallacies", "moral_disputes", "moral_scenarios", "philosophy",
+                   "prehistory", "world_religions"],
+    "social_science": ["high_school_geography", "high_school_government_and_politics", "high_school_psychology",
+                       "human_sexuality", "professional_psychology", "public_relations", "security_studies",
+                       "sociology", "us_foreign_policy"],
+    "general": ["global_facts", "miscellaneous"],
+}
+SMALL_MODELS = ("gemma-2-9b-it", "llama-3.1-8b-instruct", "mistral-7b-instruct-v0.3", "qwen2.5-7b-instruct")
+
+
+def held_out(text: str, percent: int = 20) -> bool:
+    """A deterministic split by content: the same prompt always lands on the same side."""
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16) % 100 < percent
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _dedupe(rows: Examples) -> Examples:
+    seen: set[str] = set()
+    out = []
+    for text, label in rows:
+        if text not in seen:
+            seen.add(text)
+            out.append((text, label))
+    return out
+
+
+def domain_examples(shared: Path, per_subject: int = 120) -> tuple[Examples, Examples]:
+    train: Examples = []
+    test: Examples = []
+    for row in _csv(shared / "llmrouter/routing_scores_merged.csv"):
+        domain = LLMROUTER_TASK_DOMAINS.get(row["task_name"])
+        if domain is None or row["in_train_and_test"] == "True":
+            continue
+        (test if row["split"] == "test" else train).append((row["query"], domain))
+    subject_domain = {s: d for d, subjects in MMLU_SUBJECT_DOMAINS.items() for s in subjects}
+    for path in sorted((shared / "routellm/evals/mmlu/responses").glob("mmlu_*.csv")):
+        domain = subject_domain.get(path.stem[len("mmlu_"):])
+        if domain is None:
+            continue
+        for row in _csv(path)[:per_subject]:  # cap big subjects (professional_law has 1,534)
+            (test if held_out(row["prompt"]) else train).append((row["prompt"], domain))
+    train, test = _dedupe(train), _dedupe(test)
+    test_texts = {t for t, _ in test}
+    return [x for x in train if x[0] not in test_texts], test
+
+
+def complexity_examples(shared: Path) -> tuple[Examples, Examples]:
+    """'hard' when the small open models fail on average (mean score < 0.5), else 'easy'."""
+    train: Examples = []
+    test: Examples = []
+    for row in _csv(shared / "llmrouter/routing_scores_merged.csv"):
+        if row["in_train_and_test"] == "True" and row["split"] == "test":
+            continue
+        mean = sum(float(row[f"score__{m}"]) for m in SMALL_MODELS) / len(SMALL_MODELS)
+        (test if row["split"] == "test" else train).append((row["query"], "hard" if mean < 0.5 else "easy"))
+    return _dedupe(train), _dedupe(test)
+
+
+def jailbreak_examples(shared: Path) -> tuple[Examples, Examples]:
+    base = shared / "jailbreak/default"
+    train = _dedupe([(r["prompt"], r["type"]) for r in _csv(base / "jailbreak_dataset_train.csv")])
+    test = _dedupe([(r["prompt"], r["type"]) for r in _csv(base / "jailbreak_dataset_test.csv")])
+    train_texts = {t for t, _ in train}
+    return train, [x for x in test if x[0] not in train_texts]
+
+
+def pii_examples(path: Path) -> list[dict]:
+    """The project's labelled PII set: JSONL of {"text", "spans": [{"type", "value"}]}."""
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]

