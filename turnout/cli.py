@@ -176,5 +176,76 @@ def models(config: ConfigOption = None) -> None:
               f"{'' if cfg.routing.allow_direct else ' (direct model names are refused)'}", highlight=False)
 
 
+@app.command("eval-signals")
+def eval_signals(
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report here")] = None,
+    shared: Annotated[Path, typer.Option(help="the shared data folder")] = Path("../shared/data"),
+    pii_set: Annotated[Path, typer.Option(help="labelled PII prompts (JSONL)")] = Path("tests/data/pii_labelled.jsonl"),
+    domain: Annotated[Optional[str], typer.Option(help="domain classifier to evaluate (default: shipped)")] = None,
+    complexity: Annotated[Optional[str], typer.Option(help="complexity classifier (default: shipped)")] = None,
+    jailbreak: Annotated[Optional[str], typer.Option(help="jailbreak classifier (default: shipped)")] = None,
+) -> None:
+    """Held-out quality of the domain, complexity, jailbreak and PII signals."""
+    from turnout.eval.signals_report import evaluate_all
+
+    artifacts = {k: v for k, v in (("domain", domain), ("complexity", complexity), ("jailbreak", jailbreak)) if v}
+    report = evaluate_all(shared, pii_set, artifacts)
+    table = Table(title="signals on held-out data", title_justify="left")
+    for col in ("signal", "rows", "accuracy", "AUC", "precision", "recall", "F1"):
+        table.add_column(col, justify="left" if col == "signal" else "right")
+    fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
+    for task in ("domain", "complexity", "jailbreak"):
+        r = report[task]
+        table.add_row(task, str(r["test_rows"]), fmt(r, "accuracy"), fmt(r, "auc"), fmt(r, "precision"),
+                      fmt(r, "recall"), fmt(r, "f1"))
+    pii = report["pii"]
+    table.add_row("pii", str(pii["labelled_items"]), "-", "-", "-", f"{pii['recall']:.3f}", "-")
+    out.print(table)
+    out.print(f"pii false positives on {pii['clean_prompts']} clean prompts: {pii['false_positives_on_clean_prompts']}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        out.print(f"wrote {json_out}")
+
+
+@app.command("train-classifier")
+def train_classifier(
+    data: Annotated[Path, typer.Option(help="CSV or JSONL with a text column and a label column")],
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the classifier (.npz)")],
+    text_column: Annotated[str, typer.Option(help="column with the prompt text")] = "text",
+    label_column: Annotated[str, typer.Option(help="column with the label")] = "label",
+    encoder: Annotated[str, typer.Option(help="minilm-static or minilm-onnx")] = "minilm-static",
+) -> None:
+    """Train a domain/complexity/jailbreak-style classifier on your own labelled prompts. Use it with the
+    signal's `artifact:` parameter (labels must include `hard` for complexity, `jailbreak` for jailbreak)."""
+    import csv as csv_module
+
+    from turnout.models.classifier import LinearClassifier
+
+    try:
+        if data.suffix == ".jsonl":
+            rows = [json.loads(line) for line in data.open(encoding="utf-8") if line.strip()]
+        else:
+            with data.open(newline="", encoding="utf-8") as f:
+                rows = list(csv_module.DictReader(f))
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error[/red] cannot read {data}: {exc}")
+        raise typer.Exit(1) from None
+    missing = [c for c in (text_column, label_column) if rows and c not in rows[0]]
+    if not rows or missing:
+        err.print(f"[red]error[/red] {data}: " + (f"no column {', '.join(missing)} (columns: {', '.join(rows[0])})"
+                                                  if rows else "no rows"))
+        raise typer.Exit(1)
+    texts = [str(r[text_column]) for r in rows]
+    labels = [str(r[label_column]) for r in rows]
+    if len(set(labels)) < 2:
+        err.print(f"[red]error[/red] {data}: column {label_column} needs at least two different labels")
+        raise typer.Exit(1)
+    model = LinearClassifier.fit(texts, labels, encoder=encoder, meta={"trained_on": str(data), "rows": len(rows)})
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out_file)
+    out.print(f"wrote {out_file}: {len(rows)} rows, labels {', '.join(model.labels)}")
+
+
 if __name__ == "__main__":
     app()

@@ -15,6 +15,7 @@ from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_cha
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
 from turnout.errors import ModelNotFoundError
+from turnout.jsonutil import dumps_str
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
 from turnout.signals import Signal, signals
@@ -200,7 +201,9 @@ class Router:
         return response
 
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
-        await self.run_before(ctx, route)
+        answer = await self.run_before(ctx, route)
+        if answer is not None:
+            return _single_batch(completion_as_chunks(answer, ctx))
         return self.backends[route.model].stream(ctx.body)
 
     def cost_usd(self, model: str, usage: dict[str, Any] | None, ctx: RoutingContext, completion_chars: int = 0) -> float:
@@ -237,6 +240,29 @@ class Router:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
+
+
+def completion_as_chunks(response: dict[str, Any], ctx: RoutingContext) -> list[str]:
+    """A complete chat completion as the chunks a stream of it would have carried."""
+    base = {"id": response.get("id", ""), "object": "chat.completion.chunk", "created": response.get("created", 0),
+            "model": response.get("model", "")}
+    chunks = []
+    for choice in response.get("choices") or []:
+        message = choice.get("message") or {}
+        delta = {"role": "assistant", "content": message.get("content")}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        index = choice.get("index", 0)
+        chunks.append({**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]})
+        chunks.append({**base, "choices": [{"index": index, "delta": {}, "logprobs": None,
+                                            "finish_reason": choice.get("finish_reason") or "stop"}]})
+    if (ctx.body.get("stream_options") or {}).get("include_usage") and response.get("usage"):
+        chunks.append({**base, "choices": [], "usage": response["usage"]})
+    return [dumps_str(c) for c in chunks]
+
+
+async def _single_batch(batch: list[str]) -> AsyncIterator[list[str]]:
+    yield batch
 
 
 def _close_soon(backend: Backend) -> None:
