@@ -89,6 +89,13 @@ class RoutingContext:
         return self.cache["tokens"]
 
 
+def clean_text(text: str, limit: int | None = None) -> str:
+    """Text safe for native tokenizers and models: lone surrogates (from invalid UTF-8 escapes in a JSON body)
+    become U+FFFD. Cut to `limit` characters first, so the cost is bounded."""
+    text = text[:limit] if limit is not None else text
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def estimate_tokens(text: str) -> int:
     """About 4 characters a token for Latin scripts; CJK and other multi-byte scripts count about a token
     per character (UTF-8 length / 4 lands near both)."""

@@ -76,7 +76,8 @@ def test_safety_first(example, upstream_requests):
 @pytest.mark.parametrize("prompt, decision, model", [
     ("Solve for x: 3x + 7 = 22. Show your steps.", "math", "math-expert"),
     ("Write a Python function that returns the n-th Fibonacci number using memoization.", "code", "code-expert"),
-    ("What are the first-line treatments for type 2 diabetes and their common side effects?", "health", "med-expert"),
+    ("A 45-year-old man presents with chest pain radiating to his left arm. What is the most likely diagnosis?",
+     "health", "med-expert"),
     ("Under contract law, is a promise without consideration enforceable? Explain the doctrine of promissory estoppel.",
      "law", "law-expert"),
 ])
@@ -90,5 +91,4 @@ def test_examples_validate_cleanly():
 
     for path in sorted(EXAMPLES.glob("*.yaml")):
         config = parse_config(yaml.safe_load(path.read_text().replace("env:", "")))
-        warnings = [str(w) for w in analyse(config.decisions) if "equal priority" not in str(w)]
-        assert warnings == [], path.name
+        assert [str(w) for w in analyse(config.decisions)] == [], path.name

@@ -59,14 +59,22 @@ def _dedupe(rows: Examples) -> Examples:
     return out
 
 
-def domain_examples(shared: Path, per_subject: int = 120) -> tuple[Examples, Examples]:
+def domain_examples(shared: Path, per_subject: int = 120, per_task: int = 200) -> tuple[Examples, Examples]:
+    """LLMRouter tasks and MMLU subjects mapped to domains. Each LLMRouter task is capped at `per_task` training
+    rows: the open-domain QA sets (NaturalQA, TriviaQA, CommonsenseQA) hold questions of every subject, and
+    uncapped they teach the classifier to call everything 'general'."""
     train: Examples = []
     test: Examples = []
+    per_task_seen: dict[str, int] = {}
     for row in _csv(shared / "llmrouter/routing_scores_merged.csv"):
         domain = LLMROUTER_TASK_DOMAINS.get(row["task_name"])
         if domain is None or row["in_train_and_test"] == "True":
             continue
-        (test if row["split"] == "test" else train).append((row["query"], domain))
+        if row["split"] == "test":
+            test.append((row["query"], domain))
+        elif per_task_seen.get(row["task_name"], 0) < per_task:
+            per_task_seen[row["task_name"]] = per_task_seen.get(row["task_name"], 0) + 1
+            train.append((row["query"], domain))
     subject_domain = {s: d for d, subjects in MMLU_SUBJECT_DOMAINS.items() for s in subjects}
     for path in sorted((shared / "routellm/evals/mmlu/responses").glob("mmlu_*.csv")):
         domain = subject_domain.get(path.stem[len("mmlu_"):])

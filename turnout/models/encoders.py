@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from turnout.context import clean_text
+
 STATIC_DIR = "data/minilm-static"
 MAX_CHARS = 8000  # what routing needs is in the first few thousand characters; the rest only costs time
 
@@ -49,7 +51,7 @@ class StaticEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] for t in texts], add_special_tokens=False)
+        encodings = self.tokenizer.encode_batch([clean_text(t, MAX_CHARS) for t in texts], add_special_tokens=False)
         for i, encoding in enumerate(encodings):
             ids = [t for t in encoding.ids if t != self.unk]
             if ids:
@@ -82,7 +84,7 @@ class OnnxMiniLM:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if len(texts) > batch_size:  # bounded batches keep the attention tensors (and the RSS) small
             return np.vstack([self.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
-        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] or " " for t in texts])
+        encodings = self.tokenizer.encode_batch([clean_text(t, MAX_CHARS) or " " for t in texts])
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
         mask = np.zeros_like(ids)

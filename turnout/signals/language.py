@@ -6,7 +6,7 @@ from functools import cache
 
 from pydantic import Field, field_validator
 
-from turnout.context import RoutingContext, SignalResult
+from turnout.context import RoutingContext, SignalResult, clean_text
 from turnout.params import Params
 from turnout.signals.base import Signal, register
 
@@ -22,8 +22,7 @@ def _detector():
 
 def detect(text: str) -> tuple[str, float]:
     """(ISO 639-1 code, confidence); ('und', 0.0) when there is nothing to detect."""
-    # lone surrogates (invalid UTF-8 escapes in the JSON) would make the fastText binding raise
-    sample = " ".join(text[:SAMPLE_CHARS].encode("utf-8", "replace").decode("utf-8").split())
+    sample = " ".join(clean_text(text, SAMPLE_CHARS).split())  # fastText wants one line of valid UTF-8
     if not any(ch.isalpha() for ch in sample):
         return "und", 0.0
     best = _detector().detect(sample, k=1)[0]
