@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import base_config
@@ -71,3 +73,38 @@ def test_models_lists_prices(tmp_path):
     assert result.returncode == 0
     assert "claude-mock" in result.stdout and "anthropic" in result.stdout and "2.5" in result.stdout
     assert "routing aliases: auto" in result.stdout
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_eval_signals_reports_held_out_quality(tmp_path):
+    out = tmp_path / "signals.json"
+    result = turnout("eval-signals", "--shared", str(SHARED), "--json", str(out),
+                     "--pii-set", str(Path(__file__).resolve().parents[1] / "data" / "pii_labelled.jsonl"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["jailbreak"]["f1"] >= 0.95
+    assert report["domain"]["accuracy"] >= 0.75 and report["complexity"]["auc"] >= 0.7
+    assert report["pii"]["recall"] >= 0.95 and report["pii"]["false_positives_on_clean_prompts"] == 0
+
+
+def test_train_classifier_on_a_users_csv(tmp_path):
+    data = tmp_path / "mine.csv"
+    rows = ["text,label"] + [f"refund for order {i},billing" for i in range(6)] + \
+        [f"the app crashes on screen {i},bug" for i in range(6)]
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "mine.npz"
+    result = turnout("train-classifier", "--data", str(data), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    config = base_config("http://127.0.0.1:9")
+    config["signals"]["billing"] = {"kind": "domain", "domains": ["billing"], "artifact": str(out)}
+    config["decisions"][0]["when"] = {"signal": "billing"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    explanation = json.loads(turnout("route", "I want a refund for my last order", "--json", "--config",
+                                     str(path)).stdout)
+    assert explanation["decision"] == "code"
+    bad = turnout("train-classifier", "--data", str(data), "--out", str(out), "--label-column", "kind")
+    assert bad.returncode == 1 and "no column kind" in bad.stderr
