@@ -28,7 +28,7 @@ from turnout.signals import signals
 HEURISTIC = {
     "keyword": {"words": ["def ", "class ", "stack trace", "compile", "segfault", "refactor", "unit test", "regex",
                           "percent", "integral", "derivative", "probability", "translate", "summarize", "poem"]},
-    "regex": {"patterns": [r"\bJIRA-\d+\b", r"\b(?:select|insert|update)\b.*\bfrom\b", r"https?://\S+"]},
+    "regex": {"patterns": [r"JIRA-\d+", r"(?:SELECT|INSERT|UPDATE) [^;]{0,200}FROM", r"https?://\S+"]},
     "language": {"languages": ["en"]},
     "context_length": {"min_tokens": 4000},
     "conversation": {"min_turns": 2, "has_tools": False},
@@ -62,13 +62,17 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 def time_signal(signal, text: str, repeat: int) -> list[float]:
     body = {"messages": [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": text}]}
-    out = []
-    for _ in range(repeat):
-        ctx = RoutingContext(body, headers={"x-tenant": "acme"})  # a fresh request: nothing cached
-        start = time.perf_counter()
-        LOOP.run_until_complete(signal.evaluate(ctx))
-        out.append((time.perf_counter() - start) * 1e6)
-    return out
+
+    async def measure() -> list[float]:  # inside one coroutine, as in the server: no event-loop start per call
+        out = []
+        for _ in range(repeat):
+            ctx = RoutingContext(body, headers={"x-tenant": "acme"})  # a fresh request: nothing cached
+            start = time.perf_counter()
+            await signal.evaluate(ctx)
+            out.append((time.perf_counter() - start) * 1e6)
+        return out
+
+    return LOOP.run_until_complete(measure())
 
 
 def decision_engine_us(repeat: int) -> float:

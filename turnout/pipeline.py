@@ -170,7 +170,8 @@ class Router:
         requested = ctx.body.get("model")
         if requested in self.aliases:
             trace = await self.evaluate_signals(ctx)
-            decision, decisions = self.engine.decide(ctx.signals)
+            decision, flags = self.engine.decide(ctx.signals)
+            decisions = self.engine.trace(flags)
             compiled = self.decisions[decision.name]
             choice = compiled.selector.select(ctx, self.candidates(decision.models))
             route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, decisions,

@@ -42,8 +42,9 @@ def test_priority_then_file_order():
     engine = DecisionEngine(cfg.decisions)
     assert engine.decide(results(a=True, b=True, c=False))[0].name == "tie1"
     assert engine.decide(results(a=True, b=False, c=False))[0].name == "tie2"
-    winner, trace = engine.decide(results(a=False, b=False, c=False))
-    assert winner.name == "default" and [t.matched for t in trace] == [False, False, False, True]
+    winner, flags = engine.decide(results(a=False, b=False, c=False))
+    assert winner.name == "default" and flags == [False, False, False, True]
+    assert [(t.name, t.matched) for t in engine.trace(flags)][-1] == ("default", True)
     assert engine.referenced_signals == ["a", "b"]
 
 
@@ -107,3 +108,30 @@ def test_clean_config_has_no_warnings():
     assert analyse(config([{"name": "a", "priority": 2, "when": {"signal": "a"}, "models": ["m"]},
                            {"name": "b", "priority": 1, "when": {"signal": "b"}, "models": ["m"]},
                            {"name": "default", "models": ["m"]}]).decisions) == []
+
+
+def test_compiled_rules_agree_with_the_reference_interpreter():
+    import random
+
+    rng = random.Random(7)
+    names = ["a", "b", "c"]
+
+    def random_rule(depth=0):
+        kind = rng.choice(["leaf", "leaf", "all", "any", "not"] if depth < 3 else ["leaf"])
+        if kind == "leaf":
+            leaf = {"signal": rng.choice(names)}
+            if rng.random() < 0.4:
+                leaf["min_score"] = rng.choice([0.2, 0.5, 0.8])
+            return leaf
+        if kind == "not":
+            return {"not": random_rule(depth + 1)}
+        return {kind: [random_rule(depth + 1) for _ in range(rng.randint(1, 3))]}
+
+    decisions = [{"name": f"d{i}", "priority": rng.randint(0, 3), "when": random_rule(), "models": ["m"]}
+                 for i in range(30)] + [{"name": "default", "models": ["m"]}]
+    engine = DecisionEngine(config(decisions).decisions)
+    for _ in range(300):
+        world = {n: SignalResult(rng.random() < 0.5, rng.random(), error="x" if rng.random() < 0.1 else None)
+                 for n in names}
+        _, flags = engine.decide(world)
+        assert flags == [evaluate(d.when, world) for d in engine.decisions]

@@ -78,21 +78,52 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 _ORDER = ("secret", "email", "iban", "credit_card", "us_ssn", "uk_nino", "ip_address", "phone")
 
 
+# Fast paths. Python's re scans quickly only for patterns that start with a literal or a character class, so
+# the expensive boundary-led patterns above run only on candidate stretches found by cheap scans.
+_NUMERIC_TYPES = ("credit_card", "us_ssn", "ip_address", "phone")
+_NUMERIC_CANDIDATE = re.compile(r"[+(\d][\d .()/:a-fA-F-]{5,60}[\da-fA-F]")
+_UPPER_CANDIDATE = re.compile(r"[A-Z]{2} ?\d")
+_SECRET_TRIGGERS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "eyJ", "-----BEGIN")
+
+
+def _candidates(text: str, kind: str) -> list[tuple[int, str]]:
+    """(offset, stretch) pairs of text that may hold PII of this kind; the whole text when no fast path fits."""
+    if kind == "email":
+        return [(0, text)] if "@" in text else []
+    if kind == "secret":
+        return [(0, text)] if any(t in text for t in _SECRET_TRIGGERS) else []
+    if kind in ("iban", "uk_nino"):
+        return [(0, text)] if _UPPER_CANDIDATE.search(text) else []
+    # numeric kinds: look only around digit runs, with a little context for the boundary checks
+    out = []
+    for match in _NUMERIC_CANDIDATE.finditer(text):
+        lo, hi = max(0, match.start() - 2), min(len(text), match.end() + 2)
+        out.append((lo, text[lo:hi]))
+    return out
+
+
 def find_pii(text: str, types: tuple[str, ...] = ALL_TYPES) -> list[PiiSpan]:
     spans: list[PiiSpan] = []
     taken: list[tuple[int, int]] = []
+    numeric = None
     for kind in _ORDER:
         if kind not in types:
             continue
+        if kind in _NUMERIC_TYPES:
+            numeric = numeric if numeric is not None else _candidates(text, kind)
+            pieces = numeric
+        else:
+            pieces = _candidates(text, kind)
         check = _CHECKS.get(kind)
-        for match in _PATTERNS[kind].finditer(text):
-            start, end = match.span()
-            if any(start < e and s < end for s, e in taken):
-                continue
-            if check is not None and not check(match.group()):
-                continue
-            spans.append(PiiSpan(kind, start, end))
-            taken.append((start, end))
+        for offset, piece in pieces:
+            for match in _PATTERNS[kind].finditer(piece):
+                start, end = match.start() + offset, match.end() + offset
+                if any(start < e and s < end for s, e in taken):
+                    continue
+                if check is not None and not check(match.group()):
+                    continue
+                spans.append(PiiSpan(kind, start, end))
+                taken.append((start, end))
     return sorted(spans, key=lambda s: s.start)
 
 

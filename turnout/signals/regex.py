@@ -15,7 +15,7 @@ from turnout.signals.base import Signal, register
 class RegexParams(Params):
     patterns: list[str] | dict[str, str] = Field(description="patterns, or label → pattern")
     scope: Literal["last_user", "user", "all", "system"] = "last_user"
-    ignore_case: bool = True
+    ignore_case: bool = Field(False, description="case-insensitive patterns cost ~5x more on long prompts")
     max_chars: int = Field(200_000, ge=1, description="scan at most this many characters (from the end)")
 
     @field_validator("patterns")

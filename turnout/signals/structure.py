@@ -38,7 +38,7 @@ _RULES: dict[str, list[tuple[tuple[str, ...], re.Pattern[str] | None]]] = {
         (("∫", "∑", "∏", "√", "∞", "≤", "≥", "≠", "≈", "±", "∂", "∇"), None),
         (("^",), re.compile(r"[\w)]\s?\^\s?[\d(]")),
         (("=",), re.compile(r"\d\s?[+\-*/×^]\s?\d{1,12}\s?=|[a-z]\s?=\s?\d|\d\s?=\s?[a-z]\b", re.IGNORECASE)),
-        (("(",), re.compile(r"\b(?:sin|cos|tan|log|ln|exp)\s?\(")),
+        (("sin(", "cos(", "tan(", "log(", "ln(", "exp(", "sin (", "cos (", "log ("), None),
     ],
     "table": [
         (("|",), re.compile(r"^[ \t]*\|[^\n]*\|[ \t]*\n[ \t]*\|?[ \t]*:?-{3,}", _M)),
