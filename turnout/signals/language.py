@@ -10,7 +10,7 @@ from turnout.context import RoutingContext, SignalResult, clean_text
 from turnout.params import Params
 from turnout.signals.base import Signal, register
 
-SAMPLE_CHARS = 600  # the language of a prompt shows in its first sentences; more text only costs time
+SAMPLE_CHARS = 240  # the language of a prompt shows in its first sentences; more text only costs time
 
 
 @cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+
+import ahocorasick
 from typing import Literal
 
 from pydantic import Field
@@ -46,9 +48,26 @@ _RULES: dict[str, list[tuple[tuple[str, ...], re.Pattern[str] | None]]] = {
 }
 
 
-def has_structure(kind: str, text: str) -> bool:
+def _trigger_automaton() -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for triggers in {t for rules in _RULES.values() for triggers, _ in rules for t in triggers}:
+        automaton.add_word(triggers, triggers)
+    automaton.make_automaton()
+    return automaton
+
+
+_TRIGGERS = _trigger_automaton()
+
+
+def present_triggers(text: str) -> set[str]:
+    """Every trigger substring in the text, found in one Aho-Corasick pass."""
+    return {t for _, t in _TRIGGERS.iter(text)}
+
+
+def has_structure(kind: str, text: str, present: set[str] | None = None) -> bool:
+    present = present_triggers(text) if present is None else present
     for triggers, pattern in _RULES[kind]:
-        if any(t in text for t in triggers) and (pattern is None or pattern.search(text)):
+        if not present.isdisjoint(triggers) and (pattern is None or pattern.search(text)):
             return True
     return False
 
@@ -67,5 +86,6 @@ class StructureSignal(Signal):
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
         text = ctx.text(self.params.scope)[-self.params.max_chars:]
-        found = [kind for kind in self.params.kinds if has_structure(kind, text)]
+        present = present_triggers(text)
+        found = [kind for kind in self.params.kinds if has_structure(kind, text, present)]
         return SignalResult(bool(found), len(found) / len(self.params.kinds), {"found": found} if found else {})
