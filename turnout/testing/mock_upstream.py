@@ -25,6 +25,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FAKE_KEY_IN_ERRORS = "sk-mockupstreamsecret1234567890"
+
+
+class JSONResponse(JSONResponse):  # noqa: F811 - ASCII-escaped, so echoed lone surrogates stay valid JSON
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True).encode("ascii")
 TOOL_ARGS = {"city": "Paris", "unit": "celsius"}
 
 
