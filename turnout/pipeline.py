@@ -54,14 +54,15 @@ class Route:
         }
 
 
-def _collect(issues: list[ConfigIssue], make: Callable[[], Any]) -> Any:
-    """Run a constructor; record its ConfigError/KeyError as issues instead of stopping at the first."""
+def _collect(issues: list[ConfigIssue], path: str, make: Callable[[], Any]) -> Any:
+    """Run a constructor; record its problems as issues (an unknown registry name at `path`) instead of
+    stopping at the first, so `turnout validate` lists every problem at once."""
     try:
         return make()
     except ConfigError as exc:
         issues.extend(exc.issues)
     except KeyError as exc:
-        issues.append(ConfigIssue("", str(exc.args[0])))
+        issues.append(ConfigIssue(path, str(exc.args[0])))
     return None
 
 
@@ -94,41 +95,11 @@ class Router:
     def build(cls, config: Config) -> "Router":
         """Compile a validated config; every unknown name or bad parameter is reported, with its path."""
         issues: list[ConfigIssue] = []
-        built_signals = {}
-        for name, spec in config.signals.items():
-            path = f"signals.{name}"
-            kind = _collect(issues, lambda: signals.get(spec.kind))
-            if kind is None:
-                issues[-1] = ConfigIssue(f"{path}.kind", issues[-1].message)
-                continue
-            signal = _collect(issues, lambda: kind.from_config(name, spec.params, path))
-            if signal is not None:
-                built_signals[name] = signal
-        decisions = {}
-        for i, d in enumerate(config.effective_decisions()):
-            path = f"decisions[{i}]"
-            selector = _collect(issues, lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm"))
-            if selector is None and issues and not issues[-1].path:
-                issues[-1] = ConfigIssue(f"{path}.algorithm.name", issues[-1].message)
-            chain = []
-            for j, p in enumerate(d.plugins):
-                ppath = f"{path}.plugins[{j}]"
-                plugin_cls = _collect(issues, lambda: plugins.get(p.name))
-                if plugin_cls is None:
-                    issues[-1] = ConfigIssue(ppath, issues[-1].message)
-                    continue
-                plugin = _collect(issues, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
-                if plugin is not None:
-                    chain.append(plugin)
-            if selector is not None:
-                decisions[d.name] = CompiledDecision(d, selector, chain)
-        built_backends = {}
-        for name, model in config.models.items():
-            backend = _collect(issues, lambda: build_backend(name, model))
-            if backend is None and issues and not issues[-1].path:
-                issues[-1] = ConfigIssue(f"models.{name}.provider", issues[-1].message)
-            if backend is not None:
-                built_backends[name] = backend
+        built_signals = _build_signals(config, issues)
+        decisions = _build_decisions(config, issues)
+        built_backends = {name: backend for name, model in config.models.items()
+                          if (backend := _collect(issues, f"models.{name}.provider",
+                                                  lambda: build_backend(name, model))) is not None}
         if issues:
             for backend in built_backends.values():
                 _close_soon(backend)
@@ -241,6 +212,35 @@ class Router:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
+
+
+def _build_signals(config: Config, issues: list[ConfigIssue]) -> dict[str, Signal]:
+    built = {}
+    for name, spec in config.signals.items():
+        path = f"signals.{name}"
+        kind = _collect(issues, f"{path}.kind", lambda: signals.get(spec.kind))
+        signal = kind and _collect(issues, path, lambda: kind.from_config(name, spec.params, path))
+        if signal is not None:
+            built[name] = signal
+    return built
+
+
+def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, CompiledDecision]:
+    built = {}
+    for i, d in enumerate(config.effective_decisions()):
+        path = f"decisions[{i}]"
+        selector = _collect(issues, f"{path}.algorithm.name",
+                            lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm"))
+        chain = []
+        for j, p in enumerate(d.plugins):
+            ppath = f"{path}.plugins[{j}]"
+            plugin_cls = _collect(issues, ppath, lambda: plugins.get(p.name))
+            plugin = plugin_cls and _collect(issues, ppath, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
+            if plugin is not None:
+                chain.append(plugin)
+        if selector is not None:
+            built[d.name] = CompiledDecision(d, selector, chain)
+    return built
 
 
 def completion_as_chunks(response: dict[str, Any], ctx: RoutingContext) -> list[str]:
