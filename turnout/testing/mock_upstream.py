@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,6 +30,7 @@ class JSONResponse(JSONResponse):  # noqa: F811 - ASCII-escaped, so echoed lone 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True).encode("ascii")
 TOOL_ARGS = {"city": "Paris", "unit": "celsius"}
+MOCK_CREATED = 1_700_000_000  # fixed, so answers are byte-identical whenever they are asked for
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -99,7 +99,7 @@ async def openai_chat(request: Request) -> Response:
     text = _last_user_text(body.get("messages"))
     if (early := await mock.before(text, anthropic=False)) is not None:
         return early
-    model, created, cid = body.get("model", "mock"), int(time.time()), "chatcmpl-mock"
+    model, created, cid = body.get("model", "mock"), MOCK_CREATED, "chatcmpl-mock"
     n = int(body.get("n") or 1)
     tool = _directive(text, "tool") is not None and body.get("tools")
     reply = f"echo: {text}"
