@@ -247,5 +247,9 @@ def train_classifier(
     out.print(f"wrote {out_file}: {len(rows)} rows, labels {', '.join(model.labels)}")
 
 
+from turnout import cli_eval  # noqa: E402  (the train/eval commands live there)
+
+cli_eval.register(app)
+
 if __name__ == "__main__":
     app()

@@ -16,6 +16,7 @@ from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
 from turnout.errors import ModelNotFoundError
 from turnout.jsonutil import dumps_str
+from turnout.models.request import request_embedding
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
 from turnout.signals import Signal, signals
@@ -144,6 +145,9 @@ class Router:
             decision, flags = self.engine.decide(ctx.signals)
             decisions = self.engine.trace(flags)
             compiled = self.decisions[decision.name]
+            encoder = getattr(compiled.selector, "encoder", None)
+            if encoder is not None:  # learned selectors read the request embedding, computed once per request
+                await request_embedding(ctx, encoder)
             choice = compiled.selector.select(ctx, self.candidates(decision.models))
             route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, decisions,
                           decision.algorithm.name)
@@ -230,7 +234,8 @@ def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, Com
     for i, d in enumerate(config.effective_decisions()):
         path = f"decisions[{i}]"
         selector = _collect(issues, f"{path}.algorithm.name",
-                            lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm"))
+                            lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm",
+                                                   d.algorithm.artifact, d.models))
         chain = []
         for j, p in enumerate(d.plugins):
             ppath = f"{path}.plugins[{j}]"

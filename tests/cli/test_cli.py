@@ -108,3 +108,29 @@ def test_train_classifier_on_a_users_csv(tmp_path):
     assert explanation["decision"] == "code"
     bad = turnout("train-classifier", "--data", str(data), "--out", str(out), "--label-column", "kind")
     assert bad.returncode == 1 and "no column kind" in bad.stderr
+
+
+def test_train_and_eval_on_a_users_csv(tmp_path):
+    rows = ["prompt,model,score,cost_usd,split"]
+    math = [f"Solve {i}x + {i + 1} = {3 * i} for x." for i in range(1, 31)]
+    chat = [f"Write a short poem about the colour number {i}." for i in range(1, 31)]
+    for i, p in enumerate(math + chat):
+        split = "test" if i % 5 == 0 else "train"
+        big = int(p in math or i % 2 == 0)  # the big model solves all math and half the poems
+        rows += [f'"{p}",small,{int(p in chat)},0.001,{split}', f'"{p}",big,{big},0.01,{split}']
+    data = tmp_path / "mine.csv"
+    data.write_text("\n".join(rows) + "\n")
+    result = turnout("train", "--data", str(data), "--router", "knn", "--params", "k=3", "--out", str(tmp_path / "knn"))
+    assert result.returncode == 0, result.stderr
+    report_path = tmp_path / "eval.json"
+    result = turnout("eval", "--data", str(data), "--routers", str(tmp_path / "knn"), "--json", str(report_path),
+                     "--plot", str(tmp_path / "curves.png"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    knn, random = report["routers"]["knn"], report["baselines"]["random"]
+    assert knn["aiq"] > random["aiq"] and knn["apgr"] > 0.8 > random["apgr"]  # separable toy data
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    bad = turnout("train", "--data", str(data), "--router", "knn", "--params", "k=many", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "--params: k:" in bad.stderr
+    bad = turnout("train", "--data", str(data), "--router", "cheapest", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "learns nothing" in bad.stderr

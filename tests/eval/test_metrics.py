@@ -31,6 +31,8 @@ def test_upper_hull_drops_dominated_and_concave_points():
 def test_aiq(table):
     ref = reference(table)
     assert aiq([(1, 0.5)], ref) == pytest.approx(0.5)
+    assert aiq([(10, 0.75)], ref) == pytest.approx(0.0, abs=1e-3)  # nothing below its own cost
+    assert aiq([(5.5, 1.0)], ref) == pytest.approx(0.5, abs=1e-3)
     assert aiq([(1, 0.5), (10, 0.75)], ref) == pytest.approx(0.625)  # the straight mix: mean of the ends
     # hull (0, .5) → (.5, 1.0) then flat: .5·(.5+1)/2 + .5·1
     assert aiq([(1, 0.5), (5.5, 1.0), (10, 0.75)], ref) == pytest.approx(0.875)

@@ -3,7 +3,8 @@
 A router is judged by its *curve*: for every setting of its one knob, the mean cost and mean quality of the
 models it picks on the test prompts. From the curves:
 - AIQ (RouterBench): area under the non-decreasing convex hull of the curve, cost normalised to [0, 1]
-  between the cheapest and the most expensive single model (flat beyond the curve's ends).
+  between the cheapest and the most expensive single model; flat beyond the curve's most expensive point,
+  zero below its cheapest (a router earns nothing for budgets it cannot meet).
 - APGR (RouteLLM): mean performance gap recovered, PGR = (quality − weak) / (strong − weak), over 21 evenly
   spaced positions between the weak and the strong model. With two models the position is the share of calls
   to the strong model (as RouteLLM); with more, cost normalised between weak and strong. Weak = the cheapest
@@ -88,12 +89,14 @@ def interpolate(curve: Curve, x: float) -> float:
     return float(np.interp(x, xs, ys, left=ys[0], right=ys[-1]))
 
 
-def aiq(points: Curve, ref: Reference, grid: int = 1001) -> float:
+def aiq(points: Curve, ref: Reference, grid: int = 2001) -> float:
     hull = upper_hull(points)
     span = ref.c_max - ref.c_min or 1.0
     normalised = [((c - ref.c_min) / span, q) for c, q in hull]
     xs = np.linspace(0, 1, grid)
-    return float(np.trapezoid([interpolate(normalised, x) for x in xs], xs))
+    first = normalised[0][0]
+    ys = [interpolate(normalised, x) if x >= first - 1e-12 else 0.0 for x in xs]
+    return float(np.trapezoid(ys, xs))
 
 
 def _positions(points: Curve, shares: list[float] | None, ref: Reference) -> Curve:

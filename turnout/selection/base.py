@@ -26,6 +26,8 @@ class Candidate:
 class Selector(abc.ABC):
     #: True for selectors that must be fitted on a RoutingTable before they can select
     needs_fit: bool = False
+    #: the encoder whose request embedding `select` reads (None: no embedding needed)
+    encoder: str | None = None
 
     def fit(self, table: Any) -> "Selector":
         return self
@@ -57,9 +59,27 @@ def _params_model(cls: type) -> type:
     return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def build_selector(name: str, params: dict[str, Any], path: str) -> Selector:
-    """Instantiate a registered selector; unknown names and bad params are ConfigErrors naming `path`."""
+def build_selector(name: str, params: dict[str, Any], path: str, artifact: str | None = None,
+                   candidates: Sequence[str] = ()) -> Selector:
+    """Instantiate a registered selector (a learned one from its artifact directory); unknown names, bad
+    params, a missing artifact or candidates the artifact was not trained on are ConfigErrors naming `path`."""
+    from turnout.config import ConfigError, ConfigIssue
+
     cls = selectors.get(name)
     model = _params_model(cls)
     checked = validate_params(model, params, f"{path}.params")
-    return cls(**checked.model_dump())
+    overrides = {k: v for k, v in checked.model_dump().items() if k in params}
+    if not getattr(cls, "needs_fit", False):
+        return cls(**checked.model_dump())
+    if artifact is None:
+        raise ConfigError([ConfigIssue(f"{path}.artifact", f"'{name}' is a learned router: give the directory "
+                                                          f"written by `turnout train --router {name}`")])
+    try:
+        selector = cls.load(artifact, **overrides)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError([ConfigIssue(f"{path}.artifact", f"cannot load {artifact}: {exc}")]) from None
+    unknown = selector.check_models(candidates)
+    if unknown:
+        raise ConfigError([ConfigIssue(f"{path}.artifact", f"the router was trained on {', '.join(selector.models_)}; "
+                                                          f"it knows nothing of {', '.join(unknown)}")])
+    return selector

@@ -1,0 +1,87 @@
+"""`turnout train` and `turnout eval`: learned routers on routing data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+SharedOption = Annotated[Path, typer.Option(help="the shared data folder (for built-in dataset names)")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        data: Annotated[str, typer.Option(help="llmrouter, mmlu, gsm8k, mt-bench, or a CSV/JSONL/Parquet file")],
+        router: Annotated[str, typer.Option(help="the algorithm, e.g. knn, mlp, mf, cluster, best_single")],
+        out_dir: Annotated[Path, typer.Option("--out", help="the artifact directory to write")],
+        params: Annotated[Optional[list[str]], typer.Option(help="algorithm parameter key=value (repeatable)")] = None,
+        split: Annotated[str, typer.Option(help="train on this split ('' for all rows)")] = "train",
+        shared: SharedOption = Path("../shared/data"),
+    ) -> None:
+        """Fit a learned router on routing data and save it as an artifact directory."""
+        from pydantic import ValidationError
+
+        from turnout.eval.harness import load_data, parse_params, train as fit
+        from turnout.eval.table import DataError
+
+        try:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=err, transient=True) as progress:
+                progress.add_task(f"loading {data}", total=None)
+                table = load_data(data, shared)
+                progress.add_task(f"embedding {len(table)} prompts and fitting {router}", total=None)
+                selector = fit(table, router, parse_params(params or []), out_dir, split)
+        except (DataError, KeyError) as exc:
+            _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            _fail(f"--params: {problems}")
+        out.print(f"wrote {out_dir}: {router} on {table.name} ({split or 'all'} rows), models "
+                  f"{', '.join(selector.models_)}", highlight=False, markup=False)
+
+    @app.command("eval")
+    def evaluate(
+        data: Annotated[str, typer.Option(help="llmrouter, mmlu, gsm8k, mt-bench, or a CSV/JSONL/Parquet file")],
+        routers: Annotated[str, typer.Option(help="artifact directories, comma-separated")],
+        json_out: Annotated[Path, typer.Option("--json", help="write the report here")],
+        split: Annotated[str, typer.Option(help="evaluate on this split ('' for all rows)")] = "test",
+        plot_out: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG of the curves")] = None,
+        shared: SharedOption = Path("../shared/data"),
+    ) -> None:
+        """Cost–quality curves, AIQ, APGR, CPT of routers against single models, random mix and oracle."""
+        from turnout.eval.harness import evaluate as run, load_data, plot
+        from turnout.eval.table import DataError
+
+        try:
+            report = run(load_data(data, shared), [Path(p) for p in routers.split(",") if p], split)
+        except (DataError, KeyError, OSError) as exc:
+            _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        table = Table(title=f"{report['data']} ({report['split']} split), {report['rows']} prompts", title_justify="left")
+        for col in ("router", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "quality at best-single cost",
+                    "cost for 95% of best single"):
+            table.add_column(col, justify="left" if col == "router" else "right")
+        fmt = lambda v, p=4: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+        rows = {**report["routers"], **{k: v for k, v in report["baselines"].items()}}
+        for name, r in rows.items():
+            table.add_row(name, fmt(r["aiq"]), fmt(r["apgr"], 3), fmt(r["cpt50"], 3), fmt(r["cpt80"], 3),
+                          fmt(r["quality_at_best_single_cost"]), fmt(r["cost_at_95pct_best_single"], 6))
+        out.print(table)
+        if plot_out:
+            plot(report, plot_out)
+            out.print(f"wrote {plot_out}")
+        out.print(f"wrote {json_out}")

@@ -1,0 +1,112 @@
+"""Train routers on a RoutingTable and evaluate them against the baselines (what `turnout train` and
+`turnout eval` run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from turnout.eval.datasets import DATASETS, load_named
+from turnout.eval.metrics import baselines, reference, summary, sweep
+from turnout.eval.table import DataError, RoutingTable, load_table
+from turnout.selection.base import _params_model, selectors
+from turnout.selection.learned import LearnedSelector
+
+
+def load_data(spec: str, shared: Path, costs: dict[str, float] | None = None) -> RoutingTable:
+    """A built-in dataset name or a file in the generic format."""
+    if spec in DATASETS:
+        return load_named(spec, shared)
+    return load_table(spec, costs)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise DataError(f"--params takes key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def train(table: RoutingTable, router: str, params: dict[str, Any], out: Path, split: str = "train") -> LearnedSelector:
+    cls = selectors.get(router)
+    if not getattr(cls, "needs_fit", False):
+        raise DataError(f"'{router}' learns nothing; learned routers: "
+                        f"{', '.join(n for n in selectors.names() if getattr(selectors.get(n), 'needs_fit', False))}")
+    checked = _params_model(cls).model_validate(params).model_dump()
+    data = table.split(split) if split else table
+    if len(data) == 0:
+        raise DataError(f"{table.name}: no rows in split '{split}'")
+    selector = cls(**checked).fit(data)
+    selector.save(out)
+    return selector
+
+
+def evaluate(table: RoutingTable, routers: list[Path], split: str = "test") -> dict[str, Any]:
+    from turnout.models.encoders import get_encoder
+
+    test = table.split(split) if split else table
+    if len(test) == 0:
+        raise DataError(f"{table.name}: no rows in split '{split}'")
+    ref = reference(test)
+    two = len(test.models) == 2
+    report: dict[str, Any] = {"data": table.name, "split": split, "rows": len(test), "models": test.models,
+                              "routers": {}, "baselines": baselines(test)}
+    encoded: dict[str, np.ndarray] = {}
+    for directory in routers:
+        meta = json.loads((Path(directory) / "router.json").read_text())
+        selector = selectors.get(meta["name"]).load(directory)
+        missing = [m for m in test.models if m not in selector.models_]
+        if missing:
+            raise DataError(f"{directory}: trained on {', '.join(selector.models_)}, the data also has "
+                            f"{', '.join(missing)}")
+        if selector.encoder not in encoded:
+            encoded[selector.encoder] = get_encoder(selector.encoder).encode(test.prompts)
+        predicted = selector.predict_quality(encoded[selector.encoder])
+        order = [selector.models_.index(m) for m in test.models]
+        points, shares = sweep(test, predicted[:, order])
+        name = Path(directory).name
+        report["routers"][name] = {"router": meta["name"], **summary(points, ref, shares if two else None)}
+    return report
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from turnout.eval.metrics import upper_hull
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, result in report["routers"].items():
+        xs, ys = zip(*result["curve"])
+        ax.plot(xs, ys, marker=".", label=f"{name} (AIQ {result['aiq']:.3f})")
+    for name in ("random", "oracle"):
+        xs, ys = zip(*report["baselines"][name]["curve"])
+        ax.plot(xs, ys, linestyle="--", label=f"{name} (AIQ {report['baselines'][name]['aiq']:.3f})")
+    singles = [(v["curve"][0][0], v["curve"][0][1], k[len("single:"):]) for k, v in report["baselines"].items()
+               if k.startswith("single:")]
+    ax.scatter([s[0] for s in singles], [s[1] for s in singles], color="black", zorder=3, label="single models")
+    for c, q, name in singles:
+        ax.annotate(name, (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    all_points = [tuple(p) for r in report["routers"].values() for p in r["curve"]]
+    if all_points:
+        xs, ys = zip(*upper_hull(all_points))
+        ax.plot(xs, ys, color="grey", alpha=0.4, linewidth=4, label="Pareto front of the routers")
+    ax.set_xlabel("mean cost per prompt (USD)")
+    ax.set_ylabel("mean quality")
+    ax.set_title(f"{report['data']} [{report['split']}], {report['rows']} prompts")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
