@@ -1,0 +1,132 @@
+"""Selectors that learn from pairwise outcomes (who beat whom on a prompt) or from which model was best:
+global Elo / Bradley-Terry, similarity-weighted Bradley-Terry (RouteLLM's sw_ranking), per-model success
+classifiers on the embedding (RouteLLM's BERT router idea, on CPU) and per-model linear SVMs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from turnout.selection.base import register
+from turnout.selection.learned import LearnedSelector, normalise_rows
+
+
+def bradley_terry(wins: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Strengths p (summing to 1) from a matrix of (weighted) wins[a, b], by Hunter's MM algorithm."""
+    m = len(wins)
+    games = wins + wins.T
+    p = np.full(m, 1.0 / m)
+    for _ in range(iterations):
+        denominator = (games / np.maximum(p[:, None] + p[None, :], 1e-12)).sum(axis=1)
+        p = np.maximum(wins.sum(axis=1), 1e-6) / np.maximum(denominator, 1e-12)
+        p /= p.sum()
+    return p
+
+
+def pairwise_wins(scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """wins[a, b] = Σ_prompts weight · (1 if a scored higher, ½ if tied) — ties count half each way."""
+    weights = np.ones(len(scores)) if weights is None else weights
+    a = scores[:, :, None]
+    b = scores[:, None, :]
+    outcome = (a > b) + 0.5 * (a == b)
+    wins = np.einsum("n,nab->ab", weights, outcome)
+    np.fill_diagonal(wins, 0)
+    return wins
+
+
+@register("elo")
+class EloSelector(LearnedSelector):
+    """One global rating per model (Bradley-Terry fit of all pairwise outcomes): no per-prompt routing, the
+    strongest model unless cost says otherwise."""
+
+    def __init__(self, *, cost_weight: float = 0.0) -> None:
+        self.cost_weight = cost_weight
+
+    def _fit(self, x, scores, costs):
+        strength = bradley_terry(pairwise_wins(scores))
+        self.rating_ = (strength / strength.max()).astype(np.float32)
+
+    def predict_quality(self, x):
+        return np.tile(self.rating_, (len(x), 1))
+
+
+@register("sw_ranking")
+class SimilarityWeightedRankingSelector(LearnedSelector):
+    """RouteLLM's similarity-weighted ranking: a Bradley-Terry fit in which each training prompt's outcomes
+    weigh exp(temperature × cosine similarity) to the request."""
+
+    def __init__(self, *, temperature: float = 10.0, cost_weight: float = 0.0) -> None:
+        self.temperature = temperature
+        self.cost_weight = cost_weight
+
+    def _fit(self, x, scores, costs):
+        self.points_ = normalise_rows(x).astype(np.float32)
+        a, b = scores[:, :, None], scores[:, None, :]
+        self.outcomes_ = ((a > b) + 0.5 * (a == b)).astype(np.float32)  # (n, m, m)
+
+    def predict_quality(self, x):
+        out = []
+        for sims in normalise_rows(x).astype(np.float32) @ self.points_.T:
+            weights = np.exp(self.temperature * (sims - sims.max()))
+            wins = np.einsum("n,nab->ab", weights, self.outcomes_)
+            np.fill_diagonal(wins, 0)
+            strength = bradley_terry(wins, iterations=30)
+            out.append(strength / strength.max())
+        return np.array(out, dtype=np.float32)
+
+
+@register("classifier")
+class SuccessClassifierSelector(LearnedSelector):
+    """RouteLLM's classifier router generalised to N models: one logistic regression per model on the
+    embedding, P(the model answers well, score ≥ 0.5). Fitted by scikit-learn, served by numpy."""
+
+    def __init__(self, *, C: float = 1.0, cost_weight: float = 0.0) -> None:
+        self.C = C
+        self.cost_weight = cost_weight
+
+    def _fit(self, x, scores, costs):
+        from sklearn.linear_model import LogisticRegression
+
+        weights, biases = [], []
+        for j in range(scores.shape[1]):
+            good = scores[:, j] >= 0.5
+            if good.all() or not good.any():  # always or never right: a constant probability
+                weights.append(np.zeros(x.shape[1]))
+                biases.append(4.0 if good.all() else -4.0)
+                continue
+            model = LogisticRegression(C=self.C, max_iter=2000).fit(x, good)
+            weights.append(model.coef_[0])
+            biases.append(model.intercept_[0])
+        self.w_ = np.array(weights, dtype=np.float32)
+        self.b_ = np.array(biases, dtype=np.float32)
+
+    def predict_quality(self, x):
+        return 1 / (1 + np.exp(-(x @ self.w_.T + self.b_)))
+
+
+@register("svm")
+class SVMSelector(LearnedSelector):
+    """One linear SVM per model (did it answer well, score ≥ 0.5?), its margin squashed to (0, 1)."""
+
+    def __init__(self, *, C: float = 0.5, seed: int = 0, cost_weight: float = 0.0) -> None:
+        self.C = C
+        self.seed = seed
+        self.cost_weight = cost_weight
+
+    def _fit(self, x, scores, costs):
+        from sklearn.svm import LinearSVC
+
+        weights, biases = [], []
+        for j in range(scores.shape[1]):
+            good = scores[:, j] >= 0.5
+            if good.all() or not good.any():  # nothing to separate: a constant margin
+                weights.append(np.zeros(x.shape[1]))
+                biases.append(2.0 if good.all() else -2.0)
+                continue
+            svm = LinearSVC(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed).fit(x, good)
+            weights.append(svm.coef_[0])
+            biases.append(svm.intercept_[0])
+        self.w_ = np.array(weights, dtype=np.float32)
+        self.b_ = np.array(biases, dtype=np.float32)
+
+    def predict_quality(self, x):
+        return 1 / (1 + np.exp(-2 * (x @ self.w_.T + self.b_)))
