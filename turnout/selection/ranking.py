@@ -33,6 +33,22 @@ def pairwise_wins(scores: np.ndarray, weights: np.ndarray | None = None) -> np.n
     return wins
 
 
+def per_model_linear(x: np.ndarray, scores: np.ndarray, make, constant: float) -> tuple[np.ndarray, np.ndarray]:
+    """One linear model per model of 'answered well (score ≥ 0.5)': weights (models × dim) and biases. A model
+    that is always (never) right gets a constant ±`constant` instead, since there is nothing to separate."""
+    weights, biases = [], []
+    for j in range(scores.shape[1]):
+        good = scores[:, j] >= 0.5
+        if good.all() or not good.any():
+            weights.append(np.zeros(x.shape[1]))
+            biases.append(constant if good.all() else -constant)
+            continue
+        model = make().fit(x, good)
+        weights.append(model.coef_[0])
+        biases.append(model.intercept_[0])
+    return np.array(weights, dtype=np.float32), np.array(biases, dtype=np.float32)
+
+
 @register("elo")
 class EloSelector(LearnedSelector):
     """One global rating per model (Bradley-Terry fit of all pairwise outcomes): no per-prompt routing, the
@@ -86,18 +102,7 @@ class SuccessClassifierSelector(LearnedSelector):
     def _fit(self, x, scores, costs):
         from sklearn.linear_model import LogisticRegression
 
-        weights, biases = [], []
-        for j in range(scores.shape[1]):
-            good = scores[:, j] >= 0.5
-            if good.all() or not good.any():  # always or never right: a constant probability
-                weights.append(np.zeros(x.shape[1]))
-                biases.append(4.0 if good.all() else -4.0)
-                continue
-            model = LogisticRegression(C=self.C, max_iter=2000).fit(x, good)
-            weights.append(model.coef_[0])
-            biases.append(model.intercept_[0])
-        self.w_ = np.array(weights, dtype=np.float32)
-        self.b_ = np.array(biases, dtype=np.float32)
+        self.w_, self.b_ = per_model_linear(x, scores, lambda: LogisticRegression(C=self.C, max_iter=2000), 4.0)
 
     def predict_quality(self, x):
         return 1 / (1 + np.exp(-(x @ self.w_.T + self.b_)))
@@ -115,18 +120,8 @@ class SVMSelector(LearnedSelector):
     def _fit(self, x, scores, costs):
         from sklearn.svm import LinearSVC
 
-        weights, biases = [], []
-        for j in range(scores.shape[1]):
-            good = scores[:, j] >= 0.5
-            if good.all() or not good.any():  # nothing to separate: a constant margin
-                weights.append(np.zeros(x.shape[1]))
-                biases.append(2.0 if good.all() else -2.0)
-                continue
-            svm = LinearSVC(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed).fit(x, good)
-            weights.append(svm.coef_[0])
-            biases.append(svm.intercept_[0])
-        self.w_ = np.array(weights, dtype=np.float32)
-        self.b_ = np.array(biases, dtype=np.float32)
+        self.w_, self.b_ = per_model_linear(
+            x, scores, lambda: LinearSVC(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed), 2.0)
 
     def predict_quality(self, x):
         return 1 / (1 + np.exp(-2 * (x @ self.w_.T + self.b_)))
