@@ -70,8 +70,9 @@ class SimilarityWeightedRankingSelector(LearnedSelector):
     """RouteLLM's similarity-weighted ranking: a Bradley-Terry fit in which each training prompt's outcomes
     weigh exp(temperature × cosine similarity) to the request."""
 
-    def __init__(self, *, temperature: float = 10.0, cost_weight: float = 0.0) -> None:
+    def __init__(self, *, temperature: float = 10.0, neighbours: int = 256, cost_weight: float = 0.0) -> None:
         self.temperature = temperature
+        self.neighbours = neighbours  # far prompts weigh exp(-temperature·distance): only the nearest matter
         self.cost_weight = cost_weight
 
     def _fit(self, x, scores, costs):
@@ -81,11 +82,13 @@ class SimilarityWeightedRankingSelector(LearnedSelector):
 
     def predict_quality(self, x):
         out = []
+        k = min(self.neighbours, len(self.points_))
         for sims in normalise_rows(x).astype(np.float32) @ self.points_.T:
-            weights = np.exp(self.temperature * (sims - sims.max()))
-            wins = np.einsum("n,nab->ab", weights, self.outcomes_)
+            nearest = np.argpartition(-sims, k - 1)[:k]
+            weights = np.exp(self.temperature * (sims[nearest] - sims[nearest].max()))
+            wins = np.einsum("n,nab->ab", weights, self.outcomes_[nearest])
             np.fill_diagonal(wins, 0)
-            strength = bradley_terry(wins, iterations=30)
+            strength = bradley_terry(wins, iterations=12)  # enough to rank 10 models; each costs ~30 µs
             out.append(strength / strength.max())
         return np.array(out, dtype=np.float32)
 
