@@ -22,6 +22,8 @@ def _fail(message: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    register_calibrate(app)
+
     @app.command()
     def train(
         data: Annotated[str, typer.Option(help="llmrouter, mmlu, gsm8k, mt-bench, or a CSV/JSONL/Parquet file")],
@@ -85,3 +87,27 @@ def register(app: typer.Typer) -> None:
             plot(report, plot_out)
             out.print(f"wrote {plot_out}")
         out.print(f"wrote {json_out}")
+
+
+def register_calibrate(app: typer.Typer) -> None:
+    @app.command()
+    def calibrate(
+        router: Annotated[Path, typer.Option(help="an artifact directory from `turnout train`")],
+        data: Annotated[str, typer.Option(help="llmrouter, mmlu, gsm8k, mt-bench, or a CSV/JSONL/Parquet file")],
+        target: Annotated[str, typer.Option(help="cost=USD per prompt | rate=strong-call share | quality=fraction "
+                                                 "of the best single model's quality")],
+        split: Annotated[str, typer.Option(help="held-out split to calibrate on ('' for all rows)")] = "test",
+        shared: SharedOption = Path("../shared/data"),
+    ) -> None:
+        """Set a router's quality/cost knob (cost_weight) from a target, measured on held-out data."""
+        from turnout.eval.harness import calibrate as run, load_data
+        from turnout.eval.table import DataError
+
+        try:
+            result = run(load_data(data, shared), router, target, split)
+        except (DataError, KeyError, OSError) as exc:
+            _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+        out.print(f"{router}: cost_weight = {result['cost_weight']:.6g} → mean cost ${result['mean_cost_usd']:.6f}"
+                  f" (best single ${result['best_single_cost_usd']:.6f}), quality {result['mean_quality']:.4f}"
+                  f" (best single {result['best_single_quality']:.4f}), strong-model calls "
+                  f"{100 * result['strong_call_share']:.1f}%", highlight=False, markup=False)

@@ -130,6 +130,12 @@ def test_train_and_eval_on_a_users_csv(tmp_path):
     knn, random = report["routers"]["knn"], report["baselines"]["random"]
     assert knn["aiq"] > random["aiq"] and knn["apgr"] > 0.8 > random["apgr"]  # separable toy data
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    result = turnout("calibrate", "--router", str(tmp_path / "knn"), "--data", str(data), "--target", "rate=0.2")
+    assert result.returncode == 0, result.stderr
+    weight = json.loads((tmp_path / "knn" / "router.json").read_text())["params"]["cost_weight"]
+    assert weight > 0 and "strong-model calls" in result.stdout
+    assert turnout("calibrate", "--router", str(tmp_path / "knn"), "--data", str(data), "--target",
+                   "speed=1").returncode == 1
     bad = turnout("train", "--data", str(data), "--router", "knn", "--params", "k=many", "--out", str(tmp_path / "x"))
     assert bad.returncode == 1 and "--params: k:" in bad.stderr
     bad = turnout("train", "--data", str(data), "--router", "cheapest", "--out", str(tmp_path / "x"))

@@ -110,3 +110,41 @@ def plot(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "test") -> dict[str, Any]:
+    """Set a learned router's `cost_weight` so that, on `split`, it meets one target:
+    `cost=USD` (mean cost per prompt at most this), `rate=R` (share of calls to the best single model at most
+    R) or `quality=Q` (at least Q × the best single model's mean quality, as cheaply as possible)."""
+    from turnout.eval.metrics import choices_at, curve_of_choices
+    from turnout.models.encoders import get_encoder
+
+    kind, _, raw = target.partition("=")
+    if kind not in ("cost", "rate", "quality") or not raw:
+        raise DataError(f"--target must be cost=USD, rate=SHARE or quality=FRACTION, got {target!r}")
+    try:
+        goal = float(raw)
+    except ValueError:
+        raise DataError(f"--target {kind}= needs a number, got {raw!r}") from None
+    data = table.split(split) if split else table
+    meta = json.loads((Path(directory) / "router.json").read_text())
+    selector = selectors.get(meta["name"]).load(directory)
+    order = [selector.models_.index(m) for m in data.models]
+    predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
+    ref = reference(data)
+    knobs = np.concatenate([[0.0], np.geomspace(1e-4, 1e4, 401)])
+    outcomes = [(float(k), *curve_of_choices(data, choices_at(data, predicted, float(k)))) for k in knobs]
+    if kind == "quality":
+        floor = goal * ref.single[ref.strong][1]
+        feasible = [o for o in outcomes if o[2] >= floor]
+        pick = min(feasible, key=lambda o: o[1]) if feasible else None
+    else:
+        column = 1 if kind == "cost" else 3
+        feasible = [o for o in outcomes if o[column] <= goal]
+        pick = max(feasible, key=lambda o: o[2]) if feasible else None
+    if pick is None:
+        raise DataError(f"no setting of {meta['name']} meets {target} on {data.name} [{split}]")
+    meta["params"]["cost_weight"] = pick[0]
+    (Path(directory) / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return {"cost_weight": pick[0], "mean_cost_usd": pick[1], "mean_quality": pick[2], "strong_call_share": pick[3],
+            "best_single_quality": ref.single[ref.strong][1], "best_single_cost_usd": ref.single[ref.strong][0]}

@@ -47,16 +47,22 @@ def curve_of_choices(table: RoutingTable, choices: np.ndarray) -> tuple[float, f
             float((choices == strong).mean()))
 
 
-def sweep(table: RoutingTable, predicted: np.ndarray, steps: int = 41) -> tuple[Curve, list[float]]:
-    """The curve of a router that predicts a quality per (prompt, model): pick argmax(predicted − λ·cost)
-    for λ from 0 (quality only) up to where only cost counts. Returns the curve and the strong-call shares."""
-    cost = table.costs / max(float(table.costs.max()), 1e-12)
-    spread = float(np.ptp(predicted)) or 1.0
-    lambdas = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, steps - 2) * spread, [1e9]])
+KNOB_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61), [1e9]])
+
+
+def choices_at(table: RoutingTable, predicted: np.ndarray, cost_weight: float) -> np.ndarray:
+    """The models a selector picks at one knob setting: argmax(predicted − cost_weight × cost / max cost of
+    the row) — the same normalisation the server applies over a request's candidates."""
+    cost = table.costs / np.maximum(table.costs.max(axis=1, keepdims=True), 1e-12)
+    return np.argmax(predicted - cost_weight * cost, axis=1)
+
+
+def sweep(table: RoutingTable, predicted: np.ndarray, knobs: np.ndarray = KNOB_GRID) -> tuple[Curve, list[float]]:
+    """The curve of a router that predicts a quality per (prompt, model), over its `cost_weight` knob from 0
+    (quality only) to where only cost counts. Returns the curve and the strong-call shares."""
     points, shares = [], []
-    for lam in lambdas:
-        choices = np.argmax(predicted - lam * cost, axis=1)
-        c, q, share = curve_of_choices(table, choices)
+    for knob in knobs:
+        c, q, share = curve_of_choices(table, choices_at(table, predicted, float(knob)))
         points.append((c, q))
         shares.append(share)
     return points, shares
@@ -186,7 +192,6 @@ def baselines(table: RoutingTable, seed: int = 0) -> dict[str, dict]:
         points.append((c, q))
         shares.append(share)
     out["random"] = summary(points, ref, shares if two else None)
-    oracle_points, oracle_shares = sweep(table, table.scores + 1e-6 * (table.scores.max() - table.costs
-                                                                     / max(float(table.costs.max()), 1e-12)))
+    oracle_points, oracle_shares = sweep(table, table.scores)
     out["oracle"] = summary(oracle_points, ref, oracle_shares if two else None)
     return out
