@@ -107,3 +107,12 @@ def estimate_tokens(text: str) -> int:
 def tokens_for_chars(chars: int) -> int:
     """About 4 characters a token: good enough for routing thresholds and cost estimates."""
     return (chars + 3) // 4
+
+
+OBJECTIVE_HEADER = "x-turnout-objective"
+
+
+def requested_objective(ctx: RoutingContext, header: str = OBJECTIVE_HEADER) -> str | None:
+    """The caller's stated preference for this request (cost, quality, latency or balanced), if any."""
+    value = (ctx.headers.get(header) or "").strip().lower()
+    return value if value in ("cost", "quality", "latency", "balanced") else None

@@ -116,3 +116,24 @@ def test_elo_orders_models_by_pairwise_wins():
                          splits=["train"] * 4)
     rating = selectors.get("elo")().fit(table, np.ones((4, 8), dtype=np.float32)).rating_
     assert rating[0] > rating[1] > rating[2] and rating.max() == 1.0
+
+
+def test_multi_objective_follows_the_requested_objective(table):
+    from turnout.config import Cost
+    from turnout.models.request import request_embedding
+    from turnout.selection import Candidate
+
+    selector = selectors.get("multi_objective")(cost_weight=0.0).fit(table)
+    # the chat model is the right one for a poem, but it is 100x dearer here
+    candidates = [Candidate("math-model", Cost(input=0.1, output=0.1)), Candidate("chat-model", Cost(input=10, output=10))]
+
+    def pick(objective):
+        headers = {"x-turnout-objective": objective} if objective else {}
+        ctx = RoutingContext({"messages": [{"role": "user", "content": "Write a short poem about autumn."}]},
+                             headers=headers)
+        asyncio.run(request_embedding(ctx))
+        return selector.select(ctx, candidates)
+
+    assert pick(None).model == "chat-model" and pick("quality").model == "chat-model"
+    choice = pick("cost")
+    assert choice.model == "math-model" and "objective cost" in choice.reason

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from turnout.context import RoutingContext, SignalResult
+from turnout.context import OBJECTIVE_HEADER, RoutingContext, SignalResult, requested_objective
 from turnout.params import Params
 from turnout.signals.base import Signal, register
 
@@ -90,12 +90,6 @@ class MetadataSignal(Signal):
 
 
 Objective = Literal["cost", "quality", "latency", "balanced"]
-OBJECTIVE_HEADER = "x-turnout-objective"
-
-
-def requested_objective(ctx: RoutingContext, header: str = OBJECTIVE_HEADER) -> str | None:
-    value = (ctx.headers.get(header) or "").strip().lower()
-    return value if value in ("cost", "quality", "latency", "balanced") else None
 
 
 class UserFlagsParams(Params):
