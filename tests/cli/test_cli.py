@@ -140,3 +140,15 @@ def test_train_and_eval_on_a_users_csv(tmp_path):
     assert bad.returncode == 1 and "--params: k:" in bad.stderr
     bad = turnout("train", "--data", str(data), "--router", "cheapest", "--out", str(tmp_path / "x"))
     assert bad.returncode == 1 and "learns nothing" in bad.stderr
+
+
+def test_validate_warns_on_unset_secrets_but_serve_refuses(tmp_path):
+    config = base_config("http://127.0.0.1:9")
+    config["models"]["claude"]["api_key"] = "env:TURNOUT_TEST_UNSET_KEY"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = turnout("validate", str(path))
+    assert result.returncode == 0 and "1 warning(s)" in result.stdout
+    assert "models.claude.api_key: environment variable TURNOUT_TEST_UNSET_KEY is not set" in result.stderr
+    served = turnout("serve", "--config", str(path), "--port", "0")
+    assert served.returncode == 1 and "TURNOUT_TEST_UNSET_KEY is not set" in served.stderr

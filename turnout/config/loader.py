@@ -17,15 +17,15 @@ from turnout.config.models import AllRule, AnyRule, Config, NotRule, SignalRule
 ENV_PREFIX = "env:"
 
 
-def _resolve_env(node: Any, loc: tuple[object, ...], issues: list[ConfigIssue]) -> Any:
+def _resolve_env(node: Any, loc: tuple[object, ...], issues: list[ConfigIssue], severity: str) -> Any:
     if isinstance(node, dict):
-        return {k: _resolve_env(v, loc + (k,), issues) for k, v in node.items()}
+        return {k: _resolve_env(v, loc + (k,), issues, severity) for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve_env(v, loc + (i,), issues) for i, v in enumerate(node)]
+        return [_resolve_env(v, loc + (i,), issues, severity) for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith(ENV_PREFIX):
         var = node[len(ENV_PREFIX):].strip()
         if var not in os.environ:
-            issues.append(ConfigIssue(format_path(loc), f"environment variable {var} is not set"))
+            issues.append(ConfigIssue(format_path(loc), f"environment variable {var} is not set", severity))
             return ""
         return os.environ[var]
     return node
@@ -75,14 +75,16 @@ def _fields_at(loc: list[object]) -> list[str]:
     ]
 
 
-def parse_config(data: Any, *, source: str = "config") -> Config:
-    """Validate a loaded YAML document. Raises ConfigError listing every problem found."""
+def parse_config(data: Any, *, source: str = "config", missing_env: str = "error") -> Config:
+    """Validate a loaded YAML document. Raises ConfigError listing every problem found. With
+    missing_env="warning" (for `turnout validate` where secrets are absent) an unset `env:VAR` is a warning;
+    warnings are kept on `config.load_warnings`."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue("", f"{source}: the top level must be a mapping, got {type(data).__name__}")])
     issues: list[ConfigIssue] = []
-    data = _resolve_env(data, (), issues)
+    data = _resolve_env(data, (), issues, missing_env)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -91,16 +93,17 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise ConfigError(errors)
+    config._load_warnings = [i for i in issues if i.severity == "warning"]
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, missing_env: str = "error") -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
-    return parse_config(parse_yaml(text, source=str(path)), source=str(path))
+    return parse_config(parse_yaml(text, source=str(path)), source=str(path), missing_env=missing_env)
 
 
 def parse_yaml(text: str, *, source: str = "config") -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -151,11 +151,17 @@ class ServerConfig(Strict):
 
 
 class Config(Strict):
+    _load_warnings: list[Any] = PrivateAttr(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: dict[str, ModelConfig] = Field(min_length=1)
     signals: dict[str, SignalConfig] = Field(default_factory=dict)
     decisions: list[DecisionConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    @property
+    def load_warnings(self) -> list[Any]:
+        """Non-fatal problems found while loading (ConfigIssue with severity 'warning')."""
+        return self._load_warnings
 
     def effective_decisions(self) -> list[DecisionConfig]:
         """The configured decisions; with none, one default decision over every model."""
