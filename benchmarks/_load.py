@@ -30,6 +30,22 @@ class Result:
                 "errors": self.errors, "requests": self.requests}
 
 
+def bench_args(doc: str, repeat: int):
+    """The arguments every micro-benchmark takes: --json OUT, --shared DIR, --repeat N."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--repeat", type=int, default=repeat)
+    return parser.parse_args()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 and p99 of microsecond samples, rounded, as the benchmarks' JSON reports them."""
+    return {"p50_us": round(statistics.median(samples), 1), "p99_us": round(percentile(samples, 99), 1)}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]

@@ -8,14 +8,15 @@ selector ranks 10. Target (issue 5): select() < 1 ms p50 for every algorithm."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
+from _load import bench_args, percentiles  # noqa: E402
 from rich.console import Console
 from rich.table import Table
 
@@ -37,11 +38,7 @@ def ten_models(table: RoutingTable) -> RoutingTable:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--repeat", type=int, default=500)
-    args = parser.parse_args()
+    args = bench_args(__doc__, 500)
     table = ten_models(load_named("llmrouter", args.shared))
     train, test = table.split("train"), table.split("test")
     x_train = get_encoder().encode(train.prompts)
@@ -65,9 +62,7 @@ def main() -> None:
             start = time.perf_counter()
             selector.select(ctx, candidates)
             samples.append((time.perf_counter() - start) * 1e6)
-        samples.sort()
-        entry.update({"p50_us": round(statistics.median(samples), 1),
-                      "p99_us": round(samples[int(0.99 * (len(samples) - 1))], 1)})
+        entry.update(percentiles(samples))
         report["algorithms"][name] = entry
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

@@ -8,7 +8,6 @@ conditions) < 50 µs; RSS with every neural signal loaded ≤ 600 MB."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import resource
@@ -17,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _load import bench_args, percentiles  # noqa: E402
 from rich.console import Console
 from rich.table import Table
 
@@ -53,11 +54,6 @@ def prompt_of(tokens: int, pool: list[str]) -> str:
         text += pool[i % len(pool)] + "\n"
         i += 1
     return text[: tokens * 4]
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50_us": round(statistics.median(ordered), 1), "p99_us": round(ordered[int(0.99 * (len(ordered) - 1))], 1)}
 
 
 def time_signal(signal, text: str, repeat: int) -> list[float]:
@@ -99,11 +95,7 @@ LOOP = asyncio.new_event_loop()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--repeat", type=int, default=300)
-    args = parser.parse_args()
+    args = bench_args(__doc__, 300)
     pool = [json.loads(line)["query"] for line in
             (args.shared / "llmrouter/query_data/default_query_test.jsonl").open(encoding="utf-8")]
     heuristic = {kind: signals.get(kind).from_config(kind, params, kind) for kind, params in HEURISTIC.items()}

@@ -34,9 +34,14 @@ class Route:
     choice: Choice
     plugins: list[Plugin] = field(default_factory=list)
     signals: list[dict[str, Any]] = field(default_factory=list)
-    decisions: list[DecisionTrace] = field(default_factory=list)
+    decision_flags: list[bool] = field(default_factory=list)  # per decision, in priority order
+    engine: DecisionEngine | None = None
     algorithm: str = ""
     elapsed_us: float = 0.0
+
+    def decisions(self) -> list[DecisionTrace]:
+        """Every decision with whether it matched; built only when an explanation is asked for."""
+        return self.engine.trace(self.decision_flags) if self.engine is not None else []
 
     def explanation(self, ctx: RoutingContext) -> dict[str, Any]:
         return {
@@ -44,7 +49,7 @@ class Route:
             "requested_model": ctx.body.get("model"),
             "mode": self.mode,
             "signals": self.signals,
-            "decisions": [{"name": d.name, "priority": d.priority, "matched": d.matched} for d in self.decisions],
+            "decisions": [{"name": d.name, "priority": d.priority, "matched": d.matched} for d in self.decisions()],
             "decision": self.decision,
             "algorithm": self.algorithm,
             "candidates": [{"model": m, "score": round(s, 6)} for m, s in self.choice.scores.items()],
@@ -143,13 +148,11 @@ class Router:
         if requested in self.aliases:
             trace = await self.evaluate_signals(ctx)
             decision, flags = self.engine.decide(ctx.signals)
-            decisions = self.engine.trace(flags)
             compiled = self.decisions[decision.name]
-            encoder = getattr(compiled.selector, "encoder", None)
-            if encoder is not None:  # learned selectors read the request embedding, computed once per request
-                await request_embedding(ctx, encoder)
+            if compiled.selector.encoder is not None:  # learned selectors read the request embedding
+                await request_embedding(ctx, compiled.selector.encoder)
             choice = compiled.selector.select(ctx, self.candidates(decision.models))
-            route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, decisions,
+            route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, flags, self.engine,
                           decision.algorithm.name)
         elif requested in self.config.models and self.config.routing.allow_direct:
             route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"))
