@@ -53,6 +53,21 @@ class RoutingContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     signals: dict[str, SignalResult] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    # set by the pipeline once routed; plugins may change `model` (e.g. PII → a local model)
+    decision: str = ""
+    model: str = ""
+    #: extra headers for the upstream request and for the response to the client, set by plugins
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    #: the plugin that answered without a backend call (a cache hit, a canned reply), if any
+    answered_by: str | None = None
+
+    def set_body(self, body: dict[str, Any]) -> None:
+        """Replace the request body; what was derived from the old one (flattened text, token counts, the
+        request embedding) is dropped, other per-request state (plugin notes) is kept."""
+        self.body = body
+        for key in [k for k in self.cache if k.startswith(("text:", "embedding:", "pii:")) or k == "tokens"]:
+            del self.cache[key]
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ path through them. One Router serves until a reload replaces it; it is immutable
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,14 +15,15 @@ from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
 from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
-from turnout.errors import ModelNotFoundError
-from turnout.jsonutil import dumps_str
+from turnout.completions import completion_as_chunks, single_batch
+from turnout.errors import ModelNotFoundError, TurnoutError
 from turnout.models.request import request_embedding
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
 from turnout.signals import Signal, signals
 
 SIGNAL_TIMEOUT_S = 2.0
+log = logging.getLogger("turnout.plugins")
 
 
 @dataclass
@@ -81,11 +83,12 @@ class CompiledDecision:
 
 class Router:
     def __init__(self, config: Config, signals_: dict[str, Signal], decisions: dict[str, CompiledDecision],
-                 backends: dict[str, Backend]) -> None:
+                 backends: dict[str, Backend], global_plugins: list[Plugin] | None = None) -> None:
         self.config = config
         self.signals = signals_
         self.decisions = decisions
         self.backends = backends
+        self.global_plugins = global_plugins or []  # run on every request, routed or direct, before a decision's
         self.engine = DecisionEngine([d.config for d in decisions.values()])
         self.warnings = analyse(config.decisions)
         used = [self.signals[n] for n in self.engine.referenced_signals]
@@ -103,6 +106,7 @@ class Router:
         issues: list[ConfigIssue] = []
         built_signals = _build_signals(config, issues)
         decisions = _build_decisions(config, issues)
+        global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
         built_backends = {name: backend for name, model in config.models.items()
                           if (backend := _collect(issues, f"models.{name}.provider",
                                                   lambda: build_backend(name, model))) is not None}
@@ -110,7 +114,7 @@ class Router:
             for backend in built_backends.values():
                 _close_soon(backend)
             raise ConfigError(issues)
-        return cls(config, built_signals, decisions, built_backends)
+        return cls(config, built_signals, decisions, built_backends, global_plugins)
 
     # ----- routing --------------------------------------------------------------------------------------
     async def evaluate_signals(self, ctx: RoutingContext) -> list[dict[str, Any]]:
@@ -152,10 +156,11 @@ class Router:
             if compiled.selector.encoder is not None:  # learned selectors read the request embedding
                 await request_embedding(ctx, compiled.selector.encoder)
             choice = compiled.selector.select(ctx, self.candidates(decision.models))
-            route = Route("routed", decision.name, choice.model, choice, compiled.plugins, trace, flags, self.engine,
-                          decision.algorithm.name)
+            route = Route("routed", decision.name, choice.model, choice, self.global_plugins + compiled.plugins, trace,
+                          flags, self.engine, decision.algorithm.name)
         elif requested in self.config.models and self.config.routing.allow_direct:
-            route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"))
+            route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"),
+                          list(self.global_plugins))
         else:
             valid = sorted(self.aliases) + (sorted(self.config.models) if self.config.routing.allow_direct else [])
             raise ModelNotFoundError(f"The model '{requested}' does not exist here; use one of: {', '.join(valid)}",
@@ -165,25 +170,49 @@ class Router:
 
     # ----- calling --------------------------------------------------------------------------------------
     async def run_before(self, ctx: RoutingContext, route: Route) -> dict[str, Any] | None:
+        """The plugins' before hooks in order; the first that answers ends the chain. A plugin may re-target
+        the request (ctx.model), which the route then follows."""
+        ctx.decision, ctx.model = route.decision, route.model
+        answer = None
         for plugin in route.plugins:
-            answer = await plugin.before(ctx)
+            try:
+                answer = await plugin.before(ctx)
+            except TurnoutError:
+                raise  # a deliberate refusal (blocked PII, a jailbreak, a canned error)
+            except Exception as exc:  # noqa: BLE001 - the plugin broke: policy decides
+                _plugin_failed(plugin, "before", exc, ctx)
             if answer is not None:
-                return answer
-        return None
+                ctx.answered_by = plugin.name
+                break
+        if ctx.model != route.model:
+            route.model = ctx.model
+        return answer
+
+    async def run_after(self, ctx: RoutingContext, route: Route, response: dict[str, Any]) -> dict[str, Any]:
+        for plugin in reversed(route.plugins):
+            try:
+                response = await plugin.after(ctx, response)
+            except TurnoutError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                _plugin_failed(plugin, "after", exc, ctx)
+        return response
 
     async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
         response = await self.run_before(ctx, route)
         if response is None:
-            response = await self.backends[route.model].complete(ctx.body)
-        for plugin in reversed(route.plugins):
-            response = await plugin.after(ctx, response)
-        return response
+            response = await self.backends[route.model].complete(ctx.body, ctx.upstream_headers or None)
+        return await self.run_after(ctx, route, response)
 
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
         answer = await self.run_before(ctx, route)
         if answer is not None:
-            return _single_batch(completion_as_chunks(answer, ctx))
-        return self.backends[route.model].stream(ctx.body)
+            include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
+            return single_batch(completion_as_chunks(answer, include_usage))
+        batches = self.backends[route.model].stream(ctx.body, ctx.upstream_headers or None)
+        for plugin in reversed(route.plugins):
+            batches = plugin.wrap_stream(ctx, batches)
+        return batches
 
     def cost_usd(self, model: str, usage: dict[str, Any] | None, ctx: RoutingContext, completion_chars: int = 0) -> float:
         """USD for a response: from its usage when the upstream reported it, else estimated."""
@@ -226,10 +255,29 @@ def _build_signals(config: Config, issues: list[ConfigIssue]) -> dict[str, Signa
     for name, spec in config.signals.items():
         path = f"signals.{name}"
         kind = _collect(issues, f"{path}.kind", lambda: signals.get(spec.kind))
-        signal = kind and _collect(issues, path, lambda: kind.from_config(name, spec.params, path))
+        params = spec.params
+        if isinstance(params.get("artifact"), str):
+            params = {**params, "artifact": config.resolve_path(params["artifact"])}
+        signal = kind and _collect(issues, path, lambda: kind.from_config(name, params, path))
         if signal is not None:
             built[name] = signal
     return built
+
+
+def _build_plugins(specs: list[Any], path: str, config: Config, issues: list[ConfigIssue]) -> list[Plugin]:
+    chain = []
+    for j, p in enumerate(specs):
+        ppath = f"{path}[{j}]"
+        plugin_cls = _collect(issues, ppath, lambda: plugins.get(p.name))
+        plugin = plugin_cls and _collect(issues, ppath, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
+        if plugin is None:
+            continue
+        for model in plugin.referenced_models():
+            if model not in config.models:
+                issues.append(ConfigIssue(f"{ppath}.{p.name}.model", f"unknown model '{model}' "
+                                                                     f"(valid: {', '.join(config.models)})"))
+        chain.append(plugin)
+    return chain
 
 
 def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, CompiledDecision]:
@@ -238,40 +286,23 @@ def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, Com
         path = f"decisions[{i}]"
         selector = _collect(issues, f"{path}.algorithm.name",
                             lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm",
-                                                   d.algorithm.artifact, d.models))
-        chain = []
-        for j, p in enumerate(d.plugins):
-            ppath = f"{path}.plugins[{j}]"
-            plugin_cls = _collect(issues, ppath, lambda: plugins.get(p.name))
-            plugin = plugin_cls and _collect(issues, ppath, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
-            if plugin is not None:
-                chain.append(plugin)
+                                                   config.resolve_path(d.algorithm.artifact), d.models))
+        chain = _build_plugins(d.plugins, f"{path}.plugins", config, issues)
         if selector is not None:
             built[d.name] = CompiledDecision(d, selector, chain)
     return built
 
 
-def completion_as_chunks(response: dict[str, Any], ctx: RoutingContext) -> list[str]:
-    """A complete chat completion as the chunks a stream of it would have carried."""
-    base = {"id": response.get("id", ""), "object": "chat.completion.chunk", "created": response.get("created", 0),
-            "model": response.get("model", "")}
-    chunks = []
-    for choice in response.get("choices") or []:
-        message = choice.get("message") or {}
-        delta = {"role": "assistant", "content": message.get("content")}
-        if message.get("tool_calls"):
-            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
-        index = choice.get("index", 0)
-        chunks.append({**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": index, "delta": {}, "logprobs": None,
-                                            "finish_reason": choice.get("finish_reason") or "stop"}]})
-    if (ctx.body.get("stream_options") or {}).get("include_usage") and response.get("usage"):
-        chunks.append({**base, "choices": [], "usage": response["usage"]})
-    return [dumps_str(c) for c in chunks]
-
-
-async def _single_batch(batch: list[str]) -> AsyncIterator[list[str]]:
-    yield batch
+def _plugin_failed(plugin: Plugin, hook: str, exc: Exception, ctx: RoutingContext) -> None:
+    """A broken plugin: refuse the request if it guards safety (fail closed), else log and go on (fail open)."""
+    what = f"{type(exc).__name__}: {exc}"[:300]
+    if plugin.fail_closed:
+        log.error("request_id=%s plugin %s failed in %s (%s); the request is refused (fails closed)",
+                  ctx.request_id, plugin.name, hook, what)
+        raise TurnoutError(f"the {plugin.name} plugin failed, so the request was refused", status=500,
+                           type="server_error", code="plugin_failed") from None
+    log.warning("request_id=%s plugin %s failed in %s (%s); skipped (fails open)", ctx.request_id, plugin.name,
+                hook, what)
 
 
 def _close_soon(backend: Backend) -> None:

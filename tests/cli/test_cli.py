@@ -58,7 +58,9 @@ def test_route_prints_the_explanation_table():
 def test_route_json_and_direct_model(tmp_path):
     result = turnout("route", "hello", "--json")
     explanation = json.loads(result.stdout)
-    assert explanation["decision"] == "default" and explanation["model"] == "mixtral-8x7b-instruct-v0.1"
+    assert explanation["decision"] == "default" and explanation["algorithm"] == "svm"  # the shipped learned router
+    assert {c["model"] for c in explanation["candidates"]} == {"mixtral-8x7b-instruct-v0.1", "gpt-4-1106-preview"}
+    assert explanation["model"] == max(explanation["candidates"], key=lambda c: c["score"])["model"]
     assert [s["name"] for s in explanation["signals"]] == ["hard_math", "long_prompt"]
     result = turnout("route", "hello", "--json", "--model", "gpt-4-1106-preview")
     assert json.loads(result.stdout)["mode"] == "direct"

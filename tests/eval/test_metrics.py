@@ -65,8 +65,26 @@ def test_oracle_and_single_baselines(table):
     assert b["random"]["aiq"] <= b["oracle"]["aiq"]
 
 
-def test_sweep_goes_from_quality_only_to_cost_only(table):
+def test_sweep_goes_from_most_expensive_to_cheapest(table):
+    from turnout.eval.metrics import KNOB_GRID
+
     predicted = table.scores.copy()
     points, shares = sweep(table, predicted)
-    assert points[0] == (pytest.approx(5.5), pytest.approx(1.0))  # λ = 0: best model, first (cheapest) among ties
-    assert points[-1] == (pytest.approx(1.0), pytest.approx(0.5)) and shares[-1] == 0.0
+    assert points[0] == (pytest.approx(10.0), pytest.approx(0.75)) and shares[0] == 1.0  # λ → −∞: the dearest
+    at_zero = list(KNOB_GRID).index(0.0)
+    assert points[at_zero] == (pytest.approx(5.5), pytest.approx(1.0))  # λ = 0: best model, cheapest among ties
+    assert points[-1] == (pytest.approx(1.0), pytest.approx(0.5)) and shares[-1] == 0.0  # λ → ∞: the cheapest
+
+
+def test_gain_over_random(table):
+    from turnout.eval.metrics import gain_over_random, random_quality
+
+    ref = reference(table)
+    assert random_quality(ref, 5.5) == pytest.approx(0.625)
+    straight = gain_over_random([(1, 0.5), (10, 0.75)], ref)  # the random mix itself: no gain anywhere
+    assert straight["min"] == pytest.approx(0.0) and not straight["beats_random_everywhere"]
+    better = gain_over_random([(1, 0.5), (5.5, 1.0), (10, 0.75)], ref)
+    assert better["beats_random_everywhere"] and better["mean"] > 0.2
+    # a router that cannot go below cost 4 scores 0 at lower budgets: it does not beat random there
+    assert not gain_over_random([(4, 0.9), (10, 0.95)], ref)["beats_random_everywhere"]
+    assert gain_over_random([(4, 0.9), (10, 0.95)], ref)["min"] < -0.4

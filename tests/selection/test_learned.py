@@ -34,7 +34,8 @@ def table():
 
 def small_params(name):
     return {"knn": {"k": 3}, "cluster": {"n_clusters": 2}, "mlp": {"max_iter": 800, "hidden": 32},
-            "mf": {"epochs": 400, "dim": 16}, "classifier": {"C": 10.0}, "svm": {"C": 1.0}}.get(name, {})
+            "mf": {"epochs": 400, "dim": 16}, "classifier": {"C": 10.0}, "svm": {"C": 1.0},
+            "graph": {"neighbours": 3, "n_tasks": 2}, "routerdc": {"dim": 16}}.get(name, {})
 
 
 async def choose(selector, text, candidates):
@@ -137,3 +138,39 @@ def test_multi_objective_follows_the_requested_objective(table):
     assert pick(None).model == "chat-model" and pick("quality").model == "chat-model"
     choice = pick("cost")
     assert choice.model == "math-model" and "objective cost" in choice.reason
+
+
+def test_artifact_paths_are_relative_to_the_config_file(table, tmp_path):
+    import yaml
+
+    from turnout.config import load_config
+
+    selectors.get("knn")(k=3).fit(table).save(tmp_path / "routers" / "knn")
+    (tmp_path / "turnout.yaml").write_text(yaml.safe_dump({
+        "models": {m: {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"} for m in ("math-model", "chat-model")},
+        "decisions": [{"name": "default", "models": ["chat-model", "math-model"],
+                       "algorithm": {"name": "knn", "artifact": "routers/knn"}}]}))
+    router = Router.build(load_config(tmp_path / "turnout.yaml"))  # from any working directory
+    assert router.decisions["default"].selector.models_ == ["math-model", "chat-model"]
+    asyncio.run(router.aclose())
+
+
+def test_builtin_routers_load_and_know_their_models():
+    demo = build_selector("svm", {}, "d", "builtin:gsm8k-svm", ["gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"])
+    assert demo.cost_weight != 0  # calibrated when built
+    with pytest.raises(ConfigError, match="knows nothing of gpt-4o"):
+        build_selector("hybrid", {}, "d", "builtin:llmrouter-hybrid", ["gpt-4o"])
+
+
+def test_graph_router_uses_the_task_column():
+    # two tasks; the first model wins every "alpha" prompt, the second every "beta" prompt
+    prompts = [f"alpha question number {i}" for i in range(6)] + [f"beta question number {i}" for i in range(6)]
+    scores = np.array([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 6)
+    table = RoutingTable(prompts, ["a", "b"], scores, np.ones_like(scores), tasks=["alpha"] * 6 + ["beta"] * 6,
+                         splits=["train"] * 12)
+    graph = selectors.get("graph")(neighbours=4).fit(table)
+    assert graph.task_names_ == ["alpha", "beta"]
+    from turnout.models.encoders import get_encoder
+
+    predicted = graph.predict_quality(get_encoder().encode(["alpha question number 99", "beta question number 99"]))
+    assert predicted[0, 0] > predicted[0, 1] and predicted[1, 1] > predicted[1, 0]

@@ -43,17 +43,17 @@ class AnthropicBackend(HTTPBackend):
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return to_anthropic(body, self.upstream_model, self.options.default_max_tokens)
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         payload = self.payload({**body, "stream": False})
-        response = await self.post(self.url, payload)
+        response = await self.post(self.url, payload, headers=headers)
         try:
             return from_anthropic(loads(response.content))
         except (ValueError, AttributeError, TypeError):
             raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message") from None
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
+    async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        response = await self.post(self.url, self.payload({**body, "stream": True}), stream=True)
+        response = await self.post(self.url, self.payload({**body, "stream": True}), stream=True, headers=headers)
         translator = StreamTranslator(include_usage)
         async for events in self.sse_batches(response):
             batch = []

@@ -26,11 +26,12 @@ class Backend(abc.ABC):
         self.options = validate_params(self.Options, config.options, f"{path or 'models.' + name}.options")
 
     @abc.abstractmethod
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a non-streaming chat completion; return the OpenAI-shaped response."""
+    async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Send a non-streaming chat completion (with extra request `headers`, if any); return the
+        OpenAI-shaped response."""
 
     @abc.abstractmethod
-    def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
+    def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         """Send a streaming chat completion; yield batches of OpenAI chunk JSON texts (the chunks that
         arrived together). Errors before the first batch raise UpstreamError; after it, StreamInterruptedError."""
 

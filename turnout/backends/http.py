@@ -40,9 +40,12 @@ class HTTPBackend(Backend):
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def post(self, url: str, payload: dict[str, Any], *, stream: bool = False) -> httpx.Response:
-        """POST and return a successful response (its body unread when streaming); raise UpstreamError."""
-        request = httpx.Request("POST", url, content=dumps(payload), headers=self._headers,
+    async def post(self, url: str, payload: dict[str, Any], *, stream: bool = False,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST and return a successful response (its body unread when streaming); raise UpstreamError.
+        `headers` (from plugins) are sent too, but never replace the backend's own (auth, content type)."""
+        request = httpx.Request("POST", url, content=dumps(payload),
+                                headers={**headers, **self._headers} if headers else self._headers,
                                 extensions=self._extensions)
         try:
             response = await self.transport.handle_async_request(request)

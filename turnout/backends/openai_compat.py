@@ -34,8 +34,8 @@ class OpenAIBackend(HTTPBackend):
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "model": self.upstream_model}
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.post(self.url, self.payload(body))
+    async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.post(self.url, self.payload(body), headers=headers)
         try:
             data = loads(response.content)
         except ValueError:
@@ -44,8 +44,8 @@ class OpenAIBackend(HTTPBackend):
             raise UpstreamError(f"upstream '{self.name}' returned JSON that is not a chat completion")
         return data
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
-        response = await self.post(self.url, self.payload(body), stream=True)
+    async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
+        response = await self.post(self.url, self.payload(body), stream=True, headers=headers)
         finished = done = False
         async for events in self.sse_batches(response):
             if done:

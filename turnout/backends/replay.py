@@ -121,14 +121,14 @@ class ReplayBackend(Backend):
     def _id(self, body: dict[str, Any]) -> str:
         return "chatcmpl-replay-" + hashlib.sha1(repr(body.get("messages")).encode()).hexdigest()[:20]
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         answer, usage, meta = self._answer(body)
         choices = [{"index": i, "message": {"role": "assistant", "content": answer}, "logprobs": None,
                     "finish_reason": "stop"} for i in range(int(body.get("n") or 1))]
         return {"id": self._id(body), "object": "chat.completion", "created": int(time.time()),
                 "model": self.recorded_model, "choices": choices, "usage": usage, "turnout_replay": meta}
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Chunk]]:
+    async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         answer, usage, meta = self._answer(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": self._id(body), "object": "chat.completion.chunk", "created": int(time.time()),

@@ -103,7 +103,9 @@ def load_config(path: str | os.PathLike[str], *, missing_env: str = "error") -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
-    return parse_config(parse_yaml(text, source=str(path)), source=str(path), missing_env=missing_env)
+    config = parse_config(parse_yaml(text, source=str(path)), source=str(path), missing_env=missing_env)
+    config._base_dir = str(path.resolve().parent)
+    return config
 
 
 def parse_yaml(text: str, *, source: str = "config") -> Any:

@@ -152,16 +152,27 @@ class ServerConfig(Strict):
 
 class Config(Strict):
     _load_warnings: list[Any] = PrivateAttr(default_factory=list)
+    _base_dir: str | None = PrivateAttr(default=None)  # the config file's folder: relative paths start there
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: dict[str, ModelConfig] = Field(min_length=1)
     signals: dict[str, SignalConfig] = Field(default_factory=dict)
     decisions: list[DecisionConfig] = Field(default_factory=list)
+    plugins: list[PluginConfig] = Field(default_factory=list, description="run on every request, before a decision's")
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @property
     def load_warnings(self) -> list[Any]:
         """Non-fatal problems found while loading (ConfigIssue with severity 'warning')."""
         return self._load_warnings
+
+    def resolve_path(self, path: str | None) -> str | None:
+        """A path from the config (an artifact): `builtin:NAME` and absolute paths as they are; a relative path
+        from the config file's folder (from the working directory for a config not read from a file)."""
+        import os
+
+        if path is None or path.startswith("builtin:") or os.path.isabs(path) or self._base_dir is None:
+            return path
+        return os.path.join(self._base_dir, path)
 
     def effective_decisions(self) -> list[DecisionConfig]:
         """The configured decisions; with none, one default decision over every model."""

@@ -132,7 +132,7 @@ def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "t
     order = [selector.models_.index(m) for m in data.models]
     predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
     ref = reference(data)
-    knobs = np.concatenate([[0.0], np.geomspace(1e-4, 1e4, 401)])
+    knobs = np.concatenate([-np.geomspace(1e4, 1e-4, 201), [0.0], np.geomspace(1e-4, 1e4, 401)])
     outcomes = [(float(k), *curve_of_choices(data, choices_at(data, predicted, float(k)))) for k in knobs]
     if kind == "quality":
         floor = goal * ref.single[ref.strong][1]

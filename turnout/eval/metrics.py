@@ -47,7 +47,9 @@ def curve_of_choices(table: RoutingTable, choices: np.ndarray) -> tuple[float, f
             float((choices == strong).mean()))
 
 
-KNOB_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61), [1e9]])
+# cost_weight settings swept: negative weights favour pricier models (down to "always the most expensive"),
+# as RouteLLM's threshold sweeps from all-strong to all-weak; 1e9 is "always the cheapest"
+KNOB_GRID = np.concatenate([[-1e9], -np.geomspace(1e3, 1e-3, 31), [0.0], np.geomspace(1e-3, 1e3, 61), [1e9]])
 
 
 def choices_at(table: RoutingTable, predicted: np.ndarray, cost_weight: float) -> np.ndarray:
@@ -161,6 +163,25 @@ def cost_for_quality(points: Curve, quality: float) -> float | None:
     return _first_crossing(upper_hull(points), quality)
 
 
+def random_quality(ref: Reference, cost: float) -> float:
+    """Expected quality of the random mix of the weak and the strong model at a mean cost."""
+    (c_weak, q_weak), (c_strong, q_strong) = ref.single[ref.weak], ref.single[ref.strong]
+    return float(np.interp(cost, [c_weak, c_strong], [q_weak, q_strong]))
+
+
+def gain_over_random(points: Curve, ref: Reference, grid: int = 101) -> dict:
+    """The hull's quality minus the random mix's at `grid` costs from the weak to the strong model's. A router
+    beats random at every cost level when the gain is positive at every cost strictly between the two (at the
+    ends both are the single models). Below its cheapest point a router scores 0, as in AIQ."""
+    hull = upper_hull(points)
+    c_weak, c_strong = ref.single[ref.weak][0], ref.single[ref.strong][0]
+    gains = np.array([(interpolate(hull, c) if c >= hull[0][0] - 1e-12 else 0.0) - random_quality(ref, c)
+                      for c in np.linspace(c_weak, c_strong, grid)])
+    inner = gains[1:-1] if len(gains) > 2 else gains
+    return {"min": round(float(inner.min()), 6), "mean": round(float(gains.mean()), 6),
+            "beats_random_everywhere": bool(inner.min() > 1e-9)}
+
+
 def summary(points: Curve, ref: Reference, shares: list[float] | None = None) -> dict:
     best_cost, best_quality = ref.single[ref.strong]
     return {
@@ -170,11 +191,12 @@ def summary(points: Curve, ref: Reference, shares: list[float] | None = None) ->
         "cpt80": cpt(points, ref, 0.8, shares),
         "quality_at_best_single_cost": round(quality_at_cost(points, best_cost), 6),
         "cost_at_95pct_best_single": cost_for_quality(points, 0.95 * best_quality),
+        "gain_over_random": gain_over_random(points, ref),
         "curve": [[round(c, 9), round(q, 6)] for c, q in sorted(points)],
     }
 
 
-def baselines(table: RoutingTable, seed: int = 0) -> dict[str, dict]:
+def baselines(table: RoutingTable) -> dict[str, dict]:
     """Each single model, the random mix of the cheapest and the best model, and the oracle."""
     ref = reference(table)
     two = len(table.models) == 2
@@ -183,14 +205,9 @@ def baselines(table: RoutingTable, seed: int = 0) -> dict[str, dict]:
         choices = np.full(len(table), j)
         c, q, share = curve_of_choices(table, choices)
         out[f"single:{model}"] = summary([(c, q)], ref, [share] if two else None)
-    rng = np.random.default_rng(seed)
-    draws = rng.random(len(table))
-    points, shares = [], []
-    for p in np.linspace(0, 1, 21):
-        choices = np.where(draws < p, ref.strong, ref.weak)
-        c, q, share = curve_of_choices(table, choices)
-        points.append((c, q))
-        shares.append(share)
+    shares = np.linspace(0, 1, 21).tolist()  # the random mix's expected value: no sampling noise
+    (c_weak, q_weak), (c_strong, q_strong) = ref.single[ref.weak], ref.single[ref.strong]
+    points = [(c_weak + p * (c_strong - c_weak), q_weak + p * (q_strong - q_weak)) for p in shares]
     out["random"] = summary(points, ref, shares if two else None)
     oracle_points, oracle_shares = sweep(table, table.scores)
     out["oracle"] = summary(oracle_points, ref, oracle_shares if two else None)

@@ -31,6 +31,5 @@ class SystemPromptPlugin(Plugin):
             messages[first] = {**messages[first], "content": merged}
             if mode == "replace":
                 messages = [m for i, m in enumerate(messages) if i not in system[1:]]
-        ctx.body = {**ctx.body, "messages": messages}
-        ctx.cache.clear()  # flattened text and token counts describe the old messages
+        ctx.set_body({**ctx.body, "messages": messages})
         return None

@@ -7,6 +7,7 @@ import abc
 import inspect
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Sequence
 
 from pydantic import ConfigDict, create_model
@@ -39,6 +40,9 @@ class Selector(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _init_params(type(self))}
 
+
+#: routers trained on ../shared/data and shipped with turnout: `artifact: builtin:NAME`
+BUILTIN_ROUTERS = Path(__file__).resolve().parent.parent / "models" / "data" / "routers"
 
 selectors: Registry[Selector] = Registry("selection algorithm", attr="name")
 register = selectors.register
@@ -74,6 +78,8 @@ def build_selector(name: str, params: dict[str, Any], path: str, artifact: str |
     if artifact is None:
         raise ConfigError([ConfigIssue(f"{path}.artifact", f"'{name}' is a learned router: give the directory "
                                                           f"written by `turnout train --router {name}`")])
+    if artifact.startswith("builtin:"):
+        artifact = str(BUILTIN_ROUTERS / artifact[len("builtin:"):])
     try:
         selector = cls.load(artifact, **overrides)
     except (OSError, ValueError, KeyError) as exc:

@@ -48,7 +48,7 @@ async def _context(request: Request, current: Router) -> RoutingContext:
 
 
 def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
-    return {"x-turnout-model": route.model, "x-turnout-decision": route.decision,
+    return {**ctx.response_headers, "x-turnout-model": route.model, "x-turnout-decision": route.decision,
             "x-turnout-request-id": ctx.request_id}
 
 
@@ -62,13 +62,14 @@ async def chat_completions(request: Request):
     try:
         ctx = await _context(request, current)
         route = await current.route(ctx)
-        headers = _route_headers(route, ctx)
         if ctx.stream:
-            response = await _stream(current, ctx, route, headers, start)
+            response = await _stream(current, ctx, route, start)
             handed_over = True
             return response
         result = await current.complete(ctx, route)
-        cost = current.cost_usd(route.model, result.get("usage"), ctx, _completion_chars(result))
+        headers = _route_headers(route, ctx)  # after the plugins, which may re-target or add headers
+        cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, result.get("usage"), ctx,
+                                                            _completion_chars(result))
         headers["x-turnout-cost-usd"] = f"{cost:.8f}"
         _log(ctx, route, 200, start, cost)
         return Response(dumps(result), media_type="application/json", headers=headers)
@@ -86,8 +87,9 @@ def _completion_chars(result: dict[str, Any]) -> int:
     return chars
 
 
-async def _stream(current: Router, ctx: RoutingContext, route: Route, headers: dict[str, str], start: float):
+async def _stream(current: Router, ctx: RoutingContext, route: Route, start: float):
     chunks = await current.stream(ctx, route)
+    headers = _route_headers(route, ctx)
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
@@ -109,7 +111,7 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, headers: d
                 completion_chars += len(content)
 
     def cost() -> float:
-        return current.cost_usd(route.model, usage or None, ctx, completion_chars)
+        return 0.0 if ctx.answered_by else current.cost_usd(route.model, usage or None, ctx, completion_chars)
 
     def trailer() -> str:
         return f"turnout cost_usd={cost():.8f}"
@@ -118,7 +120,8 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, headers: d
         current.release()
         _log(ctx, route, 200 if error is None else 599, start, cost(), error)
 
-    headers["x-turnout-cost-usd"] = f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
+    headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
+        f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
     headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
     body = relay(first, chunks, on_chunk=on_chunk, on_end=on_end, trailer=trailer, secrets=current.secrets())
     return StreamingResponse(body, media_type="text/event-stream",

@@ -1,0 +1,120 @@
+"""Train every learned router on each shared dataset's train split and evaluate it on the test split against
+the baselines; then cross-dataset generalisation (train on one dataset, test on another).
+
+    python benchmarks/routing_quality.py --json bench-out/routing_quality.json [--shared ../shared/data]
+        [--datasets gsm8k,mmlu,llmrouter] [--encoder minilm-static] [--plots bench-out]
+
+Cross-dataset runs: MMLU → GSM8K and GSM8K → MMLU (same two models), and on LLMRouter leave-tasks-out (train
+on the tasks of one half, test on the other half's tasks: prompts of a kind the router never saw)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from turnout.eval.datasets import load_named
+from turnout.eval.harness import plot
+from turnout.eval.metrics import baselines, reference, summary, sweep
+from turnout.eval.table import RoutingTable
+from turnout.models.encoders import get_encoder
+from turnout.selection import selectors
+
+SKIP = {"multi_objective"}  # a weighting of `hybrid`-style estimates for live objectives; same curve as mlp
+
+
+def learned() -> list[str]:
+    return [n for n in selectors.names() if getattr(selectors.get(n), "needs_fit", False) and n not in SKIP]
+
+
+def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache: dict) -> dict:
+    def encode(t: RoutingTable) -> np.ndarray:
+        key = (t.name, len(t), t.fingerprint())
+        if key not in cache:
+            cache[key] = get_encoder(encoder).encode(t.prompts)
+        return cache[key]
+
+    ref = reference(test)
+    two = len(test.models) == 2
+    report = {"train": f"{train.name} ({len(train)} prompts)", "test": f"{test.name} ({len(test)} prompts)",
+              "models": test.models, "routers": {}, "baselines": baselines(test)}
+    x_train, x_test = encode(train), encode(test)
+    for router in learned():
+        selector = selectors.get(router)()
+        selector.encoder = encoder  # saved with an artifact; the server embeds requests with the same encoder
+        start = time.perf_counter()
+        selector.fit(train, x_train)
+        seconds = time.perf_counter() - start
+        predicted = selector.predict_quality(x_test)[:, [selector.models_.index(m) for m in test.models]]
+        points, shares = sweep(test, predicted)
+        report["routers"][router] = {"router": router, "train_s": round(seconds, 2),
+                                     **summary(points, ref, shares if two else None)}
+    report["data"], report["split"], report["rows"] = name, "test", len(test)
+    return report
+
+
+def leave_tasks_out(table: RoutingTable) -> tuple[RoutingTable, RoutingTable]:
+    tasks = sorted(set(table.tasks))
+    held = set(tasks[1::2])
+    rows = np.arange(len(table))
+    train = table.subset([i for i in rows if table.tasks[i] not in held], name=f"{table.name}:tasks-even")
+    test = table.subset([i for i in rows if table.tasks[i] in held], name=f"{table.name}:tasks-odd")
+    return train, test
+
+
+def table_of(title: str, report: dict) -> Table:
+    t = Table(title=title)
+    for col in ("router", "AIQ", "APGR", "CPT50", "beats random everywhere", "min gain", "cost @95% best / best cost"):
+        t.add_column(col)
+    best_cost = reference_cost(report)
+    rows = {**report["routers"], **{f"({k})": v for k, v in report["baselines"].items() if not k.startswith("single")}}
+    for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["aiq"]):
+        c95 = r["cost_at_95pct_best_single"]
+        t.add_row(name, f"{r['aiq']:.3f}", f"{r['apgr']:.3f}", "-" if r["cpt50"] is None else f"{r['cpt50']:.2f}",
+                  "yes" if r["gain_over_random"]["beats_random_everywhere"] else "no",
+                  f"{r['gain_over_random']['min']:+.4f}", "-" if c95 is None else f"{c95 / best_cost:.0%}")
+    return t
+
+
+def reference_cost(report: dict) -> float:
+    singles = {k: v for k, v in report["baselines"].items() if k.startswith("single:")}
+    best = max(singles.values(), key=lambda v: (v["curve"][0][1], -v["curve"][0][0]))
+    return best["curve"][0][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--datasets", default="gsm8k,mmlu,llmrouter")
+    parser.add_argument("--encoder", default="minilm-static")
+    parser.add_argument("--plots", type=Path, default=None, help="folder for one PNG per run")
+    args = parser.parse_args()
+    console, cache = Console(), {}
+    tables = {d: load_named(d, args.shared) for d in args.datasets.split(",")}
+    runs = {d: (t.split("train"), t.split("test")) for d, t in tables.items()}
+    if "mmlu" in tables and "gsm8k" in tables:
+        runs["mmlu→gsm8k"] = (tables["mmlu"].split("train"), tables["gsm8k"].split("test"))
+        runs["gsm8k→mmlu"] = (tables["gsm8k"].split("train"), tables["mmlu"].split("test"))
+    if "llmrouter" in tables:
+        runs["llmrouter:unseen-tasks"] = leave_tasks_out(tables["llmrouter"])
+    out: dict = {"encoder": args.encoder, "runs": {}}
+    for name, (train, test) in runs.items():
+        report = run(name, train, test, args.encoder, cache)
+        out["runs"][name] = report
+        console.print(table_of(f"{name}: train {report['train']}, test {report['test']}", report))
+        winners = [r for r, v in report["routers"].items() if v["gain_over_random"]["beats_random_everywhere"]]
+        console.print(f"  beat random at every cost level: {len(winners)} ({', '.join(winners)})")
+        if args.plots:
+            plot(report, args.plots / f"eval-{name.replace('→', '-to-').replace(':', '-')}.png")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
