@@ -42,4 +42,6 @@ class FastResponsePlugin(Plugin):
         if self.params.error is not None:
             raise TurnoutError(self.params.error, status=self.params.status, type="invalid_request_error",
                                code=self.params.code)
-        return canned_completion(ctx, self.params.content or "", "turnout")
+        from turnout.plugins.system_prompt import render
+
+        return canned_completion(ctx, render(self.params.content or "", ctx), "turnout")

@@ -1,17 +1,43 @@
-"""System prompt plugin: replace, prepend to or append to the system message of a request."""
+"""System prompt plugin: replace, prepend to or append to the system message of a request. The text may name
+what routing found: `{{ decision }}`, `{{ model }}`, `{{ signal.NAME }}` (true/false), `{{ signal.NAME.score }}`
+and any detail of a signal, e.g. `{{ signal.lang.language }}` or `{{ signal.topic.domain }}`."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from turnout.context import RoutingContext, _text_of
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
 
+_FIELD = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
 
 class SystemPromptParams(Params):
     text: str
     mode: Literal["replace", "prepend", "append"] = "prepend"
+
+
+def render(template: str, ctx: RoutingContext) -> str:
+    def value(match: re.Match[str]) -> str:
+        parts = match.group(1).split(".")
+        if parts == ["decision"]:
+            return ctx.decision
+        if parts == ["model"]:
+            return ctx.model
+        if parts[0] == "signal" and len(parts) in (2, 3):
+            result = ctx.signals.get(parts[1])
+            if result is None:
+                return ""
+            if len(parts) == 2:
+                return "true" if result.matched else "false"
+            if parts[2] == "score":
+                return f"{result.score:.3g}"
+            return str(result.detail.get(parts[2], ""))
+        return match.group(0)
+
+    return _FIELD.sub(value, template) if "{{" in template else template
 
 
 @register("system_prompt")
@@ -20,7 +46,7 @@ class SystemPromptPlugin(Plugin):
 
     async def before(self, ctx: RoutingContext) -> None:
         messages = list(ctx.messages)
-        text, mode = self.params.text, self.params.mode
+        text, mode = render(self.params.text, ctx), self.params.mode
         system = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") in ("system", "developer")]
         if not system:
             messages.insert(0, {"role": "system", "content": text})

@@ -48,8 +48,12 @@ async def _context(request: Request, current: Router) -> RoutingContext:
 
 
 def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
-    return {**ctx.response_headers, "x-turnout-model": route.model, "x-turnout-decision": route.decision,
-            "x-turnout-request-id": ctx.request_id}
+    headers = {"x-turnout-model": route.model, "x-turnout-decision": route.decision,
+               "x-turnout-request-id": ctx.request_id}
+    if ctx.response_headers:  # from plugins; an empty value removes a header
+        headers.update(ctx.response_headers)
+        headers = {k: v for k, v in headers.items() if v}
+    return headers
 
 
 @router.post("/v1/chat/completions", openapi_extra=_BODY_SCHEMA)

@@ -1,0 +1,167 @@
+"""The semantic cache end to end: a real server, the official openai client, the mock upstream counting calls."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from tests.conftest import base_config
+from turnout.plugins.semantic_cache import normalise, same_facts
+from turnout.testing import free_port
+
+
+def cache_config(upstream_url: str, **params) -> dict:
+    config = base_config(upstream_url)
+    config["decisions"] = [{"name": "default", "models": ["small"],
+                            "plugins": [{"semantic_cache": {"namespace": f"test-{time.monotonic_ns()}", **params}}]}]
+    return config
+
+
+def client(server, **headers) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, default_headers=headers)
+
+
+def ask(c: openai.OpenAI, text: str, **kwargs):
+    raw = c.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": text}],
+                                                      **kwargs)
+    return raw.headers.get("x-turnout-cache"), raw.parse(), raw.headers
+
+
+def test_paraphrase_hits_and_a_different_question_misses(serve, upstream, upstream_requests):
+    c = client(serve(cache_config(upstream.url)))
+    state, first, headers = ask(c, "What is the capital of France?")
+    assert state == "miss" and float(headers["x-turnout-cost-usd"]) > 0
+    state, again, headers = ask(c, "what is the capital of france")  # exact after normalisation
+    assert state == "hit" and again.choices[0].message.content == first.choices[0].message.content
+    assert again.model_extra["turnout_cache"]["hit"] == "exact" and float(headers["x-turnout-cost-usd"]) == 0
+    state, para, headers = ask(c, "Which city is the capital of France?")
+    assert state == "hit" and para.model_extra["turnout_cache"]["hit"] == "semantic"
+    assert para.choices[0].message.content == "echo: What is the capital of France?"
+    assert float(headers["x-turnout-cache-similarity"]) >= 0.86
+    assert ask(c, "What is the capital of Spain?")[0] == "miss"
+    assert ask(c, "How do I convert a string to an integer in JavaScript?")[0] == "miss"
+    assert ask(c, "How do I convert an integer to a string in JavaScript?")[0] == "miss"  # same words, swapped
+    assert len(upstream_requests()) == 4
+
+
+def test_no_hit_across_tenants_or_models(serve, upstream, upstream_requests):
+    server = serve(cache_config(upstream.url, tenant_header="x-tenant-id"))
+    a, b = client(server, **{"x-tenant-id": "acme"}), client(server, **{"x-tenant-id": "globex"})
+    assert ask(a, "Summarise the plot of Hamlet.")[0] == "miss"
+    assert ask(b, "Summarise the plot of Hamlet.")[0] == "miss"  # another tenant: its own entry
+    assert ask(a, "Summarise the plot of Hamlet.")[0] == "hit"
+    # a different system prompt is a different conversation
+    raw = a.chat.completions.with_raw_response.create(model="auto", messages=[
+        {"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Summarise the plot of Hamlet."}])
+    assert raw.headers["x-turnout-cache"] == "miss"
+    assert len(upstream_requests()) == 3
+
+
+def test_skips_what_must_not_be_cached(serve, upstream, upstream_requests):
+    c = client(serve(cache_config(upstream.url)))
+    ask(c, "Name three primary colours.")
+    assert ask(c, "Name three primary colours.", temperature=0.9)[0] == "skip"
+    assert ask(c, "Name three primary colours.", extra_headers={"x-turnout-cache": "off"})[0] == "skip"
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    assert ask(c, "Name three primary colours.", tools=tools)[0] == "skip"
+    assert ask(c, "Name three primary colours.", temperature=0)[0] == "miss"  # sampling params are part of the key
+    assert ask(c, "Name three primary colours.")[0] == "hit"
+    assert len(upstream_requests()) == 5
+
+
+def test_ttl_expiry(serve, upstream):
+    c = client(serve(cache_config(upstream.url, ttl_s=0.3)))
+    ask(c, "What is the boiling point of water?")
+    assert ask(c, "What is the boiling point of water?")[0] == "hit"
+    time.sleep(0.4)
+    assert ask(c, "What is the boiling point of water?")[0] == "miss"
+
+
+def test_streams_are_cached_and_replayed_as_streams(serve, upstream, upstream_requests):
+    c = client(serve(cache_config(upstream.url)))
+    messages = [{"role": "user", "content": "Write one sentence about the sea."}]
+    first = list(c.chat.completions.create(model="auto", messages=messages, stream=True,
+                                           stream_options={"include_usage": True}))
+    text = "".join(ch.choices[0].delta.content or "" for ch in first if ch.choices)
+    raw = c.chat.completions.with_raw_response.create(model="auto", messages=messages, stream=True,
+                                                      stream_options={"include_usage": True})
+    assert raw.headers["x-turnout-cache"] == "hit"
+    replay = list(raw.parse())
+    assert "".join(ch.choices[0].delta.content or "" for ch in replay if ch.choices) == text
+    assert replay[-1].usage.completion_tokens == first[-1].usage.completion_tokens
+    hit = c.chat.completions.create(model="auto", messages=messages)  # and a plain request gets it too
+    assert hit.choices[0].message.content == text
+    assert len(upstream_requests()) == 1
+
+
+def test_an_upstream_failure_is_not_cached(serve, upstream, upstream_requests):
+    c = client(serve(cache_config(upstream.url)))
+    for _ in range(2):  # the second is not answered from the cache: it reaches the upstream and fails again
+        with pytest.raises(openai.APIStatusError):
+            ask(c, "Please fail now #error:500")
+    assert len(upstream_requests()) == 2
+
+
+def test_normalise_and_fact_checks():
+    assert normalise("  What is  the Capital of FRANCE?? ") == "what is the capital of france"
+    assert not same_facts("What is 15% of 200?", "What is 15% of 300?")
+    assert not same_facts("What year did World War II end?", "What year did World War I end?")
+    assert same_facts("What year did World War II end?", "When did the Second World War end?")
+    assert not same_facts("Who was the first person on the Moon?", "Who was the second person on the Moon?")
+    assert not same_facts("Convert 100 Fahrenheit to Celsius", "Convert 100 Celsius to Fahrenheit")
+    assert same_facts("How do I reverse a list in Python?", "What's the way to reverse a Python list?")
+
+
+# ----- the shared store: a real redis-server -------------------------------------------------------------
+
+def start_turnout(config_path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "turnout.cli", "serve", "--config", str(config_path), "--port",
+                             str(port), "--no-watch"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def test_two_processes_share_one_redis(redis_server, upstream, upstream_requests, tmp_path):
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(cache_config(upstream.url, store="redis", redis_url=redis_server.url)))
+    ports = [free_port(), free_port()]
+    procs = [start_turnout(path, p) for p in ports]
+    try:
+        one, two = (openai.OpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="none", max_retries=0) for p in ports)
+        assert ask(one, "What is the tallest mountain in the world?")[0] == "miss"
+        assert ask(two, "What is the tallest mountain in the world?")[0] == "hit"  # exact, through Redis
+        state, answer, _ = ask(two, "Which mountain is the highest in the world?")
+        assert state == "hit" and answer.model_extra["turnout_cache"]["hit"] == "semantic"
+        assert ask(one, "Which mountain is the highest in the world?")[0] == "hit"
+        assert len(upstream_requests()) == 1
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_redis_down_is_a_miss_and_it_reconnects(redis_server, serve, upstream, caplog):
+    c = client(serve(cache_config(upstream.url, store="redis", redis_url=redis_server.url)))
+    ask(c, "How many bones are in the human body?")
+    assert ask(c, "How many bones are in the human body?")[0] == "hit"
+    redis_server.stop()
+    state, answer, _ = ask(c, "How many bones are in the human body?")  # still answered, by the upstream
+    assert state == "miss" and answer.choices[0].message.content.startswith("echo:")
+    assert any("redis cache store unavailable" in r.getMessage() for r in caplog.records)
+    redis_server.start()  # restarted empty, on the same port
+    assert ask(c, "How many bones are in the human body?")[0] == "miss"
+    assert ask(c, "How many bones are in the human body?")[0] == "hit"

@@ -1,0 +1,234 @@
+"""Semantic cache: answer a request from an earlier answer to the same question, asked the same way (exact,
+after normalisation) or in other words (the request embedding within `threshold` of a cached prompt's).
+
+What must match exactly, as the cache's *bucket*: the tenant (API key, and the `tenant_header` if set), the
+decision, the model, every message but the last user message (system prompt, history), and the sampling
+parameters. Only the last user message is compared by meaning, and a semantic match must also name the same
+numbers (12 vs 14, World War I vs II) and not swap the same words around ("convert a string to an integer"
+vs "…an integer to a string"): the near misses an embedding alone cannot tell apart.
+
+Skipped (x-turnout-cache: skip): tools or functions, n > 1, an explicit temperature above `max_temperature`,
+images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or
+`cache-control: no-cache|no-store`. A cache failure (Redis down) is a miss: the request goes on."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import Field
+
+from turnout.completions import assemble_completion
+from turnout.context import RoutingContext
+from turnout.jsonutil import dumps
+from turnout.models.encoders import ENCODERS
+from turnout.models.request import request_embedding
+from turnout.params import Params
+from turnout.plugins.base import Plugin, register
+from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
+
+log = logging.getLogger("turnout.cache")
+
+HEADER = "x-turnout-cache"
+_SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "response_format", "stop", "seed",
+             "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort")
+_CACHEABLE_FINISH = {"stop", "length"}
+
+
+class SemanticCacheParams(Params):
+    threshold: float = Field(0.86, ge=0.5, le=1.0, description="least cosine similarity for a semantic hit")
+    signal_thresholds: dict[str, float] = Field(default_factory=dict, description=(
+        "a stricter or looser threshold while a signal matched, e.g. {code: 0.95}; the strictest applies"))
+    semantic: bool = Field(True, description="false: exact (normalised) matches only")
+    encoder: Literal[ENCODERS] = Field("minilm-onnx", description="embeds the last user message")  # type: ignore[valid-type]
+    ttl_s: float = Field(3600.0, gt=0)
+    max_entries: int = Field(10_000, ge=1)
+    max_entry_bytes: int = Field(262_144, ge=1024, description="larger responses are not cached")
+    max_prompt_chars: int = Field(8_000, ge=1)
+    max_temperature: float = Field(0.0, ge=0, description="requests with a higher explicit temperature skip the cache")
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = Field("turnout:cache", min_length=1)
+    tenant_header: str | None = Field(None, description="a request header that further scopes entries, e.g. x-tenant-id")
+
+
+def normalise(text: str) -> str:
+    """Case, Unicode form, spacing and trailing punctuation do not change a question."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split()).rstrip(" ?!.。？！")
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[^\W\d_][\w'+#-]*", re.UNICODE)
+_ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6", "seventh": "7",
+             "eighth": "8", "ninth": "9", "tenth": "10"}
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
+_STOP = frozenset("""a an the of to in on at for by with and or is are was were be been do does did how what which
+who whom whose why when where can could should would will shall may might i me my you your we our it its this
+that these those there here please tell give explain define some any about into from as than so if then just also
+really much many more most very way get make""".split())
+
+
+def _facts(text: str) -> tuple[list[str], list[str]]:
+    """The numbers (digits, ordinals, Roman numerals) and the content words in order."""
+    numbers = _NUMBER.findall(text)
+    words = []
+    for raw in _WORD.findall(text):
+        word = raw.casefold()
+        if word in _ORDINALS:
+            numbers.append(_ORDINALS[word])
+        elif word in _ROMAN and raw.isupper():
+            numbers.append(_ROMAN[word])
+        elif word not in _STOP:
+            words.append(word.removesuffix("'s").rstrip("s") or word)
+    return sorted(numbers), words
+
+
+def same_facts(a: str, b: str) -> bool:
+    """False for the near misses an embedding confuses: other numbers, or the same words in another order."""
+    numbers_a, words_a = _facts(a)
+    numbers_b, words_b = _facts(b)
+    if numbers_a != numbers_b:
+        return False
+    return not (words_a != words_b and sorted(words_a) == sorted(words_b))
+
+
+def _has_media(messages: list[Any]) -> bool:
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") not in (None, "text")
+                                             for p in content):
+            return True
+    return False
+
+
+@register("semantic_cache")
+class SemanticCachePlugin(Plugin):
+    Params = SemanticCacheParams
+
+    def _store(self):
+        p = self.params
+        return cache_store(p.store, url=p.redis_url, namespace=p.namespace, max_entries=p.max_entries)
+
+    def skip_reason(self, ctx: RoutingContext) -> str | None:
+        body, p = ctx.body, self.params
+        wanted = (ctx.headers.get(HEADER) or "").strip().lower()
+        control = (ctx.headers.get("cache-control") or "").lower()
+        if wanted in ("off", "false", "no", "skip", "0") or "no-cache" in control or "no-store" in control:
+            return "the request asked not to be cached"
+        if body.get("tools") or body.get("functions"):
+            return "tools"
+        if int(body.get("n") or 1) != 1:
+            return "n > 1"
+        temperature = body.get("temperature")
+        if isinstance(temperature, (int, float)) and temperature > p.max_temperature:
+            return f"temperature {temperature} > {p.max_temperature}"
+        if _has_media(ctx.messages):
+            return "images or audio"
+        text = ctx.text("last_user")
+        if not text.strip():
+            return "no user message"
+        if len(text) > p.max_prompt_chars:
+            return "prompt too long"
+        return None
+
+    def _bucket(self, ctx: RoutingContext) -> str:
+        messages = ctx.messages
+        last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"),
+                        default=-1)
+        context = [m for i, m in enumerate(messages) if i != last_user]
+        tenant = ctx.caller.key_id
+        if self.params.tenant_header:
+            tenant += "|" + ctx.headers.get(self.params.tenant_header.lower(), "")
+        sampling = {k: ctx.body[k] for k in _SAMPLING if k in ctx.body}
+        scope = [tenant, ctx.decision, ctx.model, context, sampling, self.params.encoder]
+        return hashlib.sha256(dumps(scope)).hexdigest()[:32]
+
+    def _threshold(self, ctx: RoutingContext) -> float:
+        matched = [t for name, t in self.params.signal_thresholds.items()
+                   if (r := ctx.signals.get(name)) is not None and r.matched]
+        return max(matched, default=self.params.threshold)
+
+    async def before(self, ctx: RoutingContext) -> dict[str, Any] | None:
+        reason = self.skip_reason(ctx)
+        if reason is not None:
+            ctx.response_headers[HEADER] = "skip"
+            return None
+        prompt = normalise(ctx.text("last_user"))
+        bucket = self._bucket(ctx)
+        key = hashlib.sha256(f"{bucket}\n{prompt}".encode("utf-8", "replace")).hexdigest()[:40]
+        ctx.response_headers[HEADER] = "miss"
+        ctx.cache["semantic_cache"] = {"bucket": bucket, "key": key, "prompt": prompt, "vector": None}
+        store = self._store()
+        try:
+            entry = await store.get(key)
+            if entry is not None:
+                return self._hit(ctx, entry, "exact", 1.0)
+            if not self.params.semantic:
+                return None
+            vector = await request_embedding(ctx, self.params.encoder, "last_user")
+            ctx.cache["semantic_cache"]["vector"] = vector
+            threshold = self._threshold(ctx)
+            near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
+            for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
+                if entry is not None and entry.bucket == bucket and same_facts(prompt, entry.prompt):
+                    return self._hit(ctx, entry, "semantic", similarity)
+        except StoreUnavailable:
+            ctx.cache["semantic_cache"] = None  # the store is down: a miss, and nothing to store
+        return None
+
+    def _hit(self, ctx: RoutingContext, entry: CacheEntry, kind: str, similarity: float) -> dict[str, Any]:
+        ctx.response_headers[HEADER] = "hit"
+        ctx.response_headers["x-turnout-cache-similarity"] = f"{similarity:.4f}"
+        ctx.cache["semantic_cache"] = None
+        return {**entry.response, "turnout_cache": {"hit": kind, "similarity": round(similarity, 4),
+                                                    "age_s": round(time.time() - entry.created, 3)}}
+
+    async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
+        await self._store_response(ctx, response)
+        return response
+
+    def wrap_stream(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
+        if not ctx.cache.get("semantic_cache"):
+            return batches
+        return self._recording(ctx, batches)
+
+    async def _recording(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
+        chunks: list[str] = []
+        size = 0
+        async for batch in batches:
+            size += sum(len(c) for c in batch)
+            if size <= self.params.max_entry_bytes * 4:
+                chunks.extend(batch)
+            yield batch
+        # the stream finished cleanly (an upstream failure raised out of the loop above): keep it whole
+        response = assemble_completion(chunks) if size <= self.params.max_entry_bytes * 4 else None
+        if response is not None:
+            await self._store_response(ctx, response)
+
+    async def _store_response(self, ctx: RoutingContext, response: dict[str, Any]) -> None:
+        pending = ctx.cache.get("semantic_cache")
+        if not pending:
+            return
+        ctx.cache["semantic_cache"] = None
+        choices = response.get("choices") or []
+        if not choices or any((c.get("finish_reason") not in _CACHEABLE_FINISH) or (c.get("message") or {}).get("tool_calls")
+                              for c in choices):
+            return
+        kept = {k: v for k, v in response.items() if k not in ("turnout_cache",)}
+        if len(dumps(kept)) > self.params.max_entry_bytes:
+            return
+        vector = pending["vector"]
+        if vector is None and self.params.semantic:
+            vector = await request_embedding(ctx, self.params.encoder, "last_user")
+        now = time.time()
+        entry = CacheEntry(pending["key"], pending["bucket"], pending["prompt"], kept, now, now + self.params.ttl_s)
+        try:
+            await self._store().put(entry, vector if self.params.semantic else None)
+        except StoreUnavailable:
+            pass
