@@ -91,7 +91,10 @@ class Router:
         self.global_plugins = global_plugins or []  # run on every request, routed or direct, before a decision's
         self.engine = DecisionEngine([d.config for d in decisions.values()])
         self.warnings = analyse(config.decisions)
-        used = [self.signals[n] for n in self.engine.referenced_signals]
+        wanted = set(self.engine.referenced_signals)  # the decisions' signals, and those plugins read
+        wanted.update(n for d in decisions.values() for p in d.plugins for n in p.referenced_signals())
+        wanted.update(n for p in self.global_plugins for n in p.referenced_signals())
+        used = [s for n, s in self.signals.items() if n in wanted]
         self._cheap = [s for s in used if s.cost == 0]
         self._costly = [s for s in used if s.cost > 0]
         self.aliases = set(config.routing.aliases)
@@ -272,6 +275,10 @@ def _build_plugins(specs: list[Any], path: str, config: Config, issues: list[Con
         plugin = plugin_cls and _collect(issues, ppath, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
         if plugin is None:
             continue
+        for name in plugin.referenced_signals():
+            if name not in config.signals:
+                issues.append(ConfigIssue(f"{ppath}.{p.name}", f"uses signal '{name}', which is not defined "
+                                                              f"(signals: {', '.join(config.signals) or 'none'})"))
         for model in plugin.referenced_models():
             if model not in config.models:
                 issues.append(ConfigIssue(f"{ppath}.{p.name}.model", f"unknown model '{model}' "

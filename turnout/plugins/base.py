@@ -32,6 +32,10 @@ class Plugin:
         """Model names in the params (checked against the config's models when the router is built)."""
         return []
 
+    def referenced_signals(self) -> list[str]:
+        """Signal names the plugin reads (evaluated for every request, like those the decisions reference)."""
+        return []
+
     async def before(self, ctx: RoutingContext) -> dict[str, Any] | None:
         """Rewrite the request (ctx.set_body), or return a complete response to answer without a backend call."""
         return None

@@ -38,6 +38,11 @@ def canned_completion(ctx: RoutingContext, content: str, model: str) -> dict[str
 class FastResponsePlugin(Plugin):
     Params = FastResponseParams
 
+    def referenced_signals(self) -> list[str]:
+        from turnout.plugins.system_prompt import SystemPromptParams, SystemPromptPlugin
+
+        return SystemPromptPlugin(SystemPromptParams(text=self.params.content or "")).referenced_signals()
+
     async def before(self, ctx: RoutingContext) -> dict[str, Any]:
         if self.params.error is not None:
             raise TurnoutError(self.params.error, status=self.params.status, type="invalid_request_error",

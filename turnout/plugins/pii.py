@@ -96,7 +96,7 @@ class PiiPlugin(Plugin):
                 messages[i] = {**message, "content": _map_text(message.get("content"), redactor.redact)}
             if redactor.by_value:
                 ctx.set_body({**ctx.body, "messages": messages})
-                ctx.cache["pii:originals"] = redactor.originals
+                ctx.cache["plugin:pii:originals"] = redactor.originals
                 ctx.response_headers["x-turnout-pii"] = "redacted"
             return None
         found: dict[str, int] = {}
@@ -116,7 +116,7 @@ class PiiPlugin(Plugin):
         return None
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
-        originals = ctx.cache.get("pii:originals")
+        originals = ctx.cache.get("plugin:pii:originals")
         if not (self.params.restore and originals):
             return response
         choices = []
@@ -127,7 +127,7 @@ class PiiPlugin(Plugin):
         return {**response, "choices": choices}
 
     def wrap_stream(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
-        originals = ctx.cache.get("pii:originals")
+        originals = ctx.cache.get("plugin:pii:originals")
         if not (self.params.restore and originals):
             return batches
         return _restoring(batches, originals)

@@ -115,6 +115,9 @@ class SemanticCachePlugin(Plugin):
         p = self.params
         return cache_store(p.store, url=p.redis_url, namespace=p.namespace, max_entries=p.max_entries)
 
+    def referenced_signals(self) -> list[str]:
+        return sorted(self.params.signal_thresholds)
+
     def skip_reason(self, ctx: RoutingContext) -> str | None:
         body, p = ctx.body, self.params
         wanted = (ctx.headers.get(HEADER) or "").strip().lower()

@@ -44,6 +44,10 @@ def render(template: str, ctx: RoutingContext) -> str:
 class SystemPromptPlugin(Plugin):
     Params = SystemPromptParams
 
+    def referenced_signals(self) -> list[str]:
+        return sorted({m.group(1).split(".")[1] for m in _FIELD.finditer(self.params.text)
+                       if m.group(1).startswith("signal.") and m.group(1).count(".") >= 1})
+
     async def before(self, ctx: RoutingContext) -> None:
         messages = list(ctx.messages)
         text, mode = render(self.params.text, ctx), self.params.mode

@@ -22,6 +22,8 @@ from turnout.jsonutil import dumps, loads
 from turnout.state.vectors import VectorIndex
 
 log = logging.getLogger("turnout.cache")
+SYNC_COUNT, SYNC_BATCHES = 1000, 4
+SYNC_INTERVAL_S = 0.05  # another process's new entry is found by semantic lookups here within this delay
 
 
 class StoreUnavailable(Exception):
@@ -98,7 +100,7 @@ class MemoryCacheStore(CacheStore):
 
 
 class RedisCacheStore(CacheStore):
-    def __init__(self, url: str, namespace: str, max_entries: int, timeout_s: float = 0.25) -> None:
+    def __init__(self, url: str, namespace: str, max_entries: int, timeout_s: float = 1.0) -> None:
         import redis.asyncio as redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
@@ -110,6 +112,7 @@ class RedisCacheStore(CacheStore):
         self.order: deque[str] = deque()  # arrival order of the local mirror, to bound it
         self.last_id = "0-0"
         self._sync_lock = asyncio.Lock()
+        self._synced_at = 0.0
         self._warned = 0.0
 
     def _key(self, key: str) -> str:
@@ -150,10 +153,14 @@ class RedisCacheStore(CacheStore):
         return entries
 
     async def _sync(self) -> None:
-        """Mirror entries other processes added since the last look."""
+        """Mirror entries other processes added since the last look: everything on the first look, then at most
+        SYNC_BATCHES × SYNC_COUNT per lookup, so a lookup never stalls behind a burst of writes."""
+        if time.monotonic() - self._synced_at < SYNC_INTERVAL_S or self._sync_lock.locked():
+            return  # looked very recently, or another request is looking right now
         async with self._sync_lock:
-            while True:
-                reply = await self._call(self.client.xread({self.log_key: self.last_id}, count=5000))
+            self._synced_at = time.monotonic()
+            for _ in range(10**9 if self.last_id == "0-0" else SYNC_BATCHES):
+                reply = await self._call(self.client.xread({self.log_key: self.last_id}, count=SYNC_COUNT))
                 if not reply:
                     return
                 records = reply[0][1]
@@ -163,7 +170,7 @@ class RedisCacheStore(CacheStore):
                     key = fields[b"k"].decode()
                     if float(fields[b"x"]) > now and key not in self.index:
                         self._mirror(fields[b"b"].decode(), key, np.frombuffer(fields[b"v"], dtype=np.float16))
-                if len(records) < 5000:
+                if len(records) < SYNC_COUNT:
                     return
 
     def _mirror(self, bucket: str, key: str, vector: np.ndarray) -> None:
@@ -185,6 +192,8 @@ class RedisCacheStore(CacheStore):
                                      "v": np.asarray(vector, dtype=np.float16).tobytes()},
                       maxlen=self.max_entries, approximate=True)
         await self._call(pipe.execute())
+        if vector is not None:  # this process sees its own entry at once
+            self._mirror(entry.bucket, entry.key, np.asarray(vector, dtype=np.float16))
 
     async def aclose(self) -> None:
         try:

@@ -1,5 +1,5 @@
 """Nearest-neighbour search over cache entries, per bucket (tenant × decision × model × context). A bucket
-starts as a dense matrix (exact search, a few µs up to a thousand entries) and becomes an HNSW index (usearch)
+starts as a dense matrix (exact search, a few µs up to a thousand entries) and becomes an HNSW index (hnswlib)
 when it grows past that, so a lookup never scans the whole store and one tenant's entries never crowd out
 another's."""
 
@@ -50,14 +50,20 @@ class _Dense:
 
 
 class _Hnsw:
-    def __init__(self, dim: int, dense: _Dense) -> None:
-        from usearch.index import Index
+    """hnswlib's HNSW graph (inner product on unit vectors = cosine); deleted slots are reused."""
 
-        self.index = Index(ndim=dim, metric="cos", dtype="f32", connectivity=16, expansion_add=64,
-                           expansion_search=64)
+    def __init__(self, dim: int, dense: _Dense) -> None:
+        import hnswlib
+
+        self.index = hnswlib.Index(space="ip", dim=dim)
+        self.index.init_index(max_elements=max(2 * len(dense), 1024), ef_construction=64, M=16,
+                              allow_replace_deleted=True)
+        self.index.set_ef(64)
+        self.index.set_num_threads(1)  # one request, one core: the server has other requests to serve
         self.ids: dict[str, int] = {}
         self.keys: dict[int, str] = {}
         self.next = 0
+        self.free = 0  # deleted slots that an add may take over
         for key, row in list(dense.rows.items()):
             self.add(key, dense.matrix[row])
 
@@ -65,19 +71,26 @@ class _Hnsw:
         return len(self.ids)
 
     def add(self, key: str, vector: np.ndarray) -> None:
-        self.ids[key], self.keys[self.next] = self.next, key
-        self.index.add(self.next, vector)
+        label = self.next
         self.next += 1
+        if self.free:
+            self.index.add_items(vector[None, :], [label], replace_deleted=True)
+            self.free -= 1
+        else:
+            if self.index.get_current_count() >= self.index.get_max_elements():
+                self.index.resize_index(2 * self.index.get_max_elements())
+            self.index.add_items(vector[None, :], [label])
+        self.ids[key], self.keys[label] = label, key
 
     def remove(self, key: str) -> None:
-        i = self.ids.pop(key)
-        del self.keys[i]
-        self.index.remove(i)
+        label = self.ids.pop(key)
+        del self.keys[label]
+        self.index.mark_deleted(label)
+        self.free += 1
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        found = self.index.search(vector, k)
-        return [(self.keys[int(i)], 1.0 - float(d)) for i, d in zip(found.keys, found.distances)
-                if int(i) in self.keys]
+        labels, distances = self.index.knn_query(vector[None, :], k=k)
+        return [(self.keys[int(i)], 1.0 - float(d)) for i, d in zip(labels[0], distances[0]) if int(i) in self.keys]
 
 
 class VectorIndex:
