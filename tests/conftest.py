@@ -30,6 +30,7 @@ def upstream_requests(upstream: ServerThread) -> Callable[[], list[dict[str, Any
 def base_config(upstream_url: str) -> dict[str, Any]:
     """Three models on the mock upstream, one per wire format, plus a keyword-routed decision."""
     return {
+        "server": {"retry": {"attempts": 0}},  # error-mapping tests want one upstream call; retries are tested apart
         "models": {
             "small": {"provider": "openai", "base_url": f"{upstream_url}/v1", "model": "mock-small",
                       "api_key": TEST_KEY, "cost": {"input": 0.1, "output": 0.2}},

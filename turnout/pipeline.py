@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.backends import Backend, build_backend
+from turnout.backends.dispatch import Dispatcher, DispatchLog
 from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
 from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
 from turnout.decisions import DecisionEngine, DecisionTrace
@@ -40,6 +41,8 @@ class Route:
     engine: DecisionEngine | None = None
     algorithm: str = ""
     elapsed_us: float = 0.0
+    fallbacks: list[str] = field(default_factory=list)  # the decision's, tried after the model's own
+    dispatch: DispatchLog = field(default_factory=DispatchLog)
 
     def decisions(self) -> list[DecisionTrace]:
         """Every decision with whether it matched; built only when an explanation is asked for."""
@@ -89,6 +92,7 @@ class Router:
         self.decisions = decisions
         self.backends = backends
         self.global_plugins = global_plugins or []  # run on every request, routed or direct, before a decision's
+        self.dispatcher = Dispatcher(config, backends)
         self.engine = DecisionEngine([d.config for d in decisions.values()])
         self.warnings = analyse(config.decisions)
         wanted = set(self.engine.referenced_signals)  # the decisions' signals, and those plugins read
@@ -146,7 +150,7 @@ class Router:
         return entry
 
     def candidates(self, names: list[str]) -> list[Candidate]:
-        return [Candidate(n, self.config.models[n].cost) for n in names]
+        return [Candidate(n, self.config.models[n].cost, self.dispatcher.health(n).stats) for n in names]
 
     async def route(self, ctx: RoutingContext) -> Route:
         """Everything up to (not including) the backend call; the Route is the explanation."""
@@ -160,7 +164,7 @@ class Router:
                 await request_embedding(ctx, compiled.selector.encoder)
             choice = compiled.selector.select(ctx, self.candidates(decision.models))
             route = Route("routed", decision.name, choice.model, choice, self.global_plugins + compiled.plugins, trace,
-                          flags, self.engine, decision.algorithm.name)
+                          flags, self.engine, decision.algorithm.name, fallbacks=decision.fallbacks)
         elif requested in self.config.models and self.config.routing.allow_direct:
             route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"),
                           list(self.global_plugins))
@@ -189,6 +193,7 @@ class Router:
                 break
         if ctx.model != route.model:
             route.model = ctx.model
+            route.fallbacks = []  # re-targeted by a plugin (PII → a local model): only that model's own chain
         return answer
 
     async def run_after(self, ctx: RoutingContext, route: Route, response: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +209,10 @@ class Router:
     async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
         response = await self.run_before(ctx, route)
         if response is None:
-            response = await self.backends[route.model].complete(ctx.body, ctx.upstream_headers or None)
+            chain = self.dispatcher.chain(route.model, route.fallbacks)
+            route.model, response = await self.dispatcher.complete(chain, ctx.body, ctx.upstream_headers or None,
+                                                                   route.dispatch)
+            ctx.model = route.model
         return await self.run_after(ctx, route, response)
 
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
@@ -212,7 +220,10 @@ class Router:
         if answer is not None:
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             return single_batch(completion_as_chunks(answer, include_usage))
-        batches = self.backends[route.model].stream(ctx.body, ctx.upstream_headers or None)
+        chain = self.dispatcher.chain(route.model, route.fallbacks)
+        route.model, batches = await self.dispatcher.stream(chain, ctx.body, ctx.upstream_headers or None,
+                                                            route.dispatch)
+        ctx.model = route.model
         for plugin in reversed(route.plugins):
             batches = plugin.wrap_stream(ctx, batches)
         return batches

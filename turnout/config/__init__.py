@@ -5,6 +5,12 @@ from turnout.config.loader import load_config, parse_config, parse_yaml, rule_si
 from turnout.config.models import (
     AlgorithmConfig,
     AllRule,
+    ApiKeyConfig,
+    AuthConfig,
+    BreakerConfig,
+    HealthCheckConfig,
+    RetryConfig,
+    StateConfig,
     AnyRule,
     Config,
     Cost,
@@ -19,7 +25,8 @@ from turnout.config.models import (
 )
 
 __all__ = [
-    "AlgorithmConfig", "AllRule", "AnyRule", "Config", "ConfigError", "ConfigIssue", "Cost", "DecisionConfig",
+    "AlgorithmConfig", "AllRule", "AnyRule", "ApiKeyConfig", "AuthConfig", "BreakerConfig", "HealthCheckConfig",
+    "RetryConfig", "StateConfig", "Config", "ConfigError", "ConfigIssue", "Cost", "DecisionConfig",
     "ModelConfig", "NotRule", "PluginConfig", "RoutingConfig", "ServerConfig", "SignalConfig", "SignalRule",
     "load_config", "parse_config", "parse_yaml", "rule_signals",
 ]

@@ -153,6 +153,24 @@ def check_references(config: Config) -> list[ConfigIssue]:
     for i, alias in enumerate(config.routing.aliases):
         if alias in config.models:
             issues.append(ConfigIssue(f"routing.aliases[{i}]", f"alias '{alias}' is also a model name"))
+    for i, decision in enumerate(config.decisions):
+        for j, model in enumerate(decision.fallbacks):
+            if model not in config.models:
+                issues.append(ConfigIssue(f"decisions[{i}].fallbacks[{j}]", unknown_name("model", model, config.models)))
+    for name, model in config.models.items():
+        for j, fallback in enumerate(model.fallbacks):
+            if fallback not in config.models or fallback == name:
+                issues.append(ConfigIssue(f"models.{name}.fallbacks[{j}]", f"'{fallback}' is not another model"
+                                          if fallback == name else unknown_name("model", fallback, config.models)))
+    if config.auth is not None:
+        for i, key in enumerate(config.auth.keys):
+            for j, model in enumerate(key.models or []):
+                if model not in config.models:
+                    issues.append(ConfigIssue(f"auth.keys[{i}].models[{j}]", unknown_name("model", model, config.models)))
+            names = {d.name for d in config.effective_decisions()}
+            for j, decision in enumerate(key.decisions or []):
+                if decision not in names:
+                    issues.append(ConfigIssue(f"auth.keys[{i}].decisions[{j}]", unknown_name("decision", decision, names)))
     for name, model in config.models.items():
         if model.provider in ("openai", "azure") and not model.base_url:
             issues.append(ConfigIssue(f"models.{name}.base_url", f"required for provider '{model.provider}'"))

@@ -28,6 +28,31 @@ class Timeouts(Strict):
     pool: float = Field(10.0, gt=0)
 
 
+class RetryConfig(Strict):
+    """Retries of failures before the first byte: connection errors, timeouts, 429 and 5xx."""
+
+    attempts: int = Field(2, ge=0, le=10, description="retries after the first try (0: none)")
+    backoff_s: float = Field(0.2, ge=0, description="first wait; doubles each retry, with ±50 % jitter")
+    max_backoff_s: float = Field(5.0, ge=0, description="longest wait, Retry-After included (longer: no retry)")
+
+
+class BreakerConfig(Strict):
+    """Per backend: open after `failures` failures within `window_s`; after `cooldown_s` one probe request
+    goes through (half-open); its success closes the breaker, its failure opens it again."""
+
+    failures: int = Field(5, ge=1)
+    window_s: float = Field(30.0, gt=0)
+    cooldown_s: float = Field(15.0, gt=0)
+
+
+class HealthCheckConfig(Strict):
+    """Active health checks: GET `path` on the backend every `interval_s`; a failure counts for the breaker."""
+
+    interval_s: float = Field(10.0, gt=0)
+    path: str = "/models"
+    timeout_s: float = Field(2.0, gt=0)
+
+
 class ModelConfig(Strict):
     provider: str
     model: str | None = Field(None, description="upstream model id; defaults to the config key")
@@ -42,6 +67,10 @@ class ModelConfig(Strict):
     transport: Literal["aiohttp", "httpx"] = Field(
         "aiohttp", description="connection layer under the httpx client: aiohttp (less CPU) or httpx's own (HTTP/2, proxies)")
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific settings")
+    fallbacks: list[str] = Field(default_factory=list, description="models tried, in order, when this one fails")
+    retry: RetryConfig | None = Field(None, description="default: server.retry")
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    health_check: HealthCheckConfig | None = None
 
 
 class SignalConfig(BaseModel):
@@ -129,6 +158,7 @@ class DecisionConfig(Strict):
     models: list[str] = Field(min_length=1)
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     plugins: list[PluginConfig] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list, description="tried after the chosen model's own fallbacks")
 
 
 class RoutingConfig(Strict):
@@ -147,7 +177,56 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(2048, ge=1, description="messages in one request")
+    max_concurrent: int = Field(1024, ge=1, description="requests in flight per process; more get 503 + Retry-After")
+    request_timeout_s: float = Field(900.0, gt=0, description="deadline for a request until its first byte, all retries and fallbacks included")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+
+class ApiKeyConfig(Strict):
+    """One caller. Give the key itself (`key`, e.g. env:TEAM_A_KEY; hashed when loaded) or its SHA-256
+    (`key_sha256`, what `turnout hash-key` prints) — a key file should only ever hold hashes."""
+
+    name: str = Field(min_length=1)
+    key: SecretStr | None = None
+    key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    roles: list[str] = Field(default_factory=list)
+    models: list[str] | None = Field(None, description="models this key may use (default: all)")
+    decisions: list[str] | None = Field(None, description="decisions this key may be routed by (default: all)")
+    rpm: int | None = Field(None, ge=1, description="requests per minute")
+    tpm: int | None = Field(None, ge=1, description="tokens (prompt + completion) per minute")
+    budget_usd_day: float | None = Field(None, ge=0)
+    budget_usd_month: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_secret(self):
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of `key` or `key_sha256`")
+        return self
+
+    def digest(self) -> str:
+        import hashlib
+
+        if self.key_sha256:
+            return self.key_sha256
+        return hashlib.sha256(self.key.get_secret_value().encode()).hexdigest()  # type: ignore[union-attr]
+
+
+class AuthConfig(Strict):
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+    key_file: str | None = Field(None, description="a YAML list of keys (same fields), relative to the config file")
+    admin_key: SecretStr | None = Field(None, description="for /v1/route and admin endpoints; e.g. env:TURNOUT_ADMIN_KEY")
+    admin_key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class StateConfig(Strict):
+    """Where counters shared by several turnout processes live (rate limits, budgets)."""
+
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "turnout"
 
 
 class Config(Strict):
@@ -159,6 +238,8 @@ class Config(Strict):
     decisions: list[DecisionConfig] = Field(default_factory=list)
     plugins: list[PluginConfig] = Field(default_factory=list, description="run on every request, before a decision's")
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    auth: AuthConfig | None = Field(None, description="no auth section: no API keys are required")
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @property
     def load_warnings(self) -> list[Any]:

@@ -22,6 +22,7 @@ from turnout.registry import Registry
 class Candidate:
     name: str
     cost: Cost
+    stats: Any = None  # live BackendStats (in flight, EWMA latency and TTFT) when served; None offline
 
 
 class Selector(abc.ABC):

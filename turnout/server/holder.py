@@ -43,6 +43,7 @@ class RouterHolder:
                           type(exc).__name__, exc)
                 return False
             _log_warnings(router)
+            router.dispatcher.registry.adopt(self.router.dispatcher.registry)  # breakers and stats live on
             old, self.router = self.router, router
             self.generation += 1
             task = asyncio.create_task(old.drain_and_close())

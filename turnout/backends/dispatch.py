@@ -1,0 +1,183 @@
+"""Sending a request through a chain of models: retries with exponential backoff and jitter (honouring
+Retry-After) for failures before the first byte, then the next model of the fallback chain; circuit breakers
+skip backends that keep failing; one deadline covers it all. Nothing is retried once an answer has started
+streaming: a failure then ends the stream with an error event (server/sse.py).
+
+Which failures move on: connection errors, timeouts, 408, 429 and 5xx are retried on the same model, then
+fall back; 401/403/404 (that provider's key or model is wrong) fall back at once; other 4xx (the request
+itself is bad: 400, 413, 422) go straight back to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from turnout.backends.base import Backend
+from turnout.backends.health import BackendHealth, HealthRegistry
+from turnout.config import Config, RetryConfig
+from turnout.errors import TurnoutError, UpstreamError, UpstreamTimeoutError
+
+T = TypeVar("T")
+RETRY_STATUSES = {408, 429}
+FALLBACK_STATUSES = {401, 403, 404}
+
+
+class NoBackendAvailable(TurnoutError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_backend_available"
+
+
+@dataclass
+class Attempt:
+    model: str
+    outcome: str  # "ok", "skipped (breaker open)", or the error code
+    seconds: float = 0.0
+
+
+@dataclass
+class DispatchLog:
+    """What happened on the way to an answer: every attempt, for headers, logs and metrics."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        tried = [a.model for a in self.attempts if not a.outcome.startswith("skipped")]
+        return len(tried) - len(dict.fromkeys(tried))
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return list(dict.fromkeys(a.model for a in self.attempts))
+
+
+def retryable(exc: UpstreamError) -> bool:
+    status = exc.upstream_status
+    return status is None or status in RETRY_STATUSES or status >= 500
+
+
+def falls_back(exc: UpstreamError) -> bool:
+    return retryable(exc) or exc.upstream_status in FALLBACK_STATUSES
+
+
+def backoff_s(policy: RetryConfig, retry: int, exc: UpstreamError) -> float:
+    """Exponential backoff with ±50 % jitter; an upstream's Retry-After (seconds) wins when it says more."""
+    wait = policy.backoff_s * (2 ** retry) * random.uniform(0.5, 1.5)
+    stated = (exc.headers or {}).get("retry-after", "")
+    try:
+        wait = max(wait, float(stated))
+    except ValueError:
+        pass
+    return wait
+
+
+class Dispatcher:
+    def __init__(self, config: Config, backends: dict[str, Backend]) -> None:
+        self.config = config
+        self.backends = backends
+        self.registry = HealthRegistry()
+
+    def health(self, model: str) -> BackendHealth:
+        return self.registry.of(model, self.config.models[model])
+
+    def chain(self, first: str, decision_fallbacks: list[str]) -> list[str]:
+        return list(dict.fromkeys([first, *self.config.models[first].fallbacks, *decision_fallbacks]))
+
+    async def complete(self, chain: list[str], body: dict[str, Any], headers: dict[str, str] | None,
+                       log: DispatchLog) -> tuple[str, dict[str, Any]]:
+        async def call(model: str, timeout: float) -> dict[str, Any]:
+            health = self.health(model)
+            health.stats.in_flight += 1
+            start = time.monotonic()
+            try:
+                result = await asyncio.wait_for(self.backends[model].complete(body, headers), timeout)
+            finally:
+                health.stats.in_flight -= 1
+            health.stats.observe_latency(time.monotonic() - start)
+            return result
+
+        return await self._run(chain, call, log)
+
+    async def stream(self, chain: list[str], body: dict[str, Any], headers: dict[str, str] | None,
+                     log: DispatchLog) -> tuple[str, AsyncIterator[list[str]]]:
+        """The first model (of the chain) that starts answering; its stream with the first batch in hand."""
+
+        async def call(model: str, timeout: float) -> AsyncIterator[list[str]]:
+            health = self.health(model)
+            health.stats.in_flight += 1
+            start = time.monotonic()
+            batches = self.backends[model].stream(body, headers)
+            try:
+                first = await asyncio.wait_for(anext(batches), timeout)
+            except StopAsyncIteration:
+                health.stats.in_flight -= 1
+                raise UpstreamError(f"upstream '{model}' returned an empty stream") from None
+            except BaseException:
+                health.stats.in_flight -= 1
+                await batches.aclose()
+                raise
+            health.stats.observe_ttft(time.monotonic() - start)
+            return _continue(first, batches, health)
+
+        return await self._run(chain, call, log)
+
+    async def _run(self, chain: list[str], call: Callable[[str, float], Awaitable[T]], log: DispatchLog) -> tuple[str, T]:
+        deadline = time.monotonic() + self.config.server.request_timeout_s
+        last: UpstreamError | None = None
+        for model in chain:
+            health = self.health(model)
+            policy = self.config.models[model].retry or self.config.server.retry
+            for retry in range(policy.attempts + 1):
+                if not health.breaker.allow():
+                    log.attempts.append(Attempt(model, "skipped (breaker open)"))
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise last or UpstreamTimeoutError("the request deadline passed before any model answered")
+                start = time.monotonic()
+                try:
+                    result = await call(model, remaining)
+                except asyncio.TimeoutError:
+                    exc: UpstreamError = UpstreamTimeoutError(f"upstream '{model}' did not answer before the deadline")
+                except UpstreamError as error:
+                    exc = error
+                else:
+                    health.breaker.record_success()
+                    health.stats.requests += 1
+                    log.attempts.append(Attempt(model, "ok", time.monotonic() - start))
+                    return model, result
+                log.attempts.append(Attempt(model, exc.code or "upstream_error", time.monotonic() - start))
+                health.stats.requests += 1
+                health.stats.failures += 1
+                if retryable(exc):
+                    health.breaker.record_failure()
+                else:
+                    health.breaker.release_probe()
+                if not falls_back(exc):
+                    raise exc  # the request itself is wrong: no other model will take it either
+                last = exc
+                if not retryable(exc) or retry == policy.attempts:
+                    break
+                wait = backoff_s(policy, retry, exc)
+                if wait > policy.max_backoff_s or time.monotonic() + wait >= deadline:
+                    break  # the upstream asks us to wait longer than we would: try the next model
+                await asyncio.sleep(wait)
+        if last is None:
+            soonest = min((self.health(m).breaker.retry_after_s for m in chain), default=1.0)
+            raise NoBackendAvailable(f"every model for this request is failing and paused ({', '.join(chain)})",
+                                     headers={"retry-after": str(max(1, round(soonest)))})
+        raise last
+
+
+async def _continue(first: list[str], batches: AsyncIterator[list[str]], health: BackendHealth) -> AsyncIterator[list[str]]:
+    try:
+        yield first
+        async for batch in batches:
+            yield batch
+    finally:
+        health.stats.in_flight -= 1
+        await batches.aclose()

@@ -1,0 +1,103 @@
+"""Live health of each backend: a circuit breaker and load/latency statistics (in-flight requests, EWMA of
+latency and of time to first token). One registry per Router; a reload hands it on (models whose upstream did
+not change keep their record). The `least_busy` and `latency` selectors read the statistics."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from turnout.config import BreakerConfig, ModelConfig
+
+CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
+EWMA_ALPHA = 0.2
+
+
+class CircuitBreaker:
+    def __init__(self, config: BreakerConfig) -> None:
+        self.config = config
+        self.state = CLOSED
+        self.failures: deque[float] = deque()
+        self.opened_at = 0.0
+        self.probing = False
+
+    def allow(self) -> bool:
+        """May a request go to this backend now? In half-open state, only one probe at a time."""
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN:
+            if time.monotonic() - self.opened_at < self.config.cooldown_s:
+                return False
+            self.state = HALF_OPEN
+            self.probing = False
+        if self.probing:
+            return False
+        self.probing = True
+        return True
+
+    def record_success(self) -> None:
+        self.state, self.probing = CLOSED, False
+        self.failures.clear()
+
+    def record_failure(self) -> None:
+        now = time.monotonic()
+        if self.state == HALF_OPEN:
+            self._open(now)
+            return
+        self.failures.append(now)
+        while self.failures and now - self.failures[0] > self.config.window_s:
+            self.failures.popleft()
+        if len(self.failures) >= self.config.failures:
+            self._open(now)
+
+    def release_probe(self) -> None:
+        """A probe that ended without a verdict (a client error): let the next request probe."""
+        self.probing = False
+
+    def _open(self, now: float) -> None:
+        self.state, self.opened_at, self.probing = OPEN, now, False
+        self.failures.clear()
+
+    @property
+    def retry_after_s(self) -> float:
+        return max(0.0, self.config.cooldown_s - (time.monotonic() - self.opened_at)) if self.state == OPEN else 0.0
+
+
+@dataclass
+class BackendStats:
+    in_flight: int = 0
+    latency_s: float | None = None  # EWMA of complete requests' duration
+    ttft_s: float | None = None  # EWMA of streams' time to first token
+    requests: int = 0
+    failures: int = 0
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latency_s = seconds if self.latency_s is None else (1 - EWMA_ALPHA) * self.latency_s + EWMA_ALPHA * seconds
+
+    def observe_ttft(self, seconds: float) -> None:
+        self.ttft_s = seconds if self.ttft_s is None else (1 - EWMA_ALPHA) * self.ttft_s + EWMA_ALPHA * seconds
+
+
+@dataclass
+class BackendHealth:
+    breaker: CircuitBreaker
+    stats: BackendStats = field(default_factory=BackendStats)
+
+
+class HealthRegistry:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, str], BackendHealth] = {}
+
+    def of(self, name: str, config: ModelConfig) -> BackendHealth:
+        key = (name, config.base_url or "", config.model or name)
+        record = self.records.get(key)
+        if record is None or record.breaker.config != config.breaker:
+            record = self.records[key] = BackendHealth(CircuitBreaker(config.breaker),
+                                                       record.stats if record else BackendStats())
+        return record
+
+    def adopt(self, previous: "HealthRegistry") -> None:
+        """Keep the records of a previous config's models (after a reload)."""
+        for key, record in previous.records.items():
+            self.records.setdefault(key, record)
