@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -60,13 +59,20 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="default: server.port of the config, else 8080")] = None,
     workers: Annotated[int, typer.Option(min=1, help="processes; each reloads the config on its own")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_format: Annotated[Optional[str], typer.Option(help="text or json (default: server.log_format)")] = None,
     watch: Annotated[bool, typer.Option(help="reload when the config file changes (SIGHUP always reloads)")] = True,
 ) -> None:
     """Start the router. With no --config it serves the embedded demo (recorded answers, no keys needed)."""
+    import tempfile
+
     import uvicorn
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from turnout.server import logs
+
     cfg = _load(config)
+    log_format = log_format or cfg.server.log_format
+    logs.configure(log_level, log_format)
+    os.environ["TURNOUT_LOG_FORMAT"] = log_format
     host = host or cfg.server.host
     port = port if port is not None else cfg.server.port
     source = str(config) if config else "the embedded demo"
@@ -76,6 +82,8 @@ def serve(
         if config:
             os.environ["TURNOUT_CONFIG"] = str(config.resolve())
         os.environ["TURNOUT_WATCH"] = "1" if watch else "0"
+        # each worker writes its metrics here; /metrics in any worker adds them up
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="turnout-metrics-"))
         uvicorn.run("turnout.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False)
         return

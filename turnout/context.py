@@ -27,10 +27,12 @@ class Choice:
 
 @dataclass
 class Caller:
-    """Who is calling: filled by auth (issue 7); anonymous until then."""
+    """Who is calling: the API key's name and roles, and what it may use (None: everything)."""
 
     key_id: str = "anonymous"
     roles: tuple[str, ...] = ()
+    models: list[str] | None = None
+    decisions: list[str] | None = None
 
 
 def _text_of(content: Any) -> str:

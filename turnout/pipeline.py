@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnout.access import AccessControl, PermissionDenied, allowed
 from turnout.backends import Backend, build_backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
 from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
@@ -86,13 +87,15 @@ class CompiledDecision:
 
 class Router:
     def __init__(self, config: Config, signals_: dict[str, Signal], decisions: dict[str, CompiledDecision],
-                 backends: dict[str, Backend], global_plugins: list[Plugin] | None = None) -> None:
+                 backends: dict[str, Backend], global_plugins: list[Plugin] | None = None,
+                 access: AccessControl | None = None) -> None:
         self.config = config
         self.signals = signals_
         self.decisions = decisions
         self.backends = backends
         self.global_plugins = global_plugins or []  # run on every request, routed or direct, before a decision's
         self.dispatcher = Dispatcher(config, backends)
+        self.access = access or AccessControl(config, [], None)
         self.engine = DecisionEngine([d.config for d in decisions.values()])
         self.warnings = analyse(config.decisions)
         wanted = set(self.engine.referenced_signals)  # the decisions' signals, and those plugins read
@@ -114,6 +117,7 @@ class Router:
         built_signals = _build_signals(config, issues)
         decisions = _build_decisions(config, issues)
         global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
+        access = AccessControl.build(config, issues)
         built_backends = {name: backend for name, model in config.models.items()
                           if (backend := _collect(issues, f"models.{name}.provider",
                                                   lambda: build_backend(name, model))) is not None}
@@ -121,7 +125,7 @@ class Router:
             for backend in built_backends.values():
                 _close_soon(backend)
             raise ConfigError(issues)
-        return cls(config, built_signals, decisions, built_backends, global_plugins)
+        return cls(config, built_signals, decisions, built_backends, global_plugins, access)
 
     # ----- routing --------------------------------------------------------------------------------------
     async def evaluate_signals(self, ctx: RoutingContext) -> list[dict[str, Any]]:
@@ -160,12 +164,21 @@ class Router:
             trace = await self.evaluate_signals(ctx)
             decision, flags = self.engine.decide(ctx.signals)
             compiled = self.decisions[decision.name]
+            caller = ctx.caller
+            if caller.decisions is not None and decision.name not in caller.decisions:
+                raise PermissionDenied(f"this key may not be routed by the decision '{decision.name}'",
+                                       code="decision_not_allowed")
+            names = allowed(caller, decision.models)
+            if not names:
+                raise PermissionDenied(f"this key may use none of the models of the decision '{decision.name}'",
+                                       code="model_not_allowed")
             if compiled.selector.encoder is not None:  # learned selectors read the request embedding
                 await request_embedding(ctx, compiled.selector.encoder)
-            choice = compiled.selector.select(ctx, self.candidates(decision.models))
+            choice = compiled.selector.select(ctx, self.candidates(names))
             route = Route("routed", decision.name, choice.model, choice, self.global_plugins + compiled.plugins, trace,
                           flags, self.engine, decision.algorithm.name, fallbacks=decision.fallbacks)
         elif requested in self.config.models and self.config.routing.allow_direct:
+            AccessControl.check_model(ctx.caller, requested)
             route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"),
                           list(self.global_plugins))
         else:
@@ -209,7 +222,7 @@ class Router:
     async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
         response = await self.run_before(ctx, route)
         if response is None:
-            chain = self.dispatcher.chain(route.model, route.fallbacks)
+            chain = allowed(ctx.caller, self.dispatcher.chain(route.model, route.fallbacks))
             route.model, response = await self.dispatcher.complete(chain, ctx.body, ctx.upstream_headers or None,
                                                                    route.dispatch)
             ctx.model = route.model
@@ -220,7 +233,7 @@ class Router:
         if answer is not None:
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             return single_batch(completion_as_chunks(answer, include_usage))
-        chain = self.dispatcher.chain(route.model, route.fallbacks)
+        chain = allowed(ctx.caller, self.dispatcher.chain(route.model, route.fallbacks))
         route.model, batches = await self.dispatcher.stream(chain, ctx.body, ctx.upstream_headers or None,
                                                             route.dispatch)
         ctx.model = route.model

@@ -1,6 +1,6 @@
 """Selection algorithms: one file each, registered by name in `selectors`."""
 
-from turnout.selection import algorithms, cheapest, contrastive, graph, objectives, ranking, static  # noqa: F401  (registration)
+from turnout.selection import algorithms, cheapest, contrastive, graph, live, objectives, ranking, static  # noqa: F401  (registration)
 from turnout.selection.base import Candidate, Selector, build_selector, register, selectors
 
 __all__ = ["Candidate", "Selector", "build_selector", "register", "selectors"]

@@ -67,4 +67,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: the config path comes from TURNOUT_CONFIG."""
     path = os.environ.get(CONFIG_ENV) or None
+    from turnout.server import logs
+
+    logs.configure(os.environ.get("TURNOUT_LOG_LEVEL", "info"), os.environ.get("TURNOUT_LOG_FORMAT", "text"))
     return create_app(Path(path) if path else None, watch=os.environ.get("TURNOUT_WATCH", "1") != "0")

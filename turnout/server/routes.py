@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -10,11 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from turnout import __version__
-from turnout.context import RoutingContext
+from turnout.access import usage_tokens
+from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
 from turnout.server.schemas import ChatCompletionRequest, check_chat_request
+from turnout.server import metrics
 from turnout.server.sse import relay
 
 log = logging.getLogger("turnout.request")
@@ -41,15 +44,27 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequestError(f"the request body is {reason}{where}", code="invalid_json") from None
 
 
-async def _context(request: Request, current: Router) -> RoutingContext:
+async def _context(request: Request, current: Router, caller: Caller | None = None) -> RoutingContext:
     body = await read_json(request, current.config.server.max_body_bytes)
     check_chat_request(body)
-    return RoutingContext(body, headers={k.lower(): v for k, v in request.headers.items()})
+    messages = body.get("messages")
+    limit = current.config.server.max_messages
+    if isinstance(messages, list) and len(messages) > limit:
+        raise InvalidRequestError(f"messages: {len(messages)} messages, more than this server takes ({limit})",
+                                  param="messages", code="too_many_messages")
+    return RoutingContext(body, headers=_headers(request), caller=caller or Caller())
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
 
 
 def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
     headers = {"x-turnout-model": route.model, "x-turnout-decision": route.decision,
                "x-turnout-request-id": ctx.request_id}
+    attempts = route.dispatch.attempts
+    if len(attempts) > 1:
+        headers["x-turnout-attempts"] = ",".join(f"{a.model}:{a.outcome}" for a in attempts)
     if ctx.response_headers:  # from plugins; an empty value removes a header
         headers.update(ctx.response_headers)
         headers = {k: v for k, v in headers.items() if v}
@@ -60,23 +75,37 @@ def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
 @router.post("/chat/completions", include_in_schema=False)
 async def chat_completions(request: Request):
     current: Router = request.app.state.holder.router
+    if current.in_flight >= current.config.server.max_concurrent:
+        raise TurnoutError("turnout is at its limit of concurrent requests; retry shortly", status=503,
+                           type="service_unavailable", code="overloaded", headers={"retry-after": "1"})
     current.acquire()
     handed_over = False
     start = time.perf_counter()
+    ctx: RoutingContext | None = None
+    route: Route | None = None
     try:
-        ctx = await _context(request, current)
+        caller, key = current.access.authenticate(_headers(request))
+        ctx = await _context(request, current, caller)
+        await current.access.admit(key, ctx.token_estimate)
         route = await current.route(ctx)
         if ctx.stream:
-            response = await _stream(current, ctx, route, start)
+            response = await _stream(current, ctx, route, start, key)
             handed_over = True
             return response
         result = await current.complete(ctx, route)
         headers = _route_headers(route, ctx)  # after the plugins, which may re-target or add headers
-        cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, result.get("usage"), ctx,
-                                                            _completion_chars(result))
+        usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+        cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, usage, ctx, _completion_chars(result))
         headers["x-turnout-cost-usd"] = f"{cost:.8f}"
-        _log(ctx, route, 200, start, cost)
+        if not ctx.answered_by:
+            await current.access.record(key, usage_tokens(usage, ctx.token_estimate), cost)
+        _finish(ctx, route, 200, start, cost, usage)
         return Response(dumps(result), media_type="application/json", headers=headers)
+    except TurnoutError as exc:
+        _finish(ctx, route, exc.status, start, 0.0, None, exc.code)
+        if ctx is not None:
+            exc.headers = {**exc.headers, "x-turnout-request-id": ctx.request_id}
+        raise
     finally:
         if not handed_over:
             current.release()
@@ -91,7 +120,7 @@ def _completion_chars(result: dict[str, Any]) -> int:
     return chars
 
 
-async def _stream(current: Router, ctx: RoutingContext, route: Route, start: float):
+async def _stream(current: Router, ctx: RoutingContext, route: Route, start: float, key: Any):
     chunks = await current.stream(ctx, route)
     headers = _route_headers(route, ctx)
     try:
@@ -122,7 +151,13 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
 
     def on_end(error: str | None) -> None:
         current.release()
-        _log(ctx, route, 200 if error is None else 599, start, cost(), error)
+        spent = cost()
+        _finish(ctx, route, 200 if error is None else 599, start, spent, usage or None, error)
+        if not ctx.answered_by:
+            tokens = usage_tokens(usage or None, ctx.token_estimate + tokens_for_chars(completion_chars))
+            task = asyncio.get_running_loop().create_task(current.access.record(key, tokens, spent))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
         f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
@@ -132,20 +167,38 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
                              headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
-def _log(ctx: RoutingContext, route: Route, status: int, start: float, cost: float, error: str | None = None) -> None:
+_background: set[asyncio.Task] = set()
+
+
+def _finish(ctx: RoutingContext | None, route: Route | None, status: int, start: float, cost: float,
+            usage: dict[str, Any] | None, error: str | None = None) -> None:
+    seconds = time.perf_counter() - start
+    metrics.observe(ctx, route, status, seconds, usage, cost)
     if log.isEnabledFor(logging.INFO):
-        log.info("request_id=%s decision=%s model=%s status=%d ms=%.1f cost_usd=%.8f%s", ctx.request_id,
-                 route.decision, route.model, status, (time.perf_counter() - start) * 1000, cost,
-                 f" error={error}" if error else "")
+        fields = {"request_id": ctx.request_id if ctx else None, "decision": route.decision if route else None,
+                  "model": route.model if route else None, "status": status, "ms": round(seconds * 1000, 1),
+                  "cost_usd": round(cost, 8), "error": error, "caller": ctx.caller.key_id if ctx else None,
+                  "cache": ctx.response_headers.get("x-turnout-cache") if ctx else None,
+                  "attempts": len(route.dispatch.attempts) if route and len(route.dispatch.attempts) > 1 else None}
+        log.info("request_id=%s decision=%s model=%s status=%d ms=%.1f cost_usd=%.8f%s", fields["request_id"],
+                 fields["decision"], fields["model"], status, fields["ms"], cost, f" error={error}" if error else "",
+                 extra=fields)
 
 
 @router.post("/v1/route", openapi_extra=_BODY_SCHEMA)
 async def explain_route(request: Request):
     """Dry run: the routing explanation for a request body; no backend is called."""
     current: Router = request.app.state.holder.router
+    current.access.require_admin(_headers(request))
     ctx = await _context(request, current)
     route = await current.route(ctx)
     return JSONResponse(route.explanation(ctx), headers=_route_headers(route, ctx))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request):
+    body, content_type = metrics.export(request.app.state.holder.router)
+    return Response(body, media_type=content_type)
 
 
 @router.get("/v1/models")

@@ -1,0 +1,66 @@
+"""Prometheus metrics (`GET /metrics`). With several workers (`turnout serve --workers N`) each process writes
+to PROMETHEUS_MULTIPROC_DIR and /metrics adds them up."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, multiprocess
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUESTS = Counter("turnout_requests_total", "Chat completion requests", ["decision", "model", "status"])
+LATENCY = Histogram("turnout_request_duration_seconds", "Request duration (to the last byte)", ["decision", "model"],
+                    buckets=BUCKETS)
+TTFT = Histogram("turnout_time_to_first_token_seconds", "Streams: time to the first chunk", ["model"], buckets=BUCKETS)
+UPSTREAM_ERRORS = Counter("turnout_upstream_errors_total", "Failed upstream attempts", ["model", "code"])
+RETRIES = Counter("turnout_retries_total", "Retries of the same model", ["model"])
+FALLBACKS = Counter("turnout_fallbacks_total", "Requests answered by a fallback model", ["from_model", "to_model"])
+TOKENS = Counter("turnout_tokens_total", "Tokens by model", ["model", "kind"])
+COST = Counter("turnout_cost_usd_total", "Cost in USD", ["decision", "model"])
+CACHE = Counter("turnout_cache_total", "Semantic cache outcomes", ["result"])
+BREAKER = Gauge("turnout_breaker_open", "1 while a backend's circuit breaker is open (0.5 half-open)", ["model"],
+                multiprocess_mode="max")
+IN_FLIGHT = Gauge("turnout_backend_in_flight", "Requests in flight per backend", ["model"], multiprocess_mode="sum")
+
+
+def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, Any] | None, cost: float) -> None:
+    decision, model = (route.decision, route.model) if route is not None else ("none", "none")
+    REQUESTS.labels(decision, model, str(status)).inc()
+    LATENCY.labels(decision, model).observe(seconds)
+    if route is not None:
+        attempts = route.dispatch.attempts
+        for attempt in attempts:
+            if attempt.outcome != "ok" and not attempt.outcome.startswith("skipped"):
+                UPSTREAM_ERRORS.labels(attempt.model, attempt.outcome).inc()
+        for model_name in {a.model for a in attempts}:
+            extra = sum(1 for a in attempts if a.model == model_name and not a.outcome.startswith("skipped")) - 1
+            if extra > 0:
+                RETRIES.labels(model_name).inc(extra)
+        served = [a for a in attempts if a.outcome == "ok"]
+        if served and attempts[0].model != served[-1].model:
+            FALLBACKS.labels(attempts[0].model, served[-1].model).inc()
+        if served and ctx is not None and ctx.stream:
+            TTFT.labels(served[-1].model).observe(served[-1].seconds)
+    if usage:
+        for kind in ("prompt_tokens", "completion_tokens"):
+            if isinstance(usage.get(kind), int):
+                TOKENS.labels(model, kind.removesuffix("_tokens")).inc(usage[kind])
+    if cost:
+        COST.labels(decision, model).inc(cost)
+    if ctx is not None and ctx.response_headers.get("x-turnout-cache"):
+        CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()
+
+
+def export(router: Any) -> tuple[bytes, str]:
+    for name in router.config.models:
+        health = router.dispatcher.health(name)
+        BREAKER.labels(name).set({"closed": 0.0, "half_open": 0.5, "open": 1.0}[health.breaker.state])
+        IN_FLIGHT.labels(name).set(health.stats.in_flight)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
