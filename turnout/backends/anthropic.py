@@ -49,7 +49,8 @@ class AnthropicBackend(HTTPBackend):
         try:
             return from_anthropic(loads(response.content))
         except (ValueError, AttributeError, TypeError):
-            raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message") from None
+            raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message",
+                                upstream_status=response.status_code, status=502) from None
 
     async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

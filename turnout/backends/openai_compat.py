@@ -39,9 +39,11 @@ class OpenAIBackend(HTTPBackend):
         try:
             data = loads(response.content)
         except ValueError:
-            raise UpstreamError(f"upstream '{self.name}' returned a body that is not JSON") from None
+            raise UpstreamError(f"upstream '{self.name}' returned a body that is not JSON",
+                                upstream_status=response.status_code, status=502) from None  # answered: never resent
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(f"upstream '{self.name}' returned JSON that is not a chat completion")
+            raise UpstreamError(f"upstream '{self.name}' returned JSON that is not a chat completion",
+                                upstream_status=response.status_code, status=502)
         return data
 
     async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:

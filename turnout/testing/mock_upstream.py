@@ -8,6 +8,9 @@ It answers "echo: <last user text>". Directives in the last user message change 
   #midstream-fail  stream two chunks, then break the connection
   #malformed       answer 200 with a body that is not JSON
   #say:<name>      answer with a canned text instead of the echo (names in CANNED)
+  #flaky:<n>       fail with 500 the first n times this exact text is asked, then answer
+A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed"]}) is
+applied to OpenAI-format requests in turn, one entry per request, cycling; GET /_faults says how many of each.
 Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them.
 Run it alone: python -m turnout.testing.mock_upstream --port 9000
 """
@@ -64,12 +67,28 @@ def _directive(text: str, name: str) -> str | None:
 class Mock:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.seen: dict[str, int] = {}
+        self.schedule: list[str] = []
+        self.served = 0
+        self.applied: dict[str, int] = {}
+
+    def next_fault(self) -> str:
+        if not self.schedule:
+            return "ok"
+        fault = self.schedule[self.served % len(self.schedule)]
+        self.served += 1
+        self.applied[fault] = self.applied.get(fault, 0) + 1
+        return fault
 
     def record(self, request: Request, body: Any) -> None:
         self.requests.append({"path": request.url.path, "query": str(request.url.query),
                               "headers": dict(request.headers), "body": body})
 
     async def before(self, text: str, anthropic: bool) -> Response | None:
+        if (flaky := _directive(text, "flaky")) is not None:
+            self.seen[text] = self.seen.get(text, 0) + 1
+            if self.seen[text] <= int(flaky or 1):
+                text = text + " #error:500"
         if (sleep := _directive(text, "sleep")) is not None:
             await asyncio.sleep(float(sleep or 1))
         if (status := _directive(text, "error")) is not None:
@@ -109,6 +128,19 @@ async def openai_chat(request: Request) -> Response:
     body = await request.json()
     mock.record(request, body)
     text = _last_user_text(body.get("messages"))
+    fault = mock.next_fault()
+    if fault in ("500", "502", "503", "429"):
+        text += f" #error:{fault}"
+    elif fault == "hang":
+        await asyncio.sleep(3600)
+    elif fault == "malformed":
+        text += " #malformed"
+    elif fault == "reset":
+        if not body.get("stream"):
+            raise ConnectionResetError("mock upstream dropped the request")
+        text += " #midstream-fail"
+    elif fault == "trickle":
+        text += " #trickle:0.02"
     if (early := await mock.before(text, anthropic=False)) is not None:
         return early
     model, created, cid = body.get("model", "mock"), MOCK_CREATED, "chatcmpl-mock"
@@ -208,6 +240,14 @@ async def anthropic_messages(request: Request) -> Response:
     return StreamingResponse(_paced(events, text), media_type="text/event-stream")
 
 
+async def faults(request: Request) -> Response:
+    mock: Mock = request.app.state.mock
+    if request.method == "PUT":
+        mock.schedule = list((await request.json()).get("schedule") or [])
+        mock.served, mock.applied = 0, {}
+    return JSONResponse({"schedule": mock.schedule, "served": mock.served, "applied": mock.applied})
+
+
 async def list_requests(request: Request) -> Response:
     mock: Mock = request.app.state.mock
     if request.method == "DELETE":
@@ -222,6 +262,7 @@ def create_mock_upstream(record: bool = True) -> Starlette:
         Route("/openai/deployments/{deployment}/chat/completions", openai_chat, methods=["POST"]),
         Route("/v1/messages", anthropic_messages, methods=["POST"]),
         Route("/_requests", list_requests, methods=["GET", "DELETE"]),
+        Route("/_faults", faults, methods=["GET", "PUT"]),
     ])
     app.state.mock = Mock()
     if not record:
