@@ -98,6 +98,17 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 
 
+@app.command("hash-key")
+def hash_key(key: Annotated[str, typer.Argument(help="an API key to store in a key file; prefer `-` and stdin")]) -> None:
+    """Print the SHA-256 of an API key, for `key_sha256:` in `auth.keys` or a key file (keys are never stored)."""
+    import sys
+
+    from turnout.access import digest
+
+    value = sys.stdin.readline().strip() if key == "-" else key
+    typer.echo(digest(value))
+
+
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="the YAML config to check")]) -> None:
     """Check a config: every problem is printed with its path; exit 1 if any is an error. Unset `env:`
