@@ -4,7 +4,7 @@ skip backends that keep failing; one deadline covers it all. Nothing is retried 
 streaming: a failure then ends the stream with an error event (server/sse.py).
 
 Which failures move on: connection errors, timeouts, 408, 429 and 5xx are retried on the same model, then
-fall back; 401/403/404 (that provider's key or model is wrong) fall back at once; other 4xx (the request
+fall back (never once the upstream answered: a malformed body, or a stream that broke after its 200); 401/403/404 (that provider's key or model is wrong) fall back at once; other 4xx (the request
 itself is bad: 400, 413, 422) go straight back to the caller."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from turnout.backends.base import Backend
 from turnout.backends.health import BackendHealth, HealthRegistry
 from turnout.config import Config, RetryConfig
-from turnout.errors import TurnoutError, UpstreamError, UpstreamTimeoutError
+from turnout.errors import StreamInterruptedError, TurnoutError, UpstreamError, UpstreamTimeoutError
 
 T = TypeVar("T")
 RETRY_STATUSES = {408, 429}
@@ -115,7 +115,15 @@ class Dispatcher:
                 first = await asyncio.wait_for(anext(batches), timeout)
             except StopAsyncIteration:
                 health.stats.in_flight -= 1
-                raise UpstreamError(f"upstream '{model}' returned an empty stream") from None
+                raise UpstreamError(f"upstream '{model}' returned an empty stream", upstream_status=200,
+                                    status=502) from None
+            except StreamInterruptedError as exc:
+                # the upstream accepted the request (200) and then sent garbage or broke off: it had started
+                # answering, so the request is not sent anywhere again
+                health.stats.in_flight -= 1
+                await batches.aclose()
+                exc.upstream_status = 200
+                raise
             except BaseException:
                 health.stats.in_flight -= 1
                 await batches.aclose()

@@ -129,6 +129,8 @@ async def openai_chat(request: Request) -> Response:
     mock.record(request, body)
     text = _last_user_text(body.get("messages"))
     fault = mock.next_fault()
+    if mock.requests:
+        mock.requests[-1]["fault"] = fault
     if fault in ("500", "502", "503", "429"):
         text += f" #error:{fault}"
     elif fault == "hang":
