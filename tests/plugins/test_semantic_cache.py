@@ -122,15 +122,18 @@ def test_normalise_and_fact_checks():
 # ----- the shared store: a real redis-server -------------------------------------------------------------
 
 def start_turnout(config_path, port: int) -> subprocess.Popen:
+    """`turnout serve` in its own process; its log goes to a file beside the config (a pipe nobody reads would
+    fill up and block the server)."""
+    log = open(f"{config_path}.{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "turnout.cli", "serve", "--config", str(config_path), "--port",
-                             str(port), "--no-watch"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(port), "--no-watch", "--log-level", "warning"], stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, open(log.name, encoding="utf-8", errors="replace").read()[-2000:]
             assert time.monotonic() < deadline
             time.sleep(0.2)
 
