@@ -165,3 +165,18 @@ def test_latency_selector_measures_then_prefers_the_faster():
     fast.observe_ttft(0.3)
     fast.in_flight = 0
     assert pick.select(ctx_stream, candidates).model == "slow"  # streams: time to first token
+
+
+def test_active_health_checks_open_and_close_the_breaker(serve, upstream):
+    config = reliable_config(upstream.url)
+    config["models"]["dead"]["health_check"] = {"interval_s": 0.1, "path": "/models", "timeout_s": 0.3}
+    config["models"]["dead"]["breaker"] = {"failures": 2, "window_s": 30, "cooldown_s": 60}
+    config["models"]["small"]["health_check"] = {"interval_s": 0.1, "path": "/_faults"}
+    server = serve(config)
+    deadline = time.monotonic() + 5
+    while 'turnout_breaker_open{model="dead"} 1.0' not in httpx.get(server.url + "/metrics").text:
+        assert time.monotonic() < deadline, "the health checks never opened the breaker of an unreachable model"
+        time.sleep(0.1)
+    assert 'turnout_breaker_open{model="small"} 0.0' in httpx.get(server.url + "/metrics").text
+    headers, _ = ask(client(server), "hi", model="dead")  # no request wasted on it: straight to the fallback
+    assert headers["x-turnout-attempts"] == "dead:skipped (breaker open),small:ok"

@@ -84,6 +84,32 @@ class Dispatcher:
     def health(self, model: str) -> BackendHealth:
         return self.registry.of(model, self.config.models[model])
 
+    async def check_health(self) -> None:
+        """One round of active health checks: GET `health_check.path` on each backend that has one; a failure
+        counts for its breaker, a success closes an open one."""
+        async def probe(name: str) -> None:
+            model = self.config.models[name]
+            client = getattr(self.backends.get(name), "client", None)
+            if model.health_check is None or client is None or not model.base_url:
+                return
+            health = self.health(name)
+            try:
+                response = await client.get(model.base_url.rstrip("/") + model.health_check.path,
+                                            timeout=model.health_check.timeout_s)
+                ok = response.status_code < 500
+            except Exception:  # noqa: BLE001 - unreachable, timed out, refused: all mean unhealthy
+                ok = False
+            if ok and health.breaker.state != "closed":
+                health.breaker.record_success()
+            elif not ok:
+                health.breaker.record_failure()
+
+        await asyncio.gather(*(probe(n) for n in self.config.models))
+
+    def health_check_interval(self) -> float | None:
+        intervals = [m.health_check.interval_s for m in self.config.models.values() if m.health_check]
+        return min(intervals) if intervals else None
+
     def chain(self, first: str, decision_fallbacks: list[str]) -> list[str]:
         return list(dict.fromkeys([first, *self.config.models[first].fallbacks, *decision_fallbacks]))
 

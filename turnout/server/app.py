@@ -42,7 +42,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = []
+        tasks = [asyncio.create_task(holder.health_checks())]
         if holder.path is not None:
             if watch:
                 tasks.append(asyncio.create_task(holder.watch()))

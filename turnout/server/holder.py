@@ -27,6 +27,19 @@ class RouterHolder:
     def from_path(cls, path: str | os.PathLike[str]) -> "RouterHolder":
         return cls(Router.build(load_config(path)), Path(path))
 
+    async def health_checks(self) -> None:
+        """Active health checks of the serving router's backends, at the shortest configured interval."""
+        while True:
+            interval = self.router.dispatcher.health_check_interval()
+            if interval is None:
+                await asyncio.sleep(5)  # none configured (a reload may add some)
+                continue
+            await asyncio.sleep(interval)
+            try:
+                await self.router.dispatcher.check_health()
+            except Exception as exc:  # noqa: BLE001 - a check must never stop the checker
+                log.warning("health check round failed: %s", type(exc).__name__)
+
     async def reload(self, reason: str) -> bool:
         """Build a Router from the file; on any problem keep the current one. True when swapped."""
         if self.path is None:
