@@ -22,29 +22,11 @@ from pydantic import TypeAdapter, ValidationError
 from turnout.config import ApiKeyConfig, Config, ConfigIssue
 from turnout.config.issues import from_validation_error
 from turnout.context import Caller
-from turnout.errors import TurnoutError
+from turnout.errors import AuthenticationError, PermissionDenied, RateLimited
 from turnout.state.cache import StoreUnavailable
 from turnout.state.counters import counters
 
 log = logging.getLogger("turnout.access")
-
-
-class AuthenticationError(TurnoutError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
-
-
-class PermissionDenied(TurnoutError):
-    status = 403
-    type = "invalid_request_error"
-    code = "permission_denied"
-
-
-class RateLimited(TurnoutError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
 
 
 def digest(key: str) -> str:

@@ -70,6 +70,24 @@ class RouteNotFoundError(TurnoutError):
     code = "not_found"
 
 
+class AuthenticationError(TurnoutError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(TurnoutError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
+
+
+class RateLimited(TurnoutError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
 class UpstreamError(TurnoutError):
     """The upstream answered with an error, or not at all. 4xx keep their status; the rest become 502."""
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnout.access import AccessControl, PermissionDenied, allowed
+from turnout.access import AccessControl, allowed
 from turnout.backends import Backend, build_backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
 from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
@@ -18,7 +18,7 @@ from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_cha
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
 from turnout.completions import completion_as_chunks, single_batch
-from turnout.errors import ModelNotFoundError, TurnoutError
+from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError
 from turnout.models.request import request_embedding
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector

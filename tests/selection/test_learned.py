@@ -174,3 +174,30 @@ def test_graph_router_uses_the_task_column():
 
     predicted = graph.predict_quality(get_encoder().encode(["alpha question number 99", "beta question number 99"]))
     assert predicted[0, 0] > predicted[0, 1] and predicted[1, 1] > predicted[1, 0]
+
+
+def test_every_learned_router_serves_through_the_real_server(table, tmp_path, serve, upstream):
+    """Each learned algorithm: trained, saved, loaded from its artifact by the server, selecting in a decision."""
+    import openai
+
+    from tests.conftest import TEST_KEY
+
+    models = {m: {"provider": "openai", "base_url": f"{upstream.url}/v1", "api_key": TEST_KEY, "model": m}
+              for m in ("math-model", "chat-model")}
+    signals, decisions = {}, []
+    for name in LEARNED:
+        selectors.get(name)(**small_params(name)).fit(table).save(tmp_path / name)
+        signals[f"use_{name}"] = {"kind": "header", "name": "x-router", "values": [name]}
+        decisions.append({"name": name, "when": {"signal": f"use_{name}"}, "models": ["chat-model", "math-model"],
+                          "algorithm": {"name": name, "artifact": str(tmp_path / name)}})
+    decisions.append({"name": "default", "models": ["chat-model"]})
+    server = serve({"models": models, "signals": signals, "decisions": decisions})
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    for name in LEARNED:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "Solve 2x - 4 = 10 for x."}],
+            extra_headers={"x-router": name})
+        assert raw.headers["x-turnout-decision"] == name
+        expected = {"math-model"} if name not in ("best_single", "elo") else {"math-model", "chat-model"}
+        assert raw.headers["x-turnout-model"] in expected, name
+        assert raw.parse().choices[0].message.content == "echo: Solve 2x - 4 = 10 for x."

@@ -39,7 +39,7 @@ def test_schemathesis_finds_no_server_error(fuzz_target):
     assert not failures, failures[:3]
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=12)
 content = st.one_of(st.text(max_size=200), st.lists(st.fixed_dictionaries(
@@ -50,7 +50,7 @@ message = st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "ass
 body = st.fixed_dictionaries(
     {"model": st.sampled_from(["auto", "small", "claude", "nope", ""]) | st.integers(),
      "messages": st.lists(message, max_size=4) | json_values},
-    optional={"stream": st.booleans() | st.integers(), "temperature": st.floats(allow_nan=False) | st.text(),
+    optional={"stream": st.booleans() | st.integers(), "temperature": st.floats(allow_nan=False, allow_infinity=False) | st.text(),
               "max_tokens": st.integers(-5, 10**7) | st.none(), "n": st.integers(-1, 3), "tools": json_values,
               "stream_options": json_values, "response_format": json_values, "stop": json_values,
               "metadata": json_values})
