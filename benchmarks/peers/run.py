@@ -6,7 +6,8 @@ of the same loopback mock upstream, driven with identical load in one run.
 
 Each peer is installed in its own virtualenv under --venvs (created on first use: `pip install
 'litellm[proxy]'`; RouteLLM: `pip install torch==2.13.0 'routellm[serve]'`). Every system gets `--workers`
-processes (LiteLLM `--num_workers`, turnout `--workers`, RouteLLM `--workers`). turnout runs a
+processes (LiteLLM `--num_workers`, turnout `--workers`); RouteLLM's server runs as one process (its
+`--workers` children exit at start: the module parses its command line at import). turnout runs a
 heuristic-signal decision config (keyword + context-length signals, two decisions) and routes `model: auto`;
 LiteLLM and RouteLLM get `model: small` mapped to the same upstream. Latency is until the last byte; "added"
 is the system's minus the direct p50/p99 at the same concurrency. The load generator, the mock and the system
@@ -65,13 +66,13 @@ def start_litellm(python: Path, upstream: str, port: int, workers: int, tmp: Pat
                  f"http://127.0.0.1:{port}/health/readiness", tmp / "litellm.log", timeout=180)
 
 
-def start_routellm(python: Path, upstream: str, port: int, workers: int, tmp: Path):
+def start_routellm(python: Path, upstream: str, port: int, tmp: Path):
     # the `random` router: RouteLLM's learned routers embed prompts through OpenAI's API, which is off limits
     # here (no network); its server forwards through LiteLLM's SDK to --base-url
     os.environ.update({"OPENAI_API_KEY": "sk-upstream", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     return start([str(python), "-m", "routellm.openai_server", "--routers", "random", "--strong-model",
                   "openai/mock-strong", "--weak-model", "openai/mock-small", "--port", str(port), "--base-url",
-                  f"{upstream}/v1", "--api-key", "sk-upstream", "--workers", str(workers)],
+                  f"{upstream}/v1", "--api-key", "sk-upstream"],
                  f"http://127.0.0.1:{port}/v1/models", tmp / "routellm.log", timeout=240)
 
 
@@ -114,10 +115,10 @@ def main() -> None:
         if routellm_python:
             try:
                 port = free_port()
-                procs.append(start_routellm(routellm_python, upstream, port, args.workers, tmp))
+                procs.append(start_routellm(routellm_python, upstream, port, tmp))
                 systems["routellm"] = {"url": f"http://127.0.0.1:{port}/v1/chat/completions",
                                        "model": "router-random-0.5",
-                                       "how": f"routellm.openai_server --workers {args.workers}, random router"}
+                                       "how": "routellm.openai_server (one process), random router"}
             except RuntimeError as exc:
                 console.print(f"[yellow]RouteLLM's server did not start: {str(exc)[-300:]}[/yellow]")
 

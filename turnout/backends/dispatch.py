@@ -120,7 +120,8 @@ class Dispatcher:
             health.stats.in_flight += 1
             start = time.monotonic()
             try:
-                result = await asyncio.wait_for(self.backends[model].complete(body, headers), timeout)
+                async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
+                    result = await self.backends[model].complete(body, headers)
             finally:
                 health.stats.in_flight -= 1
             health.stats.observe_latency(time.monotonic() - start)
@@ -138,7 +139,8 @@ class Dispatcher:
             start = time.monotonic()
             batches = self.backends[model].stream(body, headers)
             try:
-                first = await asyncio.wait_for(anext(batches), timeout)
+                async with asyncio.timeout(timeout):
+                    first = await anext(batches)
             except StopAsyncIteration:
                 health.stats.in_flight -= 1
                 raise UpstreamError(f"upstream '{model}' returned an empty stream", upstream_status=200,
