@@ -92,7 +92,7 @@ class HealthRegistry:
     def of(self, name: str, config: ModelConfig) -> BackendHealth:
         key = (name, config.base_url or "", config.model or name)
         record = self.records.get(key)
-        if record is None or record.breaker.config != config.breaker:
+        if record is None or (record.breaker.config is not config.breaker and record.breaker.config != config.breaker):
             record = self.records[key] = BackendHealth(CircuitBreaker(config.breaker),
                                                        record.stats if record else BackendStats())
         return record
