@@ -162,11 +162,11 @@ class SemanticCachePlugin(Plugin):
         if reason is not None:
             ctx.response_headers[HEADER] = "skip"
             return None
-        prompt = normalise(ctx.text("last_user"))
+        text = ctx.text("last_user")  # as written: case matters to the fact checks (World War II vs I)
         bucket = self._bucket(ctx)
-        key = hashlib.sha256(f"{bucket}\n{prompt}".encode("utf-8", "replace")).hexdigest()[:40]
+        key = hashlib.sha256(f"{bucket}\n{normalise(text)}".encode("utf-8", "replace")).hexdigest()[:40]
         ctx.response_headers[HEADER] = "miss"
-        ctx.cache["semantic_cache"] = {"bucket": bucket, "key": key, "prompt": prompt, "vector": None}
+        ctx.cache["semantic_cache"] = {"bucket": bucket, "key": key, "prompt": text, "vector": None}
         store = self._store()
         try:
             entry = await store.get(key)
@@ -179,7 +179,7 @@ class SemanticCachePlugin(Plugin):
             threshold = self._threshold(ctx)
             near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
             for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
-                if entry is not None and entry.bucket == bucket and same_facts(prompt, entry.prompt):
+                if entry is not None and entry.bucket == bucket and same_facts(text, entry.prompt):
                     return self._hit(ctx, entry, "semantic", similarity)
         except StoreUnavailable:
             ctx.cache["semantic_cache"] = None  # the store is down: a miss, and nothing to store

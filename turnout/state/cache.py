@@ -34,7 +34,7 @@ class StoreUnavailable(Exception):
 class CacheEntry:
     key: str
     bucket: str
-    prompt: str  # the normalised last user message the response answered
+    prompt: str  # the last user message the response answered, as written
     response: dict[str, Any]
     created: float
     expires: float
