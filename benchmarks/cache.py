@@ -69,7 +69,7 @@ async def time_lookups(store, vectors: np.ndarray, bucket: str, queries: int, rn
         exact.append((time.perf_counter() - t) * 1e6)
         q = vectors[i] + rng.normal(scale=0.02, size=DIM).astype(np.float32)  # a close paraphrase
         t = time.perf_counter()
-        near = [(k, s) for k, s in await store.nearest(bucket, q, 4) if s >= 0.86]
+        near = [(k, s) for k, s in await store.nearest(bucket, q, 4) if s >= SemanticCacheParams().threshold]
         entries = await store.get_many([k for k, _ in near])
         hit = next((e for e in entries if e is not None and same_facts(f"prompt number {i}", e.prompt)), None)
         semantic.append((time.perf_counter() - t) * 1e6)

@@ -41,7 +41,7 @@ _CACHEABLE_FINISH = {"stop", "length"}
 
 
 class SemanticCacheParams(Params):
-    threshold: float = Field(0.86, ge=0.5, le=1.0, description="least cosine similarity for a semantic hit")
+    threshold: float = Field(0.88, ge=0.5, le=1.0, description="least cosine similarity for a semantic hit")
     signal_thresholds: dict[str, float] = Field(default_factory=dict, description=(
         "a stricter or looser threshold while a signal matched, e.g. {code: 0.95}; the strictest applies"))
     semantic: bool = Field(True, description="false: exact (normalised) matches only")
