@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.learned import LearnedSelector, normalise_rows
+from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
 
 
 @register("best_single")
@@ -111,18 +111,12 @@ class MatrixFactorizationSelector(LearnedSelector):
         w = rng.normal(0, 0.1, (d, self.dim))
         v = rng.normal(0, 0.1, (m, self.dim))
         b = np.log(np.clip(scores.mean(0), 1e-3, 1 - 1e-3) / np.clip(1 - scores.mean(0), 1e-3, 1))
-        params = [w, v, b]
-        moments = [np.zeros_like(p) for p in params]
-        squares = [np.zeros_like(p) for p in params]
-        for step in range(1, self.epochs + 1):  # full-batch Adam: the data is a few thousand rows
+        adam = Adam([w, v, b], self.lr)
+        for _ in range(self.epochs):
             z = x @ w
             p = 1 / (1 + np.exp(-(z @ v.T + b)))
             g = (p - scores) / n
-            grads = [x.T @ (g @ v) + self.l2 * w, g.T @ z + self.l2 * v, g.sum(axis=0)]
-            for i, (param, grad) in enumerate(zip(params, grads)):
-                moments[i] = 0.9 * moments[i] + 0.1 * grad
-                squares[i] = 0.999 * squares[i] + 0.001 * grad ** 2
-                param -= self.lr * (moments[i] / (1 - 0.9 ** step)) / (np.sqrt(squares[i] / (1 - 0.999 ** step)) + 1e-8)
+            adam.update([x.T @ (g @ v) + self.l2 * w, g.T @ z + self.l2 * v, g.sum(axis=0)])
         self.w_, self.v_, self.b_ = w.astype(np.float32), v.astype(np.float32), b.astype(np.float32)
 
     def predict_quality(self, x):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.learned import LearnedSelector, normalise_rows
+from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
 
 
 def _contrastive_masks(scores: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,22 +23,6 @@ def _contrastive_masks(scores: np.ndarray, top_k: int) -> tuple[np.ndarray, np.n
     positive = (rank < k) & (scores > scores.min(axis=1, keepdims=True))
     negative = (rank >= m - k) & (scores < scores.max(axis=1, keepdims=True))
     return positive, negative
-
-
-class _Adam:
-    def __init__(self, params: list[np.ndarray], lr: float) -> None:
-        self.params, self.lr, self.step = params, lr, 0
-        self.m = [np.zeros_like(p) for p in params]
-        self.v = [np.zeros_like(p) for p in params]
-
-    def update(self, grads: list[np.ndarray]) -> None:
-        self.step += 1
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * g * g
-            p -= self.lr * (m / (1 - 0.9 ** self.step)) / (np.sqrt(v / (1 - 0.999 ** self.step)) + 1e-8)
 
 
 def _normalise_backward(z: np.ndarray, unit: np.ndarray, grad_unit: np.ndarray) -> np.ndarray:
@@ -73,7 +57,7 @@ class RouterDCSelector(LearnedSelector):
         xs, pos, neg = x[rows].astype(np.float64), positive[rows], negative[rows]
         w = rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], self.dim))
         e = rng.normal(0, 1, (scores.shape[1], self.dim))
-        adam = _Adam([w, e], self.lr)
+        adam = Adam([w, e], self.lr)
         pairs = max(int(pos.sum()), 1)
         for _ in range(self.epochs if len(xs) else 0):
             z = xs @ w
