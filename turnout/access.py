@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,8 @@ from turnout.config import ApiKeyConfig, Config, ConfigIssue
 from turnout.config.issues import from_validation_error
 from turnout.context import Caller
 from turnout.errors import AuthenticationError, PermissionDenied, RateLimited
-from turnout.state.cache import StoreUnavailable
+from turnout.state.redis import StoreUnavailable
 from turnout.state.counters import counters
-
-log = logging.getLogger("turnout.access")
 
 
 def digest(key: str) -> str:
@@ -56,7 +52,6 @@ class AccessControl:
         self.state = config.state
         self.by_digest = {k.digest(): k for k in keys}
         self.admin_digest = admin_digest
-        self._warned = 0.0
 
     @classmethod
     def build(cls, config: Config, issues: list[ConfigIssue]) -> "AccessControl":
@@ -112,12 +107,6 @@ class AccessControl:
     def _counters(self):
         return counters(self.state.store, self.state.redis_url, self.state.namespace)
 
-    def _down(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned > 10:
-            self._warned = now
-            log.warning("limit counters unavailable (%s); requests are let through until they are back", exc)
-
     async def admit(self, key: ApiKeyConfig | None, prompt_tokens: int) -> None:
         """Count the request; refuse it (429) if it is over the key's rate or budget."""
         if key is None or not (key.rpm or key.tpm or key.budget_usd_day is not None or key.budget_usd_month is not None):
@@ -140,8 +129,8 @@ class AccessControl:
             if key.rpm and await store.add(f"rpm:{key.name}:{minute}", 1, 120) > key.rpm:
                 raise RateLimited(f"this key's limit of {key.rpm} requests per minute is reached",
                                   headers={"retry-after": str(to_next_minute)})
-        except StoreUnavailable as exc:
-            self._down(exc)
+        except StoreUnavailable:
+            pass  # availability first; the counters logged it
 
     async def record(self, key: ApiKeyConfig | None, tokens: int, cost_usd: float) -> None:
         """After an answer: its tokens and cost count against the key's limits."""
@@ -156,8 +145,8 @@ class AccessControl:
                 await store.add(f"usd:{key.name}:{now:%Y%m%d}", cost_usd, 2 * 86400)
             if key.budget_usd_month is not None:
                 await store.add(f"usd:{key.name}:{now:%Y%m}", cost_usd, 32 * 86400)
-        except StoreUnavailable as exc:
-            self._down(exc)
+        except StoreUnavailable:
+            pass  # availability first; the counters logged it
 
     @staticmethod
     def check_model(caller: Caller, model: str) -> None:

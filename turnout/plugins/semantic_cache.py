@@ -14,7 +14,6 @@ images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-c
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import time
 import unicodedata
@@ -32,7 +31,6 @@ from turnout.params import Params
 from turnout.plugins.base import Plugin, register
 from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
 
-log = logging.getLogger("turnout.cache")
 
 HEADER = "x-turnout-cache"
 _SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "response_format", "stop", "seed",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import logging
 import time
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
@@ -19,15 +18,13 @@ from typing import Any
 import numpy as np
 
 from turnout.jsonutil import dumps, loads
+from turnout.state.redis import Guarded, StoreUnavailable, close, connect, store_key
 from turnout.state.vectors import VectorIndex
 
-log = logging.getLogger("turnout.cache")
+__all__ = ["CacheEntry", "CacheStore", "MemoryCacheStore", "RedisCacheStore", "StoreUnavailable", "cache_store"]
+
 SYNC_COUNT, SYNC_BATCHES = 1000, 4
 SYNC_INTERVAL_S = 0.05  # another process's new entry is found by semantic lookups here within this delay
-
-
-class StoreUnavailable(Exception):
-    """The shared store cannot be reached right now."""
 
 
 @dataclass
@@ -101,10 +98,8 @@ class MemoryCacheStore(CacheStore):
 
 class RedisCacheStore(CacheStore):
     def __init__(self, url: str, namespace: str, max_entries: int, timeout_s: float = 1.0) -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                           retry_on_timeout=False)
+        self.client = connect(url, timeout_s)
+        self._call = Guarded("redis cache store", "serving misses until it is back")
         self.ns = namespace
         self.log_key = f"{namespace}:log"
         self.max_entries = max_entries
@@ -113,22 +108,9 @@ class RedisCacheStore(CacheStore):
         self.last_id = "0-0"
         self._sync_lock = asyncio.Lock()
         self._synced_at = 0.0
-        self._warned = 0.0
 
     def _key(self, key: str) -> str:
         return f"{self.ns}:e:{key}"
-
-    async def _call(self, coro):
-        from redis.exceptions import RedisError
-
-        try:
-            return await coro
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            now = time.monotonic()
-            if now - self._warned > 10:  # one line per 10 s while Redis is down, not one per request
-                self._warned = now
-                log.warning("redis cache store unavailable (%s); serving misses until it is back", type(exc).__name__)
-            raise StoreUnavailable(str(exc)) from None
 
     @staticmethod
     def _decode(raw: bytes | None) -> CacheEntry | None:
@@ -196,10 +178,7 @@ class RedisCacheStore(CacheStore):
             self._mirror(entry.bucket, entry.key, np.asarray(vector, dtype=np.float16))
 
     async def aclose(self) -> None:
-        try:
-            await self.client.aclose()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+        await close(self.client)
 
 
 _stores: dict[tuple[Any, ...], CacheStore] = {}
@@ -208,14 +187,7 @@ _stores: dict[tuple[Any, ...], CacheStore] = {}
 def cache_store(kind: str, *, url: str = "", namespace: str = "turnout:cache", max_entries: int = 10_000) -> CacheStore:
     """One store per (kind, url, namespace) and event loop, shared by every decision's cache and kept across
     config reloads, so a reload does not empty the cache."""
-    if kind == "memory":
-        key: tuple[Any, ...] = ("memory", namespace)
-    else:
-        try:
-            loop_id = id(asyncio.get_running_loop())
-        except RuntimeError:
-            loop_id = 0
-        key = ("redis", url, namespace, loop_id)
+    key = store_key(kind, url, namespace)
     store = _stores.get(key)
     if store is None:
         store = _stores[key] = (MemoryCacheStore(max_entries) if kind == "memory"

@@ -5,11 +5,10 @@ expires after it; `add` returns the window's new total."""
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
 from typing import Any
 
-from turnout.state.cache import StoreUnavailable
+from turnout.state.redis import Guarded, close, connect, store_key
 
 
 class Counters(abc.ABC):
@@ -47,18 +46,9 @@ class MemoryCounters(Counters):
 
 class RedisCounters(Counters):
     def __init__(self, url: str, namespace: str) -> None:
-        import redis.asyncio as redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.client = connect(url)
+        self._call = Guarded("limit counters", "requests are let through until they are back")
         self.ns = namespace
-
-    async def _call(self, coro):
-        from redis.exceptions import RedisError
-
-        try:
-            return await coro
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StoreUnavailable(str(exc)) from None
 
     async def add(self, name: str, amount: float, ttl_s: float) -> float:
         key = f"{self.ns}:n:{name}"
@@ -73,10 +63,7 @@ class RedisCounters(Counters):
         return float(raw) if raw is not None else 0.0
 
     async def aclose(self) -> None:
-        try:
-            await self.client.aclose()
-        except Exception:  # noqa: BLE001
-            pass
+        await close(self.client)
 
 
 _counters: dict[tuple[Any, ...], Counters] = {}
@@ -84,10 +71,7 @@ _counters: dict[tuple[Any, ...], Counters] = {}
 
 def counters(store: str, url: str, namespace: str) -> Counters:
     """One counter store per (kind, url, namespace) and event loop; kept across reloads."""
-    if store == "memory":
-        key: tuple[Any, ...] = ("memory", namespace)
-    else:
-        key = ("redis", url, namespace, id(asyncio.get_running_loop()))
+    key = store_key(store, url, namespace)
     found = _counters.get(key)
     if found is None:
         found = _counters[key] = MemoryCounters() if store == "memory" else RedisCounters(url, namespace)

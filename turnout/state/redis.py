@@ -1,0 +1,62 @@
+"""What every Redis-backed store shares: the client, one exception for "Redis is not reachable now", a warning
+throttled to one line per 10 s while it lasts, and one store per event loop (a client belongs to the loop that
+opened its connections)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("turnout.state")
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached right now."""
+
+
+def connect(url: str, timeout_s: float = 1.0) -> Any:
+    import redis.asyncio as redis
+
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False)
+
+
+class Guarded:
+    """Awaits a Redis call; a Redis or network failure becomes StoreUnavailable, and a warning saying what
+    the store does meanwhile, at most once per 10 s."""
+
+    def __init__(self, what: str, meanwhile: str) -> None:
+        self.what, self.meanwhile = what, meanwhile
+        self._warned = 0.0
+
+    async def __call__(self, coro: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await coro
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            now = time.monotonic()
+            if now - self._warned > 10:
+                self._warned = now
+                log.warning("%s unavailable (%s); %s", self.what, type(exc).__name__, self.meanwhile)
+            raise StoreUnavailable(str(exc)) from None
+
+
+async def close(client: Any) -> None:
+    try:
+        await client.aclose()
+    except Exception:  # noqa: BLE001 - closing a dead connection
+        pass
+
+
+def store_key(kind: str, url: str, namespace: str) -> tuple[Any, ...]:
+    """Registry key of a store: memory stores by namespace (shared by every loop of the process), Redis stores
+    also by URL and event loop."""
+    if kind == "memory":
+        return ("memory", namespace)
+    try:
+        loop_id = id(asyncio.get_running_loop())
+    except RuntimeError:
+        loop_id = 0
+    return ("redis", url, namespace, loop_id)
