@@ -44,7 +44,8 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequestError(f"the request body is {reason}{where}", code="invalid_json") from None
 
 
-async def _context(request: Request, current: Router, caller: Caller | None = None) -> RoutingContext:
+async def _context(request: Request, current: Router, caller: Caller | None = None,
+                   headers: dict[str, str] | None = None) -> RoutingContext:
     body = await read_json(request, current.config.server.max_body_bytes)
     check_chat_request(body)
     messages = body.get("messages")
@@ -52,7 +53,7 @@ async def _context(request: Request, current: Router, caller: Caller | None = No
     if isinstance(messages, list) and len(messages) > limit:
         raise InvalidRequestError(f"messages: {len(messages)} messages, more than this server takes ({limit})",
                                   param="messages", code="too_many_messages")
-    return RoutingContext(body, headers=_headers(request), caller=caller or Caller())
+    return RoutingContext(body, headers=_headers(request) if headers is None else headers, caller=caller or Caller())
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -84,8 +85,9 @@ async def chat_completions(request: Request):
     ctx: RoutingContext | None = None
     route: Route | None = None
     try:
-        caller, key = current.access.authenticate(_headers(request))
-        ctx = await _context(request, current, caller)
+        request_headers = _headers(request)
+        caller, key = current.access.authenticate(request_headers)
+        ctx = await _context(request, current, caller, request_headers)
         await current.access.admit(key, ctx.token_estimate)
         route = await current.route(ctx)
         if ctx.stream:
@@ -95,10 +97,11 @@ async def chat_completions(request: Request):
         result = await current.complete(ctx, route)
         headers = _route_headers(route, ctx)  # after the plugins, which may re-target or add headers
         usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
-        cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, usage, ctx, _completion_chars(result))
+        chars = _completion_chars(result)
+        cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, usage, ctx, chars)
         headers["x-turnout-cost-usd"] = f"{cost:.8f}"
         if not ctx.answered_by:
-            await current.access.record(key, usage_tokens(usage, ctx.token_estimate), cost)
+            await current.access.record(key, usage_tokens(usage, ctx.token_estimate + tokens_for_chars(chars)), cost)
         _finish(ctx, route, 200, start, cost, usage)
         return Response(dumps(result), media_type="application/json", headers=headers)
     except TurnoutError as exc:
@@ -189,8 +192,9 @@ def _finish(ctx: RoutingContext | None, route: Route | None, status: int, start:
 async def explain_route(request: Request):
     """Dry run: the routing explanation for a request body; no backend is called."""
     current: Router = request.app.state.holder.router
-    current.access.require_admin(_headers(request))
-    ctx = await _context(request, current)
+    request_headers = _headers(request)
+    current.access.require_admin(request_headers)
+    ctx = await _context(request, current, headers=request_headers)
     route = await current.route(ctx)
     return JSONResponse(route.explanation(ctx), headers=_route_headers(route, ctx))
 
