@@ -11,6 +11,7 @@ from turnout.context import RoutingContext, estimate_tokens
 from turnout.errors import TurnoutError
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
+from turnout.plugins.system_prompt import render, template_signals
 
 
 class FastResponseParams(Params):
@@ -39,14 +40,10 @@ class FastResponsePlugin(Plugin):
     Params = FastResponseParams
 
     def referenced_signals(self) -> list[str]:
-        from turnout.plugins.system_prompt import SystemPromptParams, SystemPromptPlugin
-
-        return SystemPromptPlugin(SystemPromptParams(text=self.params.content or "")).referenced_signals()
+        return template_signals(self.params.content or "")
 
     async def before(self, ctx: RoutingContext) -> dict[str, Any]:
         if self.params.error is not None:
             raise TurnoutError(self.params.error, status=self.params.status, type="invalid_request_error",
                                code=self.params.code)
-        from turnout.plugins.system_prompt import render
-
         return canned_completion(ctx, render(self.params.content or "", ctx), "turnout")

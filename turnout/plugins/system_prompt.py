@@ -40,13 +40,17 @@ def render(template: str, ctx: RoutingContext) -> str:
     return _FIELD.sub(value, template) if "{{" in template else template
 
 
+def template_signals(template: str) -> list[str]:
+    """The signal names a template reads ({{ signal.NAME... }})."""
+    return sorted({m.group(1).split(".")[1] for m in _FIELD.finditer(template) if m.group(1).startswith("signal.")})
+
+
 @register("system_prompt")
 class SystemPromptPlugin(Plugin):
     Params = SystemPromptParams
 
     def referenced_signals(self) -> list[str]:
-        return sorted({m.group(1).split(".")[1] for m in _FIELD.finditer(self.params.text)
-                       if m.group(1).startswith("signal.") and m.group(1).count(".") >= 1})
+        return template_signals(self.params.text)
 
     async def before(self, ctx: RoutingContext) -> None:
         messages = list(ctx.messages)
