@@ -45,15 +45,6 @@ class DispatchLog:
 
     attempts: list[Attempt] = field(default_factory=list)
 
-    @property
-    def retries(self) -> int:
-        tried = [a.model for a in self.attempts if not a.outcome.startswith("skipped")]
-        return len(tried) - len(dict.fromkeys(tried))
-
-    @property
-    def fallbacks(self) -> list[str]:
-        return list(dict.fromkeys(a.model for a in self.attempts))
-
 
 def retryable(exc: UpstreamError) -> bool:
     status = exc.upstream_status
@@ -141,20 +132,16 @@ class Dispatcher:
             try:
                 async with asyncio.timeout(timeout):
                     first = await anext(batches)
-            except StopAsyncIteration:
-                health.stats.in_flight -= 1
-                raise UpstreamError(f"upstream '{model}' returned an empty stream", upstream_status=200,
-                                    status=502) from None
-            except StreamInterruptedError as exc:
-                # the upstream accepted the request (200) and then sent garbage or broke off: it had started
-                # answering, so the request is not sent anywhere again
+            except BaseException as exc:
                 health.stats.in_flight -= 1
                 await batches.aclose()
-                exc.upstream_status = 200
-                raise
-            except BaseException:
-                health.stats.in_flight -= 1
-                await batches.aclose()
+                if isinstance(exc, StopAsyncIteration):
+                    raise UpstreamError(f"upstream '{model}' returned an empty stream", upstream_status=200,
+                                        status=502) from None
+                if isinstance(exc, StreamInterruptedError):
+                    # the upstream accepted the request (200), then sent garbage or broke off: it had started
+                    # answering, so the request is not sent anywhere again
+                    exc.upstream_status = 200
                 raise
             health.stats.observe_ttft(time.monotonic() - start)
             return _continue(first, batches, health)
@@ -183,12 +170,9 @@ class Dispatcher:
                     exc = error
                 else:
                     health.breaker.record_success()
-                    health.stats.requests += 1
                     log.attempts.append(Attempt(model, "ok", time.monotonic() - start))
                     return model, result
                 log.attempts.append(Attempt(model, exc.code or "upstream_error", time.monotonic() - start))
-                health.stats.requests += 1
-                health.stats.failures += 1
                 if retryable(exc):
                     health.breaker.record_failure()
                 else:

@@ -69,8 +69,6 @@ class BackendStats:
     in_flight: int = 0
     latency_s: float | None = None  # EWMA of complete requests' duration
     ttft_s: float | None = None  # EWMA of streams' time to first token
-    requests: int = 0
-    failures: int = 0
 
     def observe_latency(self, seconds: float) -> None:
         self.latency_s = seconds if self.latency_s is None else (1 - EWMA_ALPHA) * self.latency_s + EWMA_ALPHA * seconds
