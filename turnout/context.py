@@ -65,10 +65,11 @@ class RoutingContext:
     answered_by: str | None = None
 
     def set_body(self, body: dict[str, Any]) -> None:
-        """Replace the request body; what was derived from the old one (flattened text, token counts, the
-        request embedding) is dropped, other per-request state (plugin notes) is kept."""
+        """Replace the request body. Everything in `cache` was derived from the old one (flattened text, token
+        counts, language, PII spans, the request embedding) and is dropped — but plugin notes, which plugins
+        keep under keys starting with "plugin:"."""
         self.body = body
-        for key in [k for k in self.cache if k.startswith(("text:", "embedding:", "pii:")) or k == "tokens"]:
+        for key in [k for k in self.cache if not k.startswith("plugin:")]:
             del self.cache[key]
 
     @property

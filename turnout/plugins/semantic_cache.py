@@ -33,6 +33,7 @@ from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
 
 
 HEADER = "x-turnout-cache"
+NOTE = "plugin:semantic_cache"  # the pending entry of this request, between before and after
 _SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "response_format", "stop", "seed",
              "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort")
 _CACHEABLE_FINISH = {"stop", "length"}
@@ -164,7 +165,7 @@ class SemanticCachePlugin(Plugin):
         bucket = self._bucket(ctx)
         key = hashlib.sha256(f"{bucket}\n{normalise(text)}".encode("utf-8", "replace")).hexdigest()[:40]
         ctx.response_headers[HEADER] = "miss"
-        ctx.cache["semantic_cache"] = {"bucket": bucket, "key": key, "prompt": text, "vector": None}
+        ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None}
         store = self._store()
         try:
             entry = await store.get(key)
@@ -173,20 +174,20 @@ class SemanticCachePlugin(Plugin):
             if not self.params.semantic:
                 return None
             vector = await request_embedding(ctx, self.params.encoder, "last_user")
-            ctx.cache["semantic_cache"]["vector"] = vector
+            ctx.cache[NOTE]["vector"] = vector
             threshold = self._threshold(ctx)
             near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
             for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
                 if entry is not None and entry.bucket == bucket and same_facts(text, entry.prompt):
                     return self._hit(ctx, entry, "semantic", similarity)
         except StoreUnavailable:
-            ctx.cache["semantic_cache"] = None  # the store is down: a miss, and nothing to store
+            ctx.cache[NOTE] = None  # the store is down: a miss, and nothing to store
         return None
 
     def _hit(self, ctx: RoutingContext, entry: CacheEntry, kind: str, similarity: float) -> dict[str, Any]:
         ctx.response_headers[HEADER] = "hit"
         ctx.response_headers["x-turnout-cache-similarity"] = f"{similarity:.4f}"
-        ctx.cache["semantic_cache"] = None
+        ctx.cache[NOTE] = None
         return {**entry.response, "turnout_cache": {"hit": kind, "similarity": round(similarity, 4),
                                                     "age_s": round(time.time() - entry.created, 3)}}
 
@@ -195,7 +196,7 @@ class SemanticCachePlugin(Plugin):
         return response
 
     def wrap_stream(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
-        if not ctx.cache.get("semantic_cache"):
+        if not ctx.cache.get(NOTE):
             return batches
         return self._recording(ctx, batches)
 
@@ -213,10 +214,10 @@ class SemanticCachePlugin(Plugin):
             await self._store_response(ctx, response)
 
     async def _store_response(self, ctx: RoutingContext, response: dict[str, Any]) -> None:
-        pending = ctx.cache.get("semantic_cache")
+        pending = ctx.cache.get(NOTE)
         if not pending:
             return
-        ctx.cache["semantic_cache"] = None
+        ctx.cache[NOTE] = None
         choices = response.get("choices") or []
         if not choices or any((c.get("finish_reason") not in _CACHEABLE_FINISH) or (c.get("message") or {}).get("tool_calls")
                               for c in choices):
