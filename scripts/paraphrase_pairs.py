@@ -1,6 +1,7 @@
 """Write tests/data/paraphrases.jsonl: labelled prompt pairs for the semantic cache (hit rate and precision).
 Written by hand for turnout (no external source): `same` pairs ask the same thing in other words; `different`
-pairs are near misses (same topic, another entity, number or intent) and unrelated prompts.
+pairs are near misses (same topic, another entity, number or intent) and unrelated prompts. Two splits: `dev`
+(used to design and tune the cache's checks) and `held_out` (written afterwards, only ever measured).
 
     python scripts/paraphrase_pairs.py
 """
@@ -253,12 +254,154 @@ DIFFERENT = [
 ]
 
 
+# Held out: written after the dev pairs above had been used to design the cache's guards, and never used to tune
+# them; `benchmarks/cache.py` reports both splits and picks nothing on this one.
+HELD_OUT_SAME = [
+    ("How do I fix a flat bicycle tire?", "How can I repair a flat tire on my bike?"),
+    ("What currency is used in Switzerland?", "Which currency does Switzerland use?"),
+    ("How do I delete a branch in git?", "What's the command to remove a git branch?"),
+    ("What causes thunder?", "Why does thunder happen?"),
+    ("How many strings does a violin have?", "What is the number of strings on a violin?"),
+    ("Explain how vaccines work.", "How do vaccines work?"),
+    ("What is the chemical symbol for gold?", "Which chemical symbol does gold have?"),
+    ("How do I reset my password?", "I forgot my password, how do I reset it?"),
+    ("Who painted the Mona Lisa?", "Who was the painter of the Mona Lisa?"),
+    ("What is the deepest lake in the world?", "Which lake is the deepest on Earth?"),
+    ("How do I cancel my subscription?", "How can I stop my subscription?"),
+    ("What is machine learning?", "Can you explain machine learning to me?"),
+    ("How do I find my IP address on Windows?", "How can I check my IP address in Windows?"),
+    ("What's the difference between a list and a tuple in Python?", "How do Python lists differ from tuples?"),
+    ("How long should I boil an egg?", "For how many minutes do you boil an egg?"),
+    ("What is the speed of sound?", "How fast does sound travel?"),
+    ("Summarize the plot of Romeo and Juliet.", "Give me a summary of the plot of Romeo and Juliet."),
+    ("What is the square root of 144?", "Calculate the square root of 144."),
+    ("How do I merge two dictionaries in Python?", "What's the best way to combine two dicts in Python?"),
+    ("What time zone is Tokyo in?", "Which time zone does Tokyo use?"),
+    ("How do I upgrade pip?", "How can I update pip to the latest version?"),
+    ("Who discovered penicillin?", "Which scientist discovered penicillin?"),
+    ("What is inflation in economics?", "Can you explain what inflation means in economics?"),
+    ("How do I make my laptop battery last longer?", "How can I extend my laptop's battery life?"),
+    ("Is a tomato a fruit or a vegetable?", "Are tomatoes fruits or vegetables?"),
+    ("At what temperature does lead melt?", "What is the melting point of lead?"),
+    ("How do I list all running processes on Linux?", "What command shows all running processes in Linux?"),
+    ("What does CPU stand for?", "What is the full form of CPU?"),
+    ("How do I take a screenshot on a Mac?", "How can I capture my screen on macOS?"),
+    ("What is the meaning of 'serendipity'?", "What does the word 'serendipity' mean?"),
+    ("Recommend a good book about history.", "Can you suggest a good history book?"),
+    ("How do I stop my dog from barking?", "How can I get my dog to stop barking?"),
+    ("What is the height of Mount Kilimanjaro?", "How tall is Mount Kilimanjaro?"),
+    ("How do I open a JSON file in Python?", "How can I load a JSON file in Python?"),
+    ("What's a good name for a black cat?", "Suggest a name for a black cat."),
+    ("How many hours of sleep does an adult need?", "How much sleep should an adult get each night?"),
+    ("Explain dynamic programming with an example.", "Can you explain dynamic programming and show an example?"),
+    ("How do I remove duplicates from a list in Python?", "How can I get rid of duplicate items in a Python list?"),
+    ("What is the atomic number of carbon?", "What's carbon's atomic number?"),
+    ("Why is the sky blue?", "What makes the sky blue?"),
+    ("How do I tie a tie?", "What are the steps to tie a necktie?"),
+    ("What is the population of Canada?", "What is Canada's population?"),
+    ("Where is the Eiffel Tower located?", "In which city is the Eiffel Tower?"),
+    ("How do I convert a PDF to Word?", "How can I turn a PDF into a Word document?"),
+    ("What are the benefits of meditation?", "What are the advantages of meditating?"),
+    ("How do air conditioners cool a room?", "How does an air conditioner cool rooms?"),
+    ("When was the Declaration of Independence signed?", "In what year was the Declaration of Independence signed?"),
+    ("What is the past tense of 'swim'?", "What's the past tense form of the verb 'swim'?"),
+    ("How do I install Docker on Ubuntu?", "What's the way to set up Docker on Ubuntu?"),
+    ("How many calories are in a banana?", "How many calories does a banana have?"),
+    ("What is a good way to learn guitar?", "How should I start learning the guitar?"),
+    ("Can dogs eat chocolate?", "Is chocolate safe for dogs to eat?"),
+    ("How do I find the length of a string in JavaScript?", "How can I get a string's length in JavaScript?"),
+    ("What is the hottest planet in the solar system?", "Which planet in our solar system is the hottest?"),
+    ("Explain the rules of tennis.", "What are the rules of tennis?"),
+    ("How do I clear the cache in Chrome?", "How can I empty Chrome's cache?"),
+    ("What language is spoken in Brazil?", "What do people in Brazil speak?"),
+    ("How do I write a cover letter?", "What's the best way to write a cover letter?"),
+    ("What is the freezing point of salt water?", "At what temperature does salt water freeze?"),
+    ("How do I sort an array in JavaScript?", "How can I sort a JavaScript array?"),
+    ("Tell me a fun fact about octopuses.", "Share an interesting fact about octopuses."),
+    ("What is the difference between a crocodile and an alligator?", "How do crocodiles differ from alligators?"),
+    ("How do I say 'thank you' in Japanese?", "What is 'thank you' in Japanese?"),
+    ("What vitamins are in spinach?", "Which vitamins does spinach contain?"),
+    ("How do I back up my iPhone?", "How can I make a backup of my iPhone?"),
+]
+
+HELD_OUT_DIFFERENT = [
+    ("How do I fix a flat bicycle tire?", "How do I fix a flat car tire?"),
+    ("What is the capital of Slovakia?", "What is the capital of Slovenia?"),
+    ("How do I delete a branch in git?", "How do I rename a branch in git?"),
+    ("How do I delete a remote branch in git?", "How do I delete a local branch in git?"),
+    ("What are the advantages of nuclear power?", "What are the disadvantages of nuclear power?"),
+    ("How do I lose weight fast?", "How do I gain weight fast?"),
+    ("What is the chemical symbol for gold?", "What is the chemical symbol for silver?"),
+    ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?"),
+    ("Who was the first president of the United States?", "Who was the first president of France?"),
+    ("How do I encrypt a file on Linux?", "How do I decrypt a file on Linux?"),
+    ("What is the best time to visit Japan?", "What is the best time to visit Thailand?"),
+    ("How do I increase the font size in VS Code?", "How do I decrease the font size in VS Code?"),
+    ("What are the symptoms of diabetes?", "What are the causes of diabetes?"),
+    ("How do I upload a file to Google Drive?", "How do I download a file from Google Drive?"),
+    ("What is the population of Canada?", "What is the area of Canada?"),
+    ("How do I cancel my subscription?", "How do I pause my subscription?"),
+    ("Write a Python function to check if a number is prime.", "Write a Python function to check if a number is even."),
+    ("How do I center text in HTML?", "How do I bold text in HTML?"),
+    ("What is the boiling point of acetone?", "What is the melting point of acetone?"),
+    ("Explain the causes of World War I.", "Explain the consequences of World War I."),
+    ("What is the difference between a list and a tuple in Python?", "What is the difference between a list and a set in Python?"),
+    ("How much protein is in an egg?", "How much protein is in a chicken breast?"),
+    ("Recommend a good book about history.", "Recommend a good movie about history."),
+    ("How do I sort an array in ascending order in JavaScript?", "How do I sort an array in descending order in JavaScript?"),
+    ("What is the hottest planet in the solar system?", "What is the coldest planet in the solar system?"),
+    ("How do I install Docker on Ubuntu?", "How do I uninstall Docker on Ubuntu?"),
+    ("Can dogs eat chocolate?", "Can cats eat chocolate?"),
+    ("Can dogs eat bananas?", "Can dogs eat grapes?"),
+    ("How do I make my laptop battery last longer?", "How do I make my phone battery last longer?"),
+    ("What is the time in London?", "What is the weather in London?"),
+    ("How do I take a screenshot on Windows?", "How do I take a screenshot on a Mac?"),
+    ("What's the difference between affect and effect?", "What's the difference between its and it's?"),
+    ("Translate 'good night' into Portuguese.", "Translate 'good night' into Dutch."),
+    ("How do I say 'thank you' in Japanese?", "How do I say 'you're welcome' in Japanese?"),
+    ("What is a healthy breakfast?", "What is a healthy dinner?"),
+    ("Who is the CEO of Apple?", "Who is the founder of Apple?"),
+    ("How do I reverse a string in Java?", "How do I reverse a string in C#?"),
+    ("How long does it take to boil an egg?", "How long does it take to poach an egg?"),
+    ("What are the main features of Python 3?", "What are the main features of Rust?"),
+    ("What is the tallest building in New York?", "What is the oldest building in New York?"),
+    ("How do I stop my cat from scratching furniture?", "How do I stop my dog from chewing furniture?"),
+    ("Is coffee good for you?", "Is coffee bad for you?"),
+    ("What is the minimum wage in California?", "What is the minimum wage in Texas?"),
+    ("How do I enable dark mode in Windows?", "How do I disable dark mode in Windows?"),
+    ("Give me a vegetarian lasagna recipe.", "Give me a vegan lasagna recipe."),
+    ("How do I connect to a MySQL database in Python?", "How do I connect to a PostgreSQL database in Python?"),
+    ("What does a product manager do?", "What does a project manager do?"),
+    ("Explain the pros of remote work.", "Explain the cons of remote work."),
+    ("How do I import a CSV into Excel?", "How do I export a CSV from Excel?"),
+    ("What is the speed of sound in water?", "What is the speed of sound in air?"),
+    ("How do I start a business with no money?", "How do I start a business with a lot of money?"),
+    ("What should I pack for a beach vacation?", "What should I pack for a ski vacation?"),
+    ("How do I write a resignation letter?", "How do I write a recommendation letter?"),
+    ("What is the main ingredient in hummus?", "What is the main ingredient in falafel?"),
+    ("How do I apply for a passport?", "How do I renew a passport?"),
+    ("What are good exercises for back pain?", "What are good exercises for knee pain?"),
+    ("How do I become a doctor?", "How do I become a nurse?"),
+    ("Summarize the plot of Othello.", "Summarize the plot of King Lear."),
+    ("What is the square root of 144?", "What is the square of 144?"),
+    ("How do I add a column in pandas?", "How do I drop a column in pandas?"),
+    ("How do I reset my router?", "What is the capital of Peru?"),
+    ("Write a haiku about winter.", "Explain quantum entanglement."),
+    ("What is the GDP of Germany?", "How do I bake sourdough bread?"),
+    ("How do I learn to swim as an adult?", "How do I learn to drive as an adult?"),
+    ("What are the side effects of caffeine?", "What are the side effects of nicotine?"),
+]
+
+
 def main() -> None:
     out = Path("tests/data/paraphrases.jsonl")
-    rows = [{"a": a, "b": b, "same": True} for a, b in SAME] + [{"a": a, "b": b, "same": False} for a, b in DIFFERENT]
+    splits = {"dev": (SAME, DIFFERENT), "held_out": (HELD_OUT_SAME, HELD_OUT_DIFFERENT)}
+    rows = [{"a": a, "b": b, "same": same, "split": split}
+            for split, (same_pairs, different_pairs) in splits.items()
+            for same, pairs in ((True, same_pairs), (False, different_pairs)) for a, b in pairs]
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(f"wrote {out}: {len(SAME)} same-meaning and {len(DIFFERENT)} different-meaning pairs")
-
+    for split, (same_pairs, different_pairs) in splits.items():
+        print(f"wrote {out} [{split}]: {len(same_pairs)} same-meaning and {len(different_pairs)} different-meaning pairs")
 
 if __name__ == "__main__":
     main()

@@ -3,9 +3,9 @@ after normalisation) or in other words (the request embedding within `threshold`
 
 What must match exactly, as the cache's *bucket*: the tenant (API key, and the `tenant_header` if set), the
 decision, the model, every message but the last user message (system prompt, history), and the sampling
-parameters. Only the last user message is compared by meaning, and a semantic match must also name the same
-numbers (12 vs 14, World War I vs II) and not swap the same words around ("convert a string to an integer"
-vs "…an integer to a string"): the near misses an embedding alone cannot tell apart.
+parameters. Only the last user message is compared by meaning, and a semantic match must also pass
+`same_question`: no other numbers, no words moved round, no word swapped or qualifier added in an otherwise
+identical question — the near misses an embedding alone cannot tell apart.
 
 Skipped (x-turnout-cache: skip): tools or functions, n > 1, an explicit temperature above `max_temperature`,
 images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or
@@ -14,7 +14,6 @@ images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-c
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import unicodedata
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from turnout.models.encoders import ENCODERS
 from turnout.models.request import request_embedding
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
+from turnout.plugins.same_question import same_question, synonym_pairs
 from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
 
 
@@ -40,10 +40,13 @@ _CACHEABLE_FINISH = {"stop", "length"}
 
 
 class SemanticCacheParams(Params):
-    threshold: float = Field(0.88, ge=0.5, le=1.0, description="least cosine similarity for a semantic hit")
+    threshold: float = Field(0.85, ge=0.5, le=1.0, description="least cosine similarity for a semantic hit")
     signal_thresholds: dict[str, float] = Field(default_factory=dict, description=(
         "a stricter or looser threshold while a signal matched, e.g. {code: 0.95}; the strictest applies"))
     semantic: bool = Field(True, description="false: exact (normalised) matches only")
+    synonyms: list[list[str]] = Field(default_factory=list, description=(
+        "groups of words that name the same thing here, e.g. [[k8s, kubernetes], [cancel, stop]]: a question with "
+        "one of them swapped for another is still the same question"))
     encoder: Literal[ENCODERS] = Field("minilm-onnx", description="embeds the last user message")  # type: ignore[valid-type]
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
@@ -62,41 +65,6 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).rstrip(" ?!.。？！")
 
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_WORD = re.compile(r"[^\W\d_][\w'+#-]*", re.UNICODE)
-_ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6", "seventh": "7",
-             "eighth": "8", "ninth": "9", "tenth": "10"}
-_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
-_STOP = frozenset("""a an the of to in on at for by with and or is are was were be been do does did how what which
-who whom whose why when where can could should would will shall may might i me my you your we our it its this
-that these those there here please tell give explain define some any about into from as than so if then just also
-really much many more most very way get make""".split())
-
-
-def _facts(text: str) -> tuple[list[str], list[str]]:
-    """The numbers (digits, ordinals, Roman numerals) and the content words in order."""
-    numbers = _NUMBER.findall(text)
-    words = []
-    for raw in _WORD.findall(text):
-        word = raw.casefold()
-        if word in _ORDINALS:
-            numbers.append(_ORDINALS[word])
-        elif word in _ROMAN and raw.isupper():
-            numbers.append(_ROMAN[word])
-        elif word not in _STOP:
-            words.append(word.removesuffix("'s").rstrip("s") or word)
-    return sorted(numbers), words
-
-
-def same_facts(a: str, b: str) -> bool:
-    """False for the near misses an embedding confuses: other numbers, or the same words in another order."""
-    numbers_a, words_a = _facts(a)
-    numbers_b, words_b = _facts(b)
-    if numbers_a != numbers_b:
-        return False
-    return not (words_a != words_b and sorted(words_a) == sorted(words_b))
-
-
 def _has_media(messages: list[Any]) -> bool:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
@@ -109,6 +77,10 @@ def _has_media(messages: list[Any]) -> bool:
 @register("semantic_cache")
 class SemanticCachePlugin(Plugin):
     Params = SemanticCacheParams
+
+    def __init__(self, params: SemanticCacheParams) -> None:
+        super().__init__(params)
+        self.synonyms = synonym_pairs(params.synonyms)
 
     def _store(self):
         p = self.params
@@ -178,7 +150,7 @@ class SemanticCachePlugin(Plugin):
             threshold = self._threshold(ctx)
             near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
             for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
-                if entry is not None and entry.bucket == bucket and same_facts(text, entry.prompt):
+                if entry is not None and entry.bucket == bucket and same_question(entry.prompt, text, self.synonyms):
                     return self._hit(ctx, entry, "semantic", similarity)
         except StoreUnavailable:
             ctx.cache[NOTE] = None  # the store is down: a miss, and nothing to store
