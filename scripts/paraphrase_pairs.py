@@ -1,9 +1,9 @@
 """Write tests/data/paraphrases.jsonl: labelled prompt pairs for the semantic cache (hit rate and precision).
 Written by hand for turnout (no external source): `same` pairs ask the same thing in other words; `different`
-pairs are near misses (same topic, another entity, number or intent) and unrelated prompts. Three splits: `dev`
-(used to design the cache's checks and choose its default threshold), `check` (written afterwards, seen while
-choosing among variants of the checks) and `test` (written after the checks and the default were fixed; measured
-once).
+pairs are near misses (same topic, another entity, number or intent) and unrelated prompts. Four splits, each
+written before the next round of work on the cache's checks: `dev` (used to design them and to choose the default
+threshold), `check` and `check2` (each measured once when new, then used to find what the checks missed), and
+`test` (written after the checks and the default were final; measured once, reported as it came out).
 
     python scripts/paraphrase_pairs.py
 """
@@ -395,9 +395,10 @@ CHECK_DIFFERENT = [
 ]
 
 
-# Test: written after the checks and the default threshold were fixed (commit "same_question rules..."), and
-# measured once, as they are; nothing was changed after.
-TEST_SAME = [
+# Check 2: written after the first same_question rules and the default threshold were fixed, measured once
+# (precision 0.927 at the default: 4 false hits), then used to find what the rules missed (negation, a swap that
+# changes a preposition too, on/off, "US" read as a pronoun, two words for one). No longer unseen.
+CHECK2_SAME = [
     ("How do I fix a leaking faucet?", "How can I repair a dripping tap?"),
     ("What's the best way to store fresh basil?", "How should I keep fresh basil?"),
     ("How do I export my contacts from Outlook?", "What are the steps to export contacts out of Outlook?"),
@@ -460,7 +461,7 @@ TEST_SAME = [
     ("How do I check disk usage on Linux?", "How can I see how much disk space is used on Linux?"),
 ]
 
-TEST_DIFFERENT = [
+CHECK2_DIFFERENT = [
     ("How do I fix a leaking faucet?", "How do I fix a leaking toilet?"),
     ("What's the best way to store fresh basil?", "What's the best way to store fresh cilantro?"),
     ("How do I export my contacts from Outlook?", "How do I import my contacts into Outlook?"),
@@ -526,7 +527,8 @@ TEST_DIFFERENT = [
 
 def main() -> None:
     out = Path("tests/data/paraphrases.jsonl")
-    splits = {"dev": (SAME, DIFFERENT), "check": (CHECK_SAME, CHECK_DIFFERENT), "test": (TEST_SAME, TEST_DIFFERENT)}
+    splits = {"dev": (SAME, DIFFERENT), "check": (CHECK_SAME, CHECK_DIFFERENT), "check2": (CHECK2_SAME, CHECK2_DIFFERENT),
+              "test": (TEST_SAME, TEST_DIFFERENT)}
     rows = [{"a": a, "b": b, "same": same, "split": split}
             for split, (same_pairs, different_pairs) in splits.items()
             for same, pairs in ((True, same_pairs), (False, different_pairs)) for a, b in pairs]

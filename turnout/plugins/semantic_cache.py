@@ -4,8 +4,8 @@ after normalisation) or in other words (the request embedding within `threshold`
 What must match exactly, as the cache's *bucket*: the tenant (API key, and the `tenant_header` if set), the
 decision, the model, every message but the last user message (system prompt, history), and the sampling
 parameters. Only the last user message is compared by meaning, and a semantic match must also pass
-`same_question`: no other numbers, no words moved round, no word swapped or qualifier added in an otherwise
-identical question — the near misses an embedding alone cannot tell apart.
+`same_question`: no other numbers, no negation on one side only, and, when the question is asked the same way,
+the same content words in the same order — the near misses an embedding alone cannot tell apart.
 
 Skipped (x-turnout-cache: skip): tools or functions, n > 1, an explicit temperature above `max_temperature`,
 images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or
@@ -28,7 +28,7 @@ from turnout.models.encoders import ENCODERS
 from turnout.models.request import request_embedding
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
-from turnout.plugins.same_question import same_question, synonym_pairs
+from turnout.plugins.same_question import same_question, synonym_forms
 from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
 
 
@@ -45,8 +45,8 @@ class SemanticCacheParams(Params):
         "a stricter or looser threshold while a signal matched, e.g. {code: 0.95}; the strictest applies"))
     semantic: bool = Field(True, description="false: exact (normalised) matches only")
     synonyms: list[list[str]] = Field(default_factory=list, description=(
-        "groups of words that name the same thing here, e.g. [[k8s, kubernetes], [cancel, stop]]: a question with "
-        "one of them swapped for another is still the same question"))
+        "groups of words that mean the same here, e.g. [[kubernetes, k8s], [cancel, stop]]: a question asked the "
+        "same way with one of them for another is still the same question"))
     encoder: Literal[ENCODERS] = Field("minilm-onnx", description="embeds the last user message")  # type: ignore[valid-type]
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
@@ -80,7 +80,7 @@ class SemanticCachePlugin(Plugin):
 
     def __init__(self, params: SemanticCacheParams) -> None:
         super().__init__(params)
-        self.synonyms = synonym_pairs(params.synonyms)
+        self.synonyms = synonym_forms(params.synonyms)
 
     def _store(self):
         p = self.params
