@@ -180,3 +180,33 @@ def test_active_health_checks_open_and_close_the_breaker(serve, upstream):
     assert 'turnout_breaker_open{model="small"} 0.0' in httpx.get(server.url + "/metrics").text
     headers, _ = ask(client(server), "hi", model="dead")  # no request wasted on it: straight to the fallback
     assert headers["x-turnout-attempts"] == "dead:skipped (breaker open),small:ok"
+
+
+def test_a_client_leaving_mid_stream_stops_the_upstream_stream(serve, upstream):
+    """The client closes the connection after the first chunk: turnout cancels the relay, closes its upstream
+    request (the upstream sees the stream abandoned, not read to the end) and counts the request as 499."""
+    config = base_config(upstream.url)
+    config["decisions"] = [{"name": "default", "models": ["small"]}]
+    server = serve(config)
+    before = httpx.get(upstream.url + "/_streams").json()
+    words = " ".join(f"word{i}" for i in range(40))
+    body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": f"{words} #trickle:0.1"}]}
+    with httpx.Client(timeout=10) as client:
+        with client.stream("POST", server.url + "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            first = next(response.iter_lines())
+            assert first.startswith("data: ")
+        # leaving the block closes the connection, about 4 s before the upstream would have finished
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        after = httpx.get(upstream.url + "/_streams").json()
+        if after["abandoned"] > before["abandoned"]:
+            break
+        time.sleep(0.05)
+    assert after["abandoned"] == before["abandoned"] + 1 and after["completed"] == before["completed"]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'turnout_requests_total{decision="default",model="small",status="499"} 1.0' in metrics
+    # and the server goes on serving
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    chunks = list(c.chat.completions.create(model="auto", stream=True, messages=[{"role": "user", "content": "hi"}]))
+    assert chunks[-1].choices[0].finish_reason == "stop"

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from turnout import __version__
 from turnout.access import usage_tokens
@@ -18,7 +18,7 @@ from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
 from turnout.server.schemas import ChatCompletionRequest, check_chat_request
 from turnout.server import metrics
-from turnout.server.sse import relay
+from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
 
 log = logging.getLogger("turnout.request")
 router = APIRouter()
@@ -155,7 +155,8 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
     def on_end(error: str | None) -> None:
         current.release()
         spent = cost()
-        _finish(ctx, route, 200 if error is None else 599, start, spent, usage or None, error)
+        status = 200 if error is None else 499 if error == CLIENT_GONE else 599
+        _finish(ctx, route, status, start, spent, usage or None, error)
         if not ctx.answered_by:
             tokens = usage_tokens(usage or None, ctx.token_estimate + tokens_for_chars(completion_chars))
             task = asyncio.get_running_loop().create_task(current.access.record(key, tokens, spent))
@@ -166,7 +167,7 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
         f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
     headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
     body = relay(first, chunks, on_chunk=on_chunk, on_end=on_end, trailer=trailer, secrets=current.secrets())
-    return StreamingResponse(body, media_type="text/event-stream",
+    return EventStreamResponse(body, media_type="text/event-stream",
                              headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
 
 

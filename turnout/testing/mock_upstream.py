@@ -11,7 +11,8 @@ It answers "echo: <last user text>". Directives in the last user message change 
   #flaky:<n>       fail with 500 the first n times this exact text is asked, then answer
 A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed"]}) is
 applied to OpenAI-format requests in turn, one entry per request, cycling; GET /_faults says how many of each.
-Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them.
+Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them. GET /_streams
+counts the streams sent to the end and those the client abandoned.
 Run it alone: python -m turnout.testing.mock_upstream --port 9000
 """
 
@@ -71,6 +72,7 @@ class Mock:
         self.schedule: list[str] = []
         self.served = 0
         self.applied: dict[str, int] = {}
+        self.streams = {"completed": 0, "abandoned": 0}
 
     def next_fault(self) -> str:
         if not self.schedule:
@@ -107,15 +109,21 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\S+\s*", text) or [text]
 
 
-async def _paced(chunks: list[bytes], text: str):
+async def _paced(mock: Mock, chunks: list[bytes], text: str):
     trickle = _directive(text, "trickle")
     fail = _directive(text, "midstream-fail") is not None
-    for i, chunk in enumerate(chunks):
-        if fail and i == 2:
-            raise ConnectionResetError("mock upstream broke the stream")
-        if trickle and i > 0:
-            await asyncio.sleep(float(trickle))
-        yield chunk
+    sent = 0
+    try:
+        for i, chunk in enumerate(chunks):
+            if fail and i == 2:
+                raise ConnectionResetError("mock upstream broke the stream")
+            if trickle and i > 0:
+                await asyncio.sleep(float(trickle))
+            yield chunk
+            sent += 1
+    finally:
+        if not fail:
+            mock.streams["completed" if sent == len(chunks) else "abandoned"] += 1
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:
@@ -188,7 +196,7 @@ async def openai_chat(request: Request) -> Response:
         chunks.append(_sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                             "choices": [], "usage": usage}))
     chunks.append(b"data: [DONE]\n\n")
-    return StreamingResponse(_paced(chunks, text), media_type="text/event-stream")
+    return StreamingResponse(_paced(request.app.state.mock, chunks, text), media_type="text/event-stream")
 
 
 async def anthropic_messages(request: Request) -> Response:
@@ -239,7 +247,7 @@ async def anthropic_messages(request: Request) -> Response:
                                                            "stop_sequence": None},
                         "usage": {"output_tokens": len(_words(reply))}}, "message_delta"))
     events.append(_sse({"type": "message_stop"}, "message_stop"))
-    return StreamingResponse(_paced(events, text), media_type="text/event-stream")
+    return StreamingResponse(_paced(request.app.state.mock, events, text), media_type="text/event-stream")
 
 
 async def faults(request: Request) -> Response:
@@ -248,6 +256,10 @@ async def faults(request: Request) -> Response:
         mock.schedule = list((await request.json()).get("schedule") or [])
         mock.served, mock.applied = 0, {}
     return JSONResponse({"schedule": mock.schedule, "served": mock.served, "applied": mock.applied})
+
+
+async def streams(request: Request) -> Response:
+    return JSONResponse(request.app.state.mock.streams)
 
 
 async def list_requests(request: Request) -> Response:
@@ -265,6 +277,7 @@ def create_mock_upstream(record: bool = True) -> Starlette:
         Route("/v1/messages", anthropic_messages, methods=["POST"]),
         Route("/_requests", list_requests, methods=["GET", "DELETE"]),
         Route("/_faults", faults, methods=["GET", "PUT"]),
+        Route("/_streams", streams, methods=["GET"]),
     ])
     app.state.mock = Mock()
     if not record:
