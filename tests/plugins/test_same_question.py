@@ -57,6 +57,15 @@ def test_declared_synonyms_allow_the_swap():
     assert not same_question("How do I cancel my plan?", "How do I pause my plan?", synonyms)
 
 
+@pytest.mark.parametrize("groups, complaint", [
+    ([["set up", "install"]], "single words"),
+    ([["k8s"]], "two words or more"),
+])
+def test_synonyms_are_checked_when_the_config_loads(groups, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        SemanticCacheParams(synonyms=groups)
+
+
 async def _cache_hits(rows: list[dict], threshold: float) -> list[bool]:
     plugin = SemanticCachePlugin(SemanticCacheParams(threshold=threshold, tenant_header="x-pair"))
     answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}]}

@@ -19,6 +19,7 @@ tests/data/paraphrases.jsonl by `benchmarks/cache.py`; figures in docs/plugins.m
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -34,20 +35,23 @@ _FRAMING = frozenset("""how what which who whom whose why when where is are was 
 should would will shall may might i me my you your we our it its this that these those there here please tell give
 explain define way get make just also really so if then""".split())
 # ... the words that relate its content words to each other ...
-_RELATIONAL = frozenset("""of to in on at for by with and or about into from as than some any much many more most very""".split())
+_RELATIONAL = frozenset("""of to in on at for by with and or about into from as than some any much many more most
+very""".split())
 _ARTICLES = frozenset({"a", "an", "the"})
 # ... and negation, which turns a question into another
 _NEGATIONS = frozenset({"not", "no", "never", "without", "cannot", "nothing", "none"})
 _ASKS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
 
 
-def _kind(word: str) -> str:
-    if word.endswith("n't") or word in _NEGATIONS:
-        return "negation"
-    for kind, words in (("framing", _FRAMING), ("relational", _RELATIONAL), ("article", _ARTICLES)):
-        if word in words or word.removesuffix("'s") in words:
-            return kind
-    return "content"
+_KINDS = {**dict.fromkeys(_FRAMING, "framing"), **dict.fromkeys(_RELATIONAL, "relational"),
+          **dict.fromkeys(_ARTICLES, "article"), **dict.fromkeys(_NEGATIONS, "negation")}
+
+
+def _kind(raw: str, word: str) -> str:
+    if len(raw) > 1 and raw.isupper():
+        return "content"  # US, IT, WHO
+    kind = _KINDS.get(word) or _KINDS.get(word.removesuffix("'s"))
+    return kind or ("negation" if word.endswith("n't") else "content")
 
 
 def content_form(word: str) -> str:
@@ -66,6 +70,7 @@ class Question:
     asks: frozenset[str]
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)  # a cached prompt is parsed again at every lookup that finds it
     def parse(cls, text: str) -> Question:
         numbers, content, framing, frame, negations = _NUMBER.findall(text), [], [], [], 0
         for raw in _WORD.findall(text):
@@ -73,7 +78,7 @@ class Question:
             if word in _ORDINALS or (word in _ROMAN and raw.isupper()):
                 numbers.append(_ORDINALS.get(word) or _ROMAN[word])
                 continue
-            kind = "content" if raw.isupper() and len(raw) > 1 else _kind(word)  # US, IT, WHO
+            kind = _kind(raw, word)
             if kind == "content":
                 content.append(content_form(word))
             elif kind == "negation":
@@ -104,6 +109,10 @@ def _unshared(words_a: Iterable[str], words_b: Iterable[str]) -> tuple[list[str]
         else:
             del rest[j]
     return only_a, rest
+
+
+def is_one_word(text: str) -> bool:
+    return _WORD.fullmatch(text) is not None
 
 
 def synonym_forms(groups: Iterable[Iterable[str]]) -> dict[str, str]:

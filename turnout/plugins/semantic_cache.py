@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from turnout.completions import assemble_completion
 from turnout.context import RoutingContext
@@ -28,7 +28,7 @@ from turnout.models.encoders import ENCODERS
 from turnout.models.request import request_embedding
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
-from turnout.plugins.same_question import same_question, synonym_forms
+from turnout.plugins.same_question import is_one_word, same_question, synonym_forms
 from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
 
 
@@ -57,6 +57,16 @@ class SemanticCacheParams(Params):
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = Field("turnout:cache", min_length=1)
     tenant_header: str | None = Field(None, description="a request header that further scopes entries, e.g. x-tenant-id")
+
+    @field_validator("synonyms")
+    @classmethod
+    def _one_word_each(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if len(group) < 2:
+                raise ValueError(f"a synonym group needs two words or more, got {group}")
+            if bad := [w for w in group if not is_one_word(w)]:
+                raise ValueError(f"synonyms are single words (no spaces or digits first): {bad}")
+        return groups
 
 
 def normalise(text: str) -> str:
