@@ -22,7 +22,7 @@ class EventStreamResponse(StreamingResponse):
     """A StreamingResponse that stops when the client goes away. uvicorn speaks ASGI 2.3, where a write to a closed
     connection is dropped silently, so Starlette runs every stream in an anyio task group beside a listener; here
     one plain task waits for the disconnect and cancels the stream, which ends the relay and with it the upstream
-    request (about 5 % less CPU per streamed request, measured side by side)."""
+    request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
