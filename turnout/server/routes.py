@@ -72,8 +72,11 @@ def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
     return headers
 
 
-@router.post("/v1/chat/completions", openapi_extra=_BODY_SCHEMA)
-@router.post("/chat/completions", include_in_schema=False)
+CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+@router.post(CHAT_PATHS[0], openapi_extra=_BODY_SCHEMA)
+@router.post(CHAT_PATHS[1], include_in_schema=False)
 async def chat_completions(request: Request):
     current: Router = request.app.state.holder.router
     if current.in_flight >= current.config.server.max_concurrent:
