@@ -63,6 +63,8 @@ class RoutingContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     #: the plugin that answered without a backend call (a cache hit, a canned reply), if any
     answered_by: str | None = None
+    #: turnout's own request fields, taken out of the body before it is forwarded (e.g. `cache`)
+    controls: dict[str, Any] = field(default_factory=dict)
 
     def set_body(self, body: dict[str, Any]) -> None:
         """Replace the request body. Everything in `cache` was derived from the old one (flattened text, token

@@ -87,6 +87,43 @@ def test_ttl_expiry(serve, upstream):
     assert ask(c, "What is the boiling point of water?")[0] == "miss"
 
 
+def test_per_request_controls_litellm_style(serve, upstream, upstream_requests):
+    """`cache` in the body (LiteLLM's shape) or `cache-control`: what one request asks of the cache. The field is
+    turnout's: the upstream never sees it."""
+    c = client(serve(cache_config(upstream.url)))
+    q = "Name the largest moon of Saturn."
+    assert ask(c, q, extra_body={"cache": {"no-store": True}})[0] == "miss"
+    assert ask(c, q)[0] == "miss"  # the first answer was not stored; this one is
+    assert ask(c, q, extra_body={"cache": {"no-cache": True}})[0] == "skip"  # fresh from upstream, stored again
+    assert ask(c, q)[0] == "hit"
+    assert ask(c, q, extra_body={"cache": False})[0] == "skip"
+    assert ask(c, q, extra_headers={"cache-control": "no-cache"})[0] == "skip"
+    time.sleep(0.3)
+    assert ask(c, q, extra_body={"cache": {"s-maxage": 0.1}})[0] == "miss"  # stored 0.3 s ago: too old
+    assert ask(c, q, extra_headers={"cache-control": "max-age=60"})[0] == "hit"
+    sent = upstream_requests()
+    assert len(sent) == 6 and not any("cache" in r["body"] for r in sent)
+    assert ask(c, "Name the largest moon of Jupiter.", extra_body={"cache": {"ttl": 0.2}})[0] == "miss"
+    assert ask(c, "Name the largest moon of Jupiter.")[0] == "hit"
+    time.sleep(0.3)
+    assert ask(c, "Name the largest moon of Jupiter.")[0] == "miss"  # its own, shorter lifetime
+
+
+@pytest.mark.parametrize("cache, where", [({"no-cache": "yes"}, "cache.no-cache"), ({"ttl": -1}, "cache.ttl"),
+                                          ({"bogus": 1}, "cache.bogus"), ("always", "cache")])
+def test_a_malformed_cache_field_is_a_400_naming_it(serve, upstream, cache, where):
+    c = client(serve(cache_config(upstream.url)))
+    with pytest.raises(openai.BadRequestError) as err:
+        ask(c, "Name a moon.", extra_body={"cache": cache})
+    assert err.value.body["param"] == where or err.value.body["message"].startswith(where)
+
+
+def test_the_cache_field_is_never_forwarded_even_without_a_cache(serve, upstream, upstream_requests):
+    c = client(serve(base_config(upstream.url)))
+    ask(c, "Name a moon.", extra_body={"cache": {"no-cache": True}})
+    assert "cache" not in upstream_requests()[0]["body"]
+
+
 def test_streams_are_cached_and_replayed_as_streams(serve, upstream, upstream_requests):
     c = client(serve(cache_config(upstream.url)))
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]

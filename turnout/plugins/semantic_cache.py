@@ -8,8 +8,10 @@ parameters. Only the last user message is compared by meaning, and a semantic ma
 the same content words in the same order — the near misses an embedding alone cannot tell apart.
 
 Skipped (x-turnout-cache: skip): tools or functions, n > 1, an explicit temperature above `max_temperature`,
-images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or
-`cache-control: no-cache|no-store`. A cache failure (Redis down) is a miss: the request goes on."""
+images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or body `cache:
+false`. A request may also ask for less (see `Wanted`): not to be answered from the cache (`no-cache`: the fresh
+answer is still stored), not to be stored (`no-store`), a shorter lifetime for its answer (`ttl`), or only a
+recent answer (`s-maxage` / `max-age`). A cache failure (Redis down) is a miss: the request goes on."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import hashlib
 import time
 import unicodedata
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -75,6 +78,46 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).rstrip(" ?!.。？！")
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """What one request asks of the cache: from `x-turnout-cache: off`, `cache-control` (no-cache, no-store,
+    max-age=N) and the body's `cache` (false, or LiteLLM's {no-cache, no-store, ttl, s-maxage})."""
+    lookup: bool = True
+    store: bool = True
+    ttl_s: float | None = None
+    max_age_s: float | None = None
+
+    def accepts(self, entry: CacheEntry | None) -> bool:
+        return entry is not None and (self.max_age_s is None or time.time() - entry.created <= self.max_age_s)
+
+    @classmethod
+    def of(cls, ctx: RoutingContext) -> Wanted:
+        if (ctx.headers.get(HEADER) or "").strip().lower() in ("off", "false", "no", "skip", "0"):
+            return cls(lookup=False, store=False)
+        directives = {d.strip().partition("=")[0]: d.strip().partition("=")[2]
+                      for d in (ctx.headers.get("cache-control") or "").lower().split(",")}
+        lookup, store = "no-cache" not in directives, "no-store" not in directives
+        max_age = _seconds(directives.get("max-age"))
+        asked = ctx.controls.get("cache")
+        if asked is False:
+            return cls(lookup=False, store=False)
+        ttl = None
+        if isinstance(asked, dict):
+            lookup = lookup and not (asked.get("no-cache") or asked.get("no_cache"))
+            store = store and not (asked.get("no-store") or asked.get("no_store"))
+            ttl = asked.get("ttl")
+            given = asked.get("s-maxage", asked.get("s_maxage"))
+            max_age = given if given is not None else max_age
+        return cls(lookup, store, ttl, max_age)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def _has_media(messages: list[Any]) -> bool:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
@@ -99,11 +142,9 @@ class SemanticCachePlugin(Plugin):
     def referenced_signals(self) -> list[str]:
         return sorted(self.params.signal_thresholds)
 
-    def skip_reason(self, ctx: RoutingContext) -> str | None:
+    def skip_reason(self, ctx: RoutingContext, wanted: Wanted) -> str | None:
         body, p = ctx.body, self.params
-        wanted = (ctx.headers.get(HEADER) or "").strip().lower()
-        control = (ctx.headers.get("cache-control") or "").lower()
-        if wanted in ("off", "false", "no", "skip", "0") or "no-cache" in control or "no-store" in control:
+        if not (wanted.lookup or wanted.store):
             return "the request asked not to be cached"
         if body.get("tools") or body.get("functions"):
             return "tools"
@@ -139,28 +180,34 @@ class SemanticCachePlugin(Plugin):
         return max(matched, default=self.params.threshold)
 
     async def before(self, ctx: RoutingContext) -> dict[str, Any] | None:
-        reason = self.skip_reason(ctx)
-        if reason is not None:
+        wanted = Wanted.of(ctx)
+        if self.skip_reason(ctx, wanted) is not None:
             ctx.response_headers[HEADER] = "skip"
             return None
         text = ctx.text("last_user")  # as written: case matters to the fact checks (World War II vs I)
         bucket = self._bucket(ctx)
         key = hashlib.sha256(f"{bucket}\n{normalise(text)}".encode("utf-8", "replace")).hexdigest()[:40]
+        ttl = min(wanted.ttl_s or self.params.ttl_s, self.params.ttl_s)
+        ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None, "ttl_s": ttl} \
+            if wanted.store else None
+        if not wanted.lookup:  # no-cache: not consulted, but the fresh answer is stored
+            ctx.response_headers[HEADER] = "skip"
+            return None
         ctx.response_headers[HEADER] = "miss"
-        ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None}
         store = self._store()
         try:
             entry = await store.get(key)
-            if entry is not None:
+            if wanted.accepts(entry):
                 return self._hit(ctx, entry, "exact", 1.0)
             if not self.params.semantic:
                 return None
             vector = await request_embedding(ctx, self.params.encoder, "last_user")
-            ctx.cache[NOTE]["vector"] = vector
+            if ctx.cache[NOTE]:
+                ctx.cache[NOTE]["vector"] = vector
             threshold = self._threshold(ctx)
             near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
             for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
-                if entry is not None and entry.bucket == bucket and same_question(entry.prompt, text, self.synonyms):
+                if wanted.accepts(entry) and entry.bucket == bucket and same_question(entry.prompt, text, self.synonyms):
                     return self._hit(ctx, entry, "semantic", similarity)
         except StoreUnavailable:
             ctx.cache[NOTE] = None  # the store is down: a miss, and nothing to store
@@ -211,7 +258,7 @@ class SemanticCachePlugin(Plugin):
         if vector is None and self.params.semantic:
             vector = await request_embedding(ctx, self.params.encoder, "last_user")
         now = time.time()
-        entry = CacheEntry(pending["key"], pending["bucket"], pending["prompt"], kept, now, now + self.params.ttl_s)
+        entry = CacheEntry(pending["key"], pending["bucket"], pending["prompt"], kept, now, now + pending["ttl_s"])
         try:
             await self._store().put(entry, vector if self.params.semantic else None)
         except StoreUnavailable:

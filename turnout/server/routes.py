@@ -16,7 +16,7 @@ from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
-from turnout.server.schemas import ChatCompletionRequest, check_chat_request
+from turnout.server.schemas import TURNOUT_FIELDS, ChatCompletionRequest, check_chat_request
 from turnout.server import metrics
 from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
 
@@ -53,7 +53,9 @@ async def _context(request: Request, current: Router, caller: Caller | None = No
     if isinstance(messages, list) and len(messages) > limit:
         raise InvalidRequestError(f"messages: {len(messages)} messages, more than this server takes ({limit})",
                                   param="messages", code="too_many_messages")
-    return RoutingContext(body, headers=_headers(request) if headers is None else headers, caller=caller or Caller())
+    controls = {name: body.pop(name) for name in TURNOUT_FIELDS if name in body}
+    return RoutingContext(body, headers=_headers(request) if headers is None else headers, caller=caller or Caller(),
+                          controls=controls)
 
 
 def _headers(request: Request) -> dict[str, str]:

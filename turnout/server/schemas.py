@@ -43,6 +43,15 @@ class StreamOptions(Open):
     include_usage: StrictBool | None = None
 
 
+class CacheRequest(BaseModel):
+    """What one request asks of the semantic cache (LiteLLM's shape); turnout takes it out of the body."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    no_cache: StrictBool = Field(False, alias="no-cache")  # do not answer from the cache (the answer may be stored)
+    no_store: StrictBool = Field(False, alias="no-store")  # do not store this answer
+    ttl: float | None = Field(None, gt=0)  # keep this answer at most this many seconds
+    s_maxage: float | None = Field(None, ge=0, alias="s-maxage")  # accept only a cached answer at most this old
+
+
 class ChatCompletionRequest(Open):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -55,9 +64,15 @@ class ChatCompletionRequest(Open):
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
+    cache: StrictBool | CacheRequest | None = None  # turnout's own: never forwarded
 
 
 _adapter = TypeAdapter(ChatCompletionRequest)
+
+_SCALARS = frozenset({"str", "bool", "int", "float"})  # pydantic's labels for a union's branches
+
+#: request fields that are turnout's, not the model's: taken out of the body before anything is forwarded
+TURNOUT_FIELDS = ("cache",)
 
 
 def check_chat_request(body: Any) -> None:
@@ -73,7 +88,8 @@ def check_chat_request(body: Any) -> None:
         for part in err["loc"]:  # drop pydantic's union-branch labels, keep the field path
             is_tag = part in ("text", "other") and isinstance(previous, int) and "content" in loc
             previous = part
-            if part == "str" or (isinstance(part, str) and part.startswith(("list[", "tagged-union["))) or is_tag:
+            if is_tag or (isinstance(part, str) and (part in _SCALARS or part[:1].isupper()  # a branch: CacheRequest
+                                                     or part.startswith(("list[", "tagged-union[")))):
                 continue
             loc.append(part)
         param = format_path(loc)
