@@ -97,6 +97,7 @@ class Router:
         self.dispatcher = Dispatcher(config, backends)
         self.access = access or AccessControl(config, [], None)
         self.engine = DecisionEngine([d.config for d in decisions.values()])
+        self.plugins_in_use = self.global_plugins + [p for d in decisions.values() for p in d.plugins]
         self.warnings = analyse(config.decisions)
         wanted = set(self.engine.referenced_signals)  # the decisions' signals, and those plugins read
         wanted.update(n for d in decisions.values() for p in d.plugins for n in p.referenced_signals())

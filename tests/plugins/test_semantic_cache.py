@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -124,6 +125,36 @@ def test_the_cache_field_is_never_forwarded_even_without_a_cache(serve, upstream
     assert "cache" not in upstream_requests()[0]["body"]
 
 
+def test_forget_one_cached_answer_or_all_of_them(serve, upstream):
+    server = serve(cache_config(upstream.url))
+    c = client(server)
+    state, _, headers = ask(c, "What is the speed of light?")
+    key = headers["x-turnout-cache-key"]
+    state, _, headers = ask(c, "What's the speed of light?")
+    assert state == "hit" and headers["x-turnout-cache-key"] == key  # the entry that answered
+    assert httpx.delete(f"{server.url}/v1/cache/{key}").json() == {"deleted": 1, "stores": 1}
+    assert ask(c, "What is the speed of light?")[0] == "miss"
+    ask(c, "What is the speed of sound?")
+    refused = httpx.delete(f"{server.url}/v1/cache")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "all"
+    assert httpx.delete(f"{server.url}/v1/cache?all=true").json() == {"deleted": 2, "stores": 1}
+    assert ask(c, "What is the speed of light?")[0] == "miss"
+    assert ask(c, "What is the speed of sound?")[0] == "miss"
+
+
+def test_forgetting_needs_the_admin_key_and_a_cache(serve, upstream):
+    config = cache_config(upstream.url)
+    config["auth"] = {"admin_key_sha256": hashlib.sha256(b"sk-admin-0123456789").hexdigest(),
+                      "keys": [{"name": f"user-{time.monotonic_ns()}", "key": "sk-user-0123456789"}]}
+    server = serve(config)
+    user = httpx.delete(f"{server.url}/v1/cache?all=true", headers={"authorization": "Bearer sk-user-0123456789"})
+    assert user.status_code == 401 and user.json()["error"]["code"] == "admin_key_required"
+    admin = httpx.delete(f"{server.url}/v1/cache?all=true", headers={"authorization": "Bearer sk-admin-0123456789"})
+    assert admin.status_code == 200
+    plain = serve(base_config(upstream.url))
+    assert httpx.delete(f"{plain.url}/v1/cache?all=true").json()["error"]["code"] == "no_cache"
+
+
 def test_streams_are_cached_and_replayed_as_streams(serve, upstream, upstream_requests):
     c = client(serve(cache_config(upstream.url)))
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]
@@ -195,6 +226,10 @@ def test_two_processes_share_one_redis(redis_server, upstream, upstream_requests
         assert state == "hit" and answer.model_extra["turnout_cache"]["hit"] == "semantic"
         assert ask(one, "Which mountain is the highest in the world?")[0] == "hit"
         assert len(upstream_requests()) == 1
+        # forgotten through one process, gone for both
+        assert httpx.delete(f"http://127.0.0.1:{ports[0]}/v1/cache?all=true").json() == {"deleted": 1, "stores": 1}
+        assert ask(two, "Which mountain is the highest in the world?")[0] == "miss"
+        assert len(upstream_requests()) == 2
     finally:
         for proc in procs:
             proc.terminate()

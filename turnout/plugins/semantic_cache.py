@@ -32,10 +32,11 @@ from turnout.models.request import request_embedding
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
 from turnout.plugins.same_question import is_one_word, same_question, synonym_forms
-from turnout.state.cache import CacheEntry, StoreUnavailable, cache_store
+from turnout.state.cache import CacheEntry, CacheStore, StoreUnavailable, cache_store
 
 
 HEADER = "x-turnout-cache"
+KEY_HEADER = "x-turnout-cache-key"  # the entry that answered, or that will hold this answer: DELETE /v1/cache/KEY
 NOTE = "plugin:semantic_cache"  # the pending entry of this request, between before and after
 _SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "response_format", "stop", "seed",
              "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort")
@@ -135,7 +136,7 @@ class SemanticCachePlugin(Plugin):
         super().__init__(params)
         self.synonyms = synonym_forms(params.synonyms)
 
-    def _store(self):
+    def store(self) -> CacheStore:
         p = self.params
         return cache_store(p.store, url=p.redis_url, namespace=p.namespace, max_entries=p.max_entries)
 
@@ -190,11 +191,13 @@ class SemanticCachePlugin(Plugin):
         ttl = min(wanted.ttl_s or self.params.ttl_s, self.params.ttl_s)
         ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None, "ttl_s": ttl} \
             if wanted.store else None
+        if wanted.store:
+            ctx.response_headers[KEY_HEADER] = key
         if not wanted.lookup:  # no-cache: not consulted, but the fresh answer is stored
             ctx.response_headers[HEADER] = "skip"
             return None
         ctx.response_headers[HEADER] = "miss"
-        store = self._store()
+        store = self.store()
         try:
             entry = await store.get(key)
             if wanted.accepts(entry):
@@ -215,6 +218,7 @@ class SemanticCachePlugin(Plugin):
 
     def _hit(self, ctx: RoutingContext, entry: CacheEntry, kind: str, similarity: float) -> dict[str, Any]:
         ctx.response_headers[HEADER] = "hit"
+        ctx.response_headers[KEY_HEADER] = entry.key
         ctx.response_headers["x-turnout-cache-similarity"] = f"{similarity:.4f}"
         ctx.cache[NOTE] = None
         return {**entry.response, "turnout_cache": {"hit": kind, "similarity": round(similarity, 4),
@@ -260,6 +264,16 @@ class SemanticCachePlugin(Plugin):
         now = time.time()
         entry = CacheEntry(pending["key"], pending["bucket"], pending["prompt"], kept, now, now + pending["ttl_s"])
         try:
-            await self._store().put(entry, vector if self.params.semantic else None)
+            await self.store().put(entry, vector if self.params.semantic else None)
         except StoreUnavailable:
             pass
+
+
+def cache_stores(plugins: list[Plugin]) -> list[CacheStore]:
+    """The distinct stores of these plugins' semantic caches."""
+    stores: dict[int, CacheStore] = {}
+    for plugin in plugins:
+        if isinstance(plugin, SemanticCachePlugin):
+            store = plugin.store()
+            stores[id(store)] = store
+    return list(stores.values())

@@ -16,9 +16,11 @@ from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
+from turnout.plugins.semantic_cache import cache_stores
 from turnout.server.schemas import TURNOUT_FIELDS, ChatCompletionRequest, check_chat_request
 from turnout.server import metrics
 from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
+from turnout.state.cache import StoreUnavailable
 
 log = logging.getLogger("turnout.request")
 router = APIRouter()
@@ -192,6 +194,28 @@ def _finish(ctx: RoutingContext | None, route: Route | None, status: int, start:
         log.info("request_id=%s decision=%s model=%s status=%d ms=%.1f cost_usd=%.8f%s", fields["request_id"],
                  fields["decision"], fields["model"], status, fields["ms"], cost, f" error={error}" if error else "",
                  extra=fields)
+
+
+@router.delete("/v1/cache")
+@router.delete("/v1/cache/{key}")
+async def forget_cached(request: Request, key: str | None = None):
+    """Admin: forget one cached answer (its key is the x-turnout-cache-key response header) or, with ?all=true,
+    every answer of every semantic cache in the config. A memory store is this worker's only."""
+    current: Router = request.app.state.holder.router
+    current.access.require_admin(_headers(request))
+    stores = cache_stores(current.plugins_in_use)
+    if not stores:
+        raise TurnoutError("no semantic_cache is configured", status=404, type="invalid_request_error",
+                           code="no_cache")
+    if key is None and request.query_params.get("all", "").lower() not in ("true", "1"):
+        raise InvalidRequestError("to forget every cached answer say DELETE /v1/cache?all=true; to forget one, "
+                                  "DELETE /v1/cache/KEY with the x-turnout-cache-key of its response", param="all")
+    try:
+        deleted = sum([await (s.delete([key]) if key is not None else s.clear()) for s in stores])
+    except StoreUnavailable:
+        raise TurnoutError("the cache store is unavailable; nothing was deleted", status=503,
+                           type="service_unavailable", code="cache_unavailable") from None
+    return JSONResponse({"deleted": deleted, "stores": len(stores)})
 
 
 @router.post("/v1/route", openapi_extra=_BODY_SCHEMA)

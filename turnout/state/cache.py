@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,14 @@ class CacheStore(abc.ABC):
 
     @abc.abstractmethod
     async def put(self, entry: CacheEntry, vector: np.ndarray | None) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, keys: list[str]) -> int:
+        """Forget these entries; how many there were."""
+
+    @abc.abstractmethod
+    async def clear(self) -> int:
+        """Forget every entry of this store (its namespace); how many there were."""
 
     async def aclose(self) -> None:
         return None
@@ -94,6 +103,18 @@ class MemoryCacheStore(CacheStore):
         while len(self.entries) > self.max_entries:
             oldest, _ = self.entries.popitem(last=False)
             self.index.remove(oldest)
+
+    async def delete(self, keys: list[str]) -> int:
+        found = [k for k in keys if k in self.entries]
+        for key in found:
+            self._drop(key)
+        return len(found)
+
+    async def clear(self) -> int:
+        count = len(self.entries)
+        self.entries.clear()
+        self.index = VectorIndex()
+        return count
 
 
 class RedisCacheStore(CacheStore):
@@ -177,8 +198,36 @@ class RedisCacheStore(CacheStore):
         if vector is not None:  # this process sees its own entry at once
             self._mirror(entry.bucket, entry.key, np.asarray(vector, dtype=np.float16))
 
+    async def delete(self, keys: list[str]) -> int:
+        for key in keys:  # other processes drop their mirror of it at their next lookup that finds it gone
+            self.index.remove(key)
+        return await self._call(self.client.delete(*[self._key(k) for k in keys])) if keys else 0
+
+    async def clear(self) -> int:
+        count = await self._call(self._unlink_all())
+        self.index, self.order = VectorIndex(), deque()
+        return count
+
+    async def _unlink_all(self) -> int:
+        count = 0
+        async for batch in _batched(self.client.scan_iter(match=f"{self.ns}:e:*", count=1000), 1000):
+            count += await self.client.unlink(*batch)
+        await self.client.delete(self.log_key)
+        return count
+
     async def aclose(self) -> None:
         await close(self.client)
+
+
+async def _batched(keys: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    async for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 _stores: dict[tuple[Any, ...], CacheStore] = {}
