@@ -51,7 +51,8 @@ class SemanticCacheParams(Params):
     synonyms: list[list[str]] = Field(default_factory=list, description=(
         "groups of words that mean the same here, e.g. [[kubernetes, k8s], [cancel, stop]]: a question asked the "
         "same way with one of them for another is still the same question"))
-    encoder: Literal[ENCODERS] = Field("minilm-onnx", description="embeds the last user message")  # type: ignore[valid-type]
+    encoder: Literal[ENCODERS] = Field(  # type: ignore[valid-type]
+        "minilm-onnx", description="embeds the last user message")
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(10_000, ge=1)
     max_entry_bytes: int = Field(262_144, ge=1024, description="larger responses are not cached")
@@ -60,7 +61,8 @@ class SemanticCacheParams(Params):
     store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = Field("turnout:cache", min_length=1)
-    tenant_header: str | None = Field(None, description="a request header that further scopes entries, e.g. x-tenant-id")
+    tenant_header: str | None = Field(
+        None, description="a request header that further scopes entries, e.g. x-tenant-id")
 
     @field_validator("synonyms")
     @classmethod
@@ -188,10 +190,10 @@ class SemanticCachePlugin(Plugin):
         text = ctx.text("last_user")  # as written: case matters to the fact checks (World War II vs I)
         bucket = self._bucket(ctx)
         key = hashlib.sha256(f"{bucket}\n{normalise(text)}".encode("utf-8", "replace")).hexdigest()[:40]
-        ttl = min(wanted.ttl_s or self.params.ttl_s, self.params.ttl_s)
-        ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None, "ttl_s": ttl} \
-            if wanted.store else None
+        ctx.cache[NOTE] = None  # what after() is to store: nothing, unless the request lets it
         if wanted.store:
+            ttl = min(wanted.ttl_s or self.params.ttl_s, self.params.ttl_s)
+            ctx.cache[NOTE] = {"bucket": bucket, "key": key, "prompt": text, "vector": None, "ttl_s": ttl}
             ctx.response_headers[KEY_HEADER] = key
         if not wanted.lookup:  # no-cache: not consulted, but the fresh answer is stored
             ctx.response_headers[HEADER] = "skip"
@@ -210,10 +212,12 @@ class SemanticCachePlugin(Plugin):
             threshold = self._threshold(ctx)
             near = [(k, s) for k, s in await store.nearest(bucket, vector, 4) if s >= threshold]
             for (k, similarity), entry in zip(near, await store.get_many([k for k, _ in near])):
-                if wanted.accepts(entry) and entry.bucket == bucket and same_question(entry.prompt, text, self.synonyms):
+                if (wanted.accepts(entry) and entry.bucket == bucket
+                        and same_question(entry.prompt, text, self.synonyms)):
                     return self._hit(ctx, entry, "semantic", similarity)
         except StoreUnavailable:
             ctx.cache[NOTE] = None  # the store is down: a miss, and nothing to store
+            ctx.response_headers.pop(KEY_HEADER, None)
         return None
 
     def _hit(self, ctx: RoutingContext, entry: CacheEntry, kind: str, similarity: float) -> dict[str, Any]:
@@ -252,8 +256,8 @@ class SemanticCachePlugin(Plugin):
             return
         ctx.cache[NOTE] = None
         choices = response.get("choices") or []
-        if not choices or any((c.get("finish_reason") not in _CACHEABLE_FINISH) or (c.get("message") or {}).get("tool_calls")
-                              for c in choices):
+        if not choices or any(c.get("finish_reason") not in _CACHEABLE_FINISH
+                              or (c.get("message") or {}).get("tool_calls") for c in choices):
             return
         kept = {k: v for k, v in response.items() if k not in ("turnout_cache",)}
         if len(dumps(kept)) > self.params.max_entry_bytes:
