@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from turnout.context import RoutingContext
 from turnout.plugins.same_question import same_question, synonym_forms
@@ -47,6 +49,18 @@ def test_near_misses(a, b):
 ])
 def test_rephrasings(a, b):
     assert same_question(a, b) and same_question(b, a)
+
+
+_WORDS = ("how what is the a of to in do i can you my invent inventor invention dict dictionaries key value sort "
+          "python not 2 II second who when write compose list US it").split()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=8).map(" ".join),
+       st.lists(st.sampled_from(_WORDS), max_size=8).map(" ".join))
+def test_the_judgement_is_symmetric_and_reflexive(a, b):
+    assert same_question(a, a)
+    assert same_question(a, b) == same_question(b, a)
 
 
 def test_declared_synonyms_allow_the_swap():

@@ -125,15 +125,19 @@ def synonym_forms(groups: Iterable[Iterable[str]]) -> dict[str, str]:
 
 
 def same_question(a: str, b: str, synonyms: Mapping[str, str] | None = None) -> bool:
-    """False when b is a near miss of a (see the module's rules); True for a rephrasing or the same words."""
+    """False when one is a near miss of the other (see the module's rules); True for a rephrasing or the same
+    words. Symmetric: judged both ways, as the greedy pairing of word forms can depend on the order."""
     qa, qb = Question.parse(a), Question.parse(b)
+    return _judge(qa, qb, synonyms or {}) and _judge(qb, qa, synonyms or {})
+
+
+def _judge(qa: Question, qb: Question, synonyms: Mapping[str, str]) -> bool:
     if qa.numbers != qb.numbers or qa.negations % 2 != qb.negations % 2:
         return False
     if qa.asks and qb.asks and qa.asks != qb.asks:
         return False
     if qa.content != qb.content and sorted(qa.content) == sorted(qb.content) and qa.frame == qb.frame:
         return False
-    synonyms = synonyms or {}
     content_a, content_b = ([synonyms.get(w, w) for w in q.content] for q in (qa, qb))
     only_a, only_b = _unshared(content_a, content_b)
     if qa.framing != qb.framing or _shared_order(content_a, only_a) != _shared_order(content_b, only_b):
