@@ -64,7 +64,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
     app.include_router(routes.router)
     # The chat endpoint is served by plain Starlette routes put ahead of its FastAPI twins, which stay for the
     # OpenAPI schema: FastAPI's per-route machinery (dependencies, its own exception wrapping) is used by none of
-    # this handler and cost 0.09–0.14 ms of CPU per plain request (5–7 %, measured side by side).
+    # this handler; it costs about 0.17 ms of CPU a request around a trivial handler (measured side by side).
     for path in routes.CHAT_PATHS:
         app.router.routes.insert(0, Route(path, routes.chat_completions, methods=["POST"]))
     return app

@@ -1,0 +1,96 @@
+"""Did a change make turnout cheaper or dearer per request? Two revisions served side by side in one run: the
+working tree and a git revision (checked out in a temporary worktree), in front of one mock upstream, driven
+in alternating rounds so the drift of a shared machine hits both alike. Reports the CPU each turnout process
+spends per request (steadier than wall-clock latency here) and p50 latency.
+
+    python benchmarks/compare_revisions.py --base HEAD~3 --json bench-out/compare.json [--rounds 8] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _load import cpu_seconds, drive, merge, mock_upstream, start, stop  # noqa: E402
+from overhead import PROMPT, turnout_config  # noqa: E402
+
+from turnout.testing import free_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def serve(tree: Path, config: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env_python = [sys.executable, "-m", "turnout.cli", "serve", "--config", str(config), "--port", str(port),
+                  "--workers", "1", "--log-level", "warning", "--no-watch"]
+    proc = start(["env", f"PYTHONPATH={tree}", *env_python], f"http://127.0.0.1:{port}/readyz", log)
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the git revision to compare the working tree with")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=300, help="requests per round and system")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="turnout-compare-"))
+    base_tree = tmp / "base"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base_tree), args.base], check=True)
+    up_port = free_port()
+    config = tmp / "bench.yaml"
+    config.write_text(yaml.safe_dump(turnout_config(f"http://127.0.0.1:{up_port}")))
+    procs = [mock_upstream(up_port, tmp / "upstream.log")]
+    results: dict[str, dict] = {}
+    try:
+        systems = {}
+        for name, tree in ((args.base, base_tree), ("working tree", ROOT)):
+            proc, port = serve(tree, config, tmp / f"{len(systems)}.log")
+            procs.append(proc)
+            systems[name] = (proc, port)
+        for stream in (False, True):
+            scenario = "stream" if stream else "non_stream"
+            body = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
+            cpu = {name: 0.0 for name in systems}
+            parts: dict[str, list] = {name: [] for name in systems}
+            for _ in range(args.rounds):
+                for name, (proc, port) in systems.items():
+                    before = cpu_seconds(proc.pid)
+                    parts[name].append(asyncio.run(drive(f"http://127.0.0.1:{port}/v1/chat/completions", body,
+                                                         requests=args.requests, concurrency=1, stream=stream)))
+                    cpu[name] += cpu_seconds(proc.pid) - before
+            for name in systems:
+                served = sum(p.requests for p in parts[name]) + 20 * args.rounds  # + each round's warm-up
+                results.setdefault(scenario, {})[name] = {**merge(parts[name]).as_dict(),
+                                                          "cpu_ms_per_request": round(cpu[name] / served * 1000, 3)}
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False)
+    results["meta"] = {"base": args.base, "rounds": args.rounds, "requests_per_round": args.requests,
+                       "machine": f"shared {os.cpu_count()}-core; read as ratios"}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    table = Table(title=f"{args.base} vs the working tree, concurrency 1, {args.rounds} alternating rounds")
+    for col in ("scenario", "system", "CPU ms/request", "p50 ms", "p99 ms"):
+        table.add_column(col)
+    for scenario in ("non_stream", "stream"):
+        for name, r in results[scenario].items():
+            table.add_row(scenario, name, f"{r['cpu_ms_per_request']:.3f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
