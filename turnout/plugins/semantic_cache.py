@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from turnout.completions import assemble_completion
 from turnout.context import RoutingContext
@@ -81,6 +81,15 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).rstrip(" ?!.。？！")
 
 
+class CacheRequest(BaseModel):
+    """The body's `cache` field, LiteLLM's shape; turnout takes it out of the body before forwarding."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    no_cache: StrictBool = Field(False, alias="no-cache")  # do not answer from the cache (the answer may be stored)
+    no_store: StrictBool = Field(False, alias="no-store")  # do not store this answer
+    ttl: float | None = Field(None, gt=0)  # keep this answer at most this many seconds
+    s_maxage: float | None = Field(None, ge=0, alias="s-maxage")  # accept only a cached answer at most this old
+
+
 @dataclass(frozen=True)
 class Wanted:
     """What one request asks of the cache: from `x-turnout-cache: off`, `cache-control` (no-cache, no-store,
@@ -101,17 +110,14 @@ class Wanted:
                       for d in (ctx.headers.get("cache-control") or "").lower().split(",")}
         lookup, store = "no-cache" not in directives, "no-store" not in directives
         max_age = _seconds(directives.get("max-age"))
-        asked = ctx.controls.get("cache")
+        asked = ctx.controls.get("cache")  # validated with the request body
         if asked is False:
             return cls(lookup=False, store=False)
-        ttl = None
-        if isinstance(asked, dict):
-            lookup = lookup and not (asked.get("no-cache") or asked.get("no_cache"))
-            store = store and not (asked.get("no-store") or asked.get("no_store"))
-            ttl = asked.get("ttl")
-            given = asked.get("s-maxage", asked.get("s_maxage"))
-            max_age = given if given is not None else max_age
-        return cls(lookup, store, ttl, max_age)
+        if not isinstance(asked, dict):
+            return cls(lookup, store, None, max_age)
+        asked = CacheRequest.model_validate(asked)
+        return cls(lookup and not asked.no_cache, store and not asked.no_store, asked.ttl,
+                   asked.s_maxage if asked.s_maxage is not None else max_age)
 
 
 def _seconds(value: str | None) -> float | None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Ta
 
 from turnout.config.issues import format_path
 from turnout.errors import InvalidRequestError
+from turnout.plugins.semantic_cache import CacheRequest
 
 
 class Open(BaseModel):
@@ -41,15 +42,6 @@ class Message(Open):
 
 class StreamOptions(Open):
     include_usage: StrictBool | None = None
-
-
-class CacheRequest(BaseModel):
-    """What one request asks of the semantic cache (LiteLLM's shape); turnout takes it out of the body."""
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    no_cache: StrictBool = Field(False, alias="no-cache")  # do not answer from the cache (the answer may be stored)
-    no_store: StrictBool = Field(False, alias="no-store")  # do not store this answer
-    ttl: float | None = Field(None, gt=0)  # keep this answer at most this many seconds
-    s_maxage: float | None = Field(None, ge=0, alias="s-maxage")  # accept only a cached answer at most this old
 
 
 class ChatCompletionRequest(Open):

@@ -12,8 +12,8 @@ import abc
 import asyncio
 import time
 from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass
 from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
