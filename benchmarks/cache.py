@@ -10,8 +10,9 @@ Exact lookups are one dict / GET. Redis runs as a real redis-server on 127.0.0.1
 
 Hit rate and precision go through the plugin's own before/after hooks with the real encoder: for each pair,
 the first prompt's answer is cached, then the second prompt is looked up. Hit rate = same-meaning pairs that hit;
-precision = hits that were same-meaning pairs. Reported per split (`dev`: used to design the checks and choose
-the default threshold; `held_out`: only measured), beside the embedding alone (no same_question check). Targets (issue 6): exact < 1 ms, semantic ≤ 2 ms at 100k;
+precision = hits that were same-meaning pairs. Reported per split (dev, check, check2, test: what each was
+used for is in scripts/paraphrases/), beside the embedding alone (no same_question check).
+Targets (issue 6): exact < 1 ms, semantic ≤ 2 ms at 100k;
 hit rate ≥ 80 % at precision ≥ 98 % at the default threshold."""
 
 from __future__ import annotations
