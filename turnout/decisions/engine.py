@@ -44,7 +44,6 @@ class DecisionEngine:
     def __init__(self, decisions: Sequence[DecisionConfig]) -> None:
         # stable sort: equal priorities keep their order in the file
         self.decisions = sorted(decisions, key=lambda d: -d.priority)
-        self.by_name = {d.name: d for d in decisions}
         self.referenced_signals = sorted(
             {name for d in decisions if d.when is not None for name, _ in rule_signals(d.when, "")}
         )
