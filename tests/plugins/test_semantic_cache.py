@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import base_config
+from tests.process import start_turnout
 from turnout.plugins.semantic_cache import normalise
 from turnout.testing import free_port
 
@@ -195,23 +193,6 @@ def test_a_swapped_word_misses_unless_declared_a_synonym(serve, upstream, upstre
 
 
 # ----- the shared store: a real redis-server -------------------------------------------------------------
-
-def start_turnout(config_path, port: int) -> subprocess.Popen:
-    """`turnout serve` in its own process; its log goes to a file beside the config (a pipe nobody reads would
-    fill up and block the server)."""
-    log = open(f"{config_path}.{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "turnout.cli", "serve", "--config", str(config_path), "--port",
-                             str(port), "--no-watch", "--log-level", "warning"], stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            assert proc.poll() is None, open(log.name, encoding="utf-8", errors="replace").read()[-2000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-
 
 def test_two_processes_share_one_redis(redis_server, upstream, upstream_requests, tmp_path):
     path = tmp_path / "turnout.yaml"

@@ -14,7 +14,7 @@ import yaml
 
 from tests.conftest import base_config
 from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
-from tests.plugins.test_semantic_cache import start_turnout
+from tests.process import start_turnout
 from turnout.testing import free_port
 
 ALICE, BOB, ADMIN = "sk-alice-0123456789abcdef", "sk-bob-0123456789abcdef", "sk-admin-0123456789abcdef"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import base_config
-from tests.plugins.test_semantic_cache import start_turnout
+from tests.process import start_turnout
 from turnout.testing import free_port
 
 pytestmark = pytest.mark.slow
