@@ -20,6 +20,23 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YA
                                                       envvar="TURNOUT_CONFIG", show_default=False)]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from turnout import __version__
+
+        typer.echo(f"turnout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print turnout's version and exit")] = False,
+) -> None:
+    # the callback only carries the global --version option; each command does its own work
+    pass
+
+
 def _load(config: Path | None, missing_env: str = "error"):
     """The config (file or embedded demo) or exit 1 with every problem listed."""
     from turnout.config import ConfigError, load_config

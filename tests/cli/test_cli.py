@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from tests.conftest import base_config
+from turnout.testing import free_port
 
 
 def turnout(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "turnout.cli", *args], capture_output=True, text=True, timeout=120,
                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+
+
+def test_version():
+    from turnout import __version__
+
+    result = turnout("--version")
+    assert result.returncode == 0 and result.stdout == f"turnout {__version__}\n"
+    assert __version__ == importlib.metadata.version("turnout")  # the package and its metadata agree
+
+
+def test_mock_upstream_entry_point_runs_without_warnings():
+    """`python -W error -m turnout.testing.mock_upstream` dies at start-up if anything warns (it used to: the
+    package imported the module before runpy ran it)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-W", "error", "-m", "turnout.testing.mock_upstream", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=2,
+                                   json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "echo: hi"
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=15)
+    assert "Warning" not in stderr, stderr
 
 
 def test_validate_good_and_bad(tmp_path):
