@@ -12,10 +12,15 @@ from pathlib import Path
 
 Examples = list[tuple[str, str]]
 
+# keyed by the data's own task names (LLMRouter's README shortens two of them to "mgsm" and "logicgrid")
 LLMROUTER_TASK_DOMAINS = {
-    "gsm8k": "math", "math": "math", "mgsm": "math", "mbpp": "code", "human_eval": "code",
+    "gsm8k": "math", "math": "math", "agentverse-mgsm": "math", "mbpp": "code", "human_eval": "code",
     "gpqa": "science", "arc_challenge": "science", "openbook_qa": "science", "commonsense_qa": "general",
-    "natural_qa": "general", "trivia_qa": "general", "logicgrid": "reasoning", "commongen": "writing",
+    "natural_qa": "general", "trivia_qa": "general", "agentverse-logicgrid": "reasoning", "commongen": "writing",
+}
+# tasks left out on purpose, and why; any other unmapped task name is an error, never a silent drop
+LLMROUTER_TASKS_WITHOUT_DOMAIN = {
+    "mmlu": "57 subjects under one task name and no subject column; MMLU comes per subject from RouteLLM's files",
 }
 MMLU_SUBJECT_DOMAINS = {
     "math": ["abstract_algebra", "college_mathematics", "elementary_mathematics", "high_school_mathematics",
@@ -59,6 +64,16 @@ def _dedupe(rows: Examples) -> Examples:
     return out
 
 
+def task_domain(task: str) -> str | None:
+    """The domain of an LLMRouter task; None for a task left out on purpose."""
+    if task in LLMROUTER_TASK_DOMAINS:
+        return LLMROUTER_TASK_DOMAINS[task]
+    if task in LLMROUTER_TASKS_WITHOUT_DOMAIN:
+        return None
+    raise ValueError(f"LLMRouter task {task!r} has no domain: add it to LLMROUTER_TASK_DOMAINS "
+                     f"(or to LLMROUTER_TASKS_WITHOUT_DOMAIN with the reason)")
+
+
 def domain_examples(shared: Path, per_subject: int = 120, per_task: int = 200) -> tuple[Examples, Examples]:
     """LLMRouter tasks and MMLU subjects mapped to domains. Each LLMRouter task is capped at `per_task` training
     rows: the open-domain QA sets (NaturalQA, TriviaQA, CommonsenseQA) hold questions of every subject, and
@@ -67,7 +82,7 @@ def domain_examples(shared: Path, per_subject: int = 120, per_task: int = 200) -
     test: Examples = []
     per_task_seen: dict[str, int] = {}
     for row in _csv(shared / "llmrouter/routing_scores_merged.csv"):
-        domain = LLMROUTER_TASK_DOMAINS.get(row["task_name"])
+        domain = task_domain(row["task_name"])
         if domain is None or row["in_train_and_test"] == "True":
             continue
         if row["split"] == "test":
@@ -77,9 +92,10 @@ def domain_examples(shared: Path, per_subject: int = 120, per_task: int = 200) -
             train.append((row["query"], domain))
     subject_domain = {s: d for d, subjects in MMLU_SUBJECT_DOMAINS.items() for s in subjects}
     for path in sorted((shared / "routellm/evals/mmlu/responses").glob("mmlu_*.csv")):
-        domain = subject_domain.get(path.stem[len("mmlu_"):])
-        if domain is None:
-            continue
+        subject = path.stem[len("mmlu_"):]
+        if subject not in subject_domain:
+            raise ValueError(f"MMLU subject {subject!r} has no domain: add it to MMLU_SUBJECT_DOMAINS")
+        domain = subject_domain[subject]
         for row in _csv(path)[:per_subject]:  # cap big subjects (professional_law has 1,534)
             (test if held_out(row["prompt"]) else train).append((row["prompt"], domain))
     train, test = _dedupe(train), _dedupe(test)

@@ -35,11 +35,21 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def wilson_ci95(hits: int, n: int) -> list[float]:
+    """Wilson score interval of a proportion: the held-out sets are small (50 prompts for some domains)."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(interval.low), 4), round(float(interval.high), 4)]
+
+
 def evaluate_classifier(task: str, model: LinearClassifier, test: Examples) -> dict[str, Any]:
     p = _probabilities(model, test)
     gold = np.array([label for _, label in test])
     predicted = np.array(model.labels)[p.argmax(axis=1)]
-    report: dict[str, Any] = {"test_rows": len(test), "accuracy": round(float((predicted == gold).mean()), 4)}
+    hits = int((predicted == gold).sum())
+    report: dict[str, Any] = {"test_rows": len(test), "accuracy": round(hits / len(test), 4),
+                              "accuracy_ci95": wilson_ci95(hits, len(test))}
     positive = {"complexity": "hard", "jailbreak": "jailbreak"}.get(task)
     if positive is not None:
         column = model.labels.index(positive)
@@ -53,8 +63,12 @@ def evaluate_classifier(task: str, model: LinearClassifier, test: Examples) -> d
                        "f1": round(2 * precision * recall / max(1e-9, precision + recall), 4),
                        "positive_rate": round(float(is_pos.mean()), 4)})
     else:
+        present = [label for label in model.labels if (gold == label).any()]
         report["per_label_accuracy"] = {label: round(float((predicted[gold == label] == label).mean()), 4)
-                                        for label in model.labels if (gold == label).any()}
+                                        for label in present}
+        report["per_label_rows"] = {label: int((gold == label).sum()) for label in present}
+        report["per_label_ci95"] = {label: wilson_ci95(int((predicted[gold == label] == label).sum()),
+                                                       int((gold == label).sum())) for label in present}
     return report
 
 

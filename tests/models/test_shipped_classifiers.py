@@ -1,0 +1,97 @@
+"""The shipped domain classifier against its documentation and its data: the documented domains are the model's
+classes and a real server accepts each of them; the task → domain mapping drops no task of the data; the
+published held-out metrics are what the shipped models score."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import base_config
+from tests.process import turnout_process
+from turnout.eval.signal_data import (LLMROUTER_TASK_DOMAINS, LLMROUTER_TASKS_WITHOUT_DOMAIN, MMLU_SUBJECT_DOMAINS,
+                                      task_domain)
+from turnout.models.classifier import load_classifier
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+LOGIC_GRID = ("Q: There are 3 houses in a row, numbered 1 on the left to 3 on the right. There is one person living "
+              "in each house. The people in these houses have different characteristics: - Each person has a "
+              "different flower: one has roses, one has tulips, one has daisies. Clue 1: the person who has roses "
+              "lives directly left of the person with tulips. Clue 2: the daisy owner is not in house 1. "
+              "What is the number of the house where the person who has roses lives?")
+
+
+def documented_domains() -> list[str]:
+    row = next(line for line in (ROOT / "docs/signals.md").read_text().splitlines() if line.startswith("| `domain`"))
+    found = re.search(r"domains: ([a-z_, ]+?) \|", row)
+    assert found, row
+    return [d.strip() for d in found.group(1).split(",")]
+
+
+def test_the_documented_domains_are_the_shipped_model_classes_and_the_mapping_targets():
+    documented = documented_domains()
+    assert len(documented) == len(set(documented)) == 11
+    assert sorted(load_classifier("builtin:domain").labels) == sorted(documented)
+    assert set(LLMROUTER_TASK_DOMAINS.values()) | set(MMLU_SUBJECT_DOMAINS) == set(documented)
+
+
+def test_a_real_server_accepts_every_documented_domain_and_routes_a_logic_puzzle_to_reasoning(upstream, tmp_path):
+    config = base_config(upstream.url)
+    config["signals"] = {"reasoning": {"kind": "domain", "domains": ["reasoning"]},
+                         "any_domain": {"kind": "domain", "domains": documented_domains(), "min_confidence": 0}}
+    config["decisions"] = [
+        {"name": "puzzles", "priority": 60, "when": {"signal": "reasoning"}, "models": ["strong"]},
+        {"name": "classified", "priority": 50, "when": {"signal": "any_domain"}, "models": ["small"]},
+        {"name": "default", "priority": 0, "models": ["small"]},
+    ]
+    with turnout_process(config, tmp_path) as server:
+        answer = httpx.post(f"{server.url}/v1/route", timeout=30,
+                            json={"model": "auto", "messages": [{"role": "user", "content": LOGIC_GRID}]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["decision"] == "puzzles", answer.json()
+
+
+def test_an_undocumented_domain_is_a_config_error_naming_the_known_ones():
+    from turnout.config import ConfigError, parse_config
+    from turnout.pipeline import Router
+
+    config = base_config("http://127.0.0.1:9")
+    config["signals"]["topic"] = {"kind": "domain", "domains": ["astrology"]}
+    with pytest.raises((ConfigError, ValueError), match="astrology.*reasoning"):
+        Router.build(parse_config(config))
+
+
+def test_every_task_name_in_the_mapping_is_a_real_task():
+    # the data's names as LLMRouter's routing_scores_merged.csv spells them (checked against the file below)
+    tasks = {"agentverse-logicgrid", "agentverse-mgsm", "arc_challenge", "commongen", "commonsense_qa", "gpqa",
+             "gsm8k", "human_eval", "math", "mbpp", "mmlu", "natural_qa", "openbook_qa", "trivia_qa"}
+    assert set(LLMROUTER_TASK_DOMAINS) | set(LLMROUTER_TASKS_WITHOUT_DOMAIN) == tasks
+    with pytest.raises(ValueError, match="has no domain"):
+        task_domain("logicgrid")  # the shortened name the mapping once used: an error now, not a silent drop
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_the_mapping_drops_no_task_of_the_data():
+    with (SHARED / "llmrouter/routing_scores_merged.csv").open(newline="", encoding="utf-8") as f:
+        tasks = {row["task_name"] for row in csv.DictReader(f)}
+    dropped = {t for t in tasks if task_domain(t) is None}
+    assert dropped == set(LLMROUTER_TASKS_WITHOUT_DOMAIN)
+    subjects = {p.stem[len("mmlu_"):] for p in (SHARED / "routellm/evals/mmlu/responses").glob("mmlu_*.csv")}
+    assert subjects and subjects == {s for group in MMLU_SUBJECT_DOMAINS.values() for s in group}
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_the_published_held_out_metrics_are_those_of_the_shipped_models():
+    from turnout.eval.signals_report import TASKS, evaluate_classifier
+
+    published = json.loads((ROOT / "turnout/models/data/classifier_metrics.json").read_text())
+    for task, loader in TASKS.items():
+        _, test = loader(SHARED)
+        assert evaluate_classifier(task, load_classifier(f"builtin:{task}"), test) == published[task], task
+    assert published["domain"]["per_label_rows"]["reasoning"] > 0
