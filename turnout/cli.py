@@ -85,6 +85,7 @@ def serve(
     import uvicorn
 
     from turnout.server import logs
+    from turnout.server.protocol import BoundedHttpToolsProtocol
 
     cfg = _load(config)
     log_format = log_format or cfg.server.log_format
@@ -102,7 +103,7 @@ def serve(
         # each worker writes its metrics here; /metrics in any worker adds them up
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="turnout-metrics-"))
         uvicorn.run("turnout.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False)
+                    log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol)
         return
     from turnout.config import ConfigError
     from turnout.server import create_app
@@ -112,7 +113,7 @@ def serve(
     except ConfigError as exc:
         _print_issues(exc.issues, source)
         raise typer.Exit(1) from None
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol)
 
 
 @app.command("hash-key")

@@ -25,5 +25,10 @@ def loads(data: bytes | str) -> Any:
     which orjson refuses, is accepted as the standard library does, so such a request is served, not refused."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):  # orjson's verdict stands: the fallback would only be slower (or recurse)
+            raise
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("depth limit exceeded") from None

@@ -176,7 +176,13 @@ class RoutingConfig(Strict):
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="a larger body is refused (413) as soon as "
+                                "its size is known or, chunked, as soon as that many bytes have arrived")
+    body_timeout_s: float = Field(30.0, gt=0, description="the whole body must arrive within this; else 408")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="request line and headers; more: 431, connection closed")
+    max_headers: int = Field(128, ge=8, description="header lines in one request; more: 431")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within this; else 408")
+    max_json_depth: int = Field(128, ge=8, le=1000, description="nesting of arrays and objects in a request body")
     max_messages: int = Field(2048, ge=1, description="messages in one request")
     max_concurrent: int = Field(1024, ge=1, description="requests in flight per process; more get 503 + Retry-After")
     request_timeout_s: float = Field(900.0, gt=0, description="deadline for a request until its first byte, all retries and fallbacks included")
@@ -219,6 +225,12 @@ class AuthConfig(Strict):
     key_file: str | None = Field(None, description="a YAML list of keys (same fields), relative to the config file")
     admin_key: SecretStr | None = Field(None, description="for /v1/route and admin endpoints; e.g. env:TURNOUT_ADMIN_KEY")
     admin_key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    reserve_output_tokens: int = Field(
+        1024, ge=0, description="output tokens a request without max_tokens (or max_completion_tokens) reserves "
+        "against tpm and budgets until its answer settles them")
+    protect: list[Literal["models", "metrics", "readyz", "openapi"]] = Field(
+        default_factory=list, description="endpoints that are open by default and should need a key here: "
+        "models takes any API key (or the admin key); metrics, readyz and openapi take the admin key")
 
 
 class StateConfig(Strict):

@@ -18,6 +18,7 @@ from turnout.config import Config
 from turnout.pipeline import Router
 from turnout.server import errors, routes
 from turnout.server.holder import RouterHolder
+from turnout.server.protocol import STATE_KEY, HttpLimits
 
 log = logging.getLogger("turnout")
 
@@ -42,7 +43,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
         holder = RouterHolder(Router.build(default_config()))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, HttpLimits]]:
         tasks = [asyncio.create_task(holder.health_checks())]
         if holder.path is not None:
             if watch:
@@ -51,14 +52,17 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
                 asyncio.get_running_loop().add_signal_handler(
                     signal.SIGHUP, lambda: tasks.append(asyncio.create_task(holder.reload("SIGHUP"))))
         try:
-            yield
+            yield {STATE_KEY: HttpLimits.of(holder.router.config.server)}  # read by each new connection
         finally:
             for task in tasks:
                 task.cancel()
             await holder.aclose()
 
-    app = FastAPI(title="turnout", version=__version__, lifespan=lifespan,
-                  description="An OpenAI-compatible LLM router.")
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. /openapi.json is served by a route of
+    # ours, so an operator can put it behind the admin key (auth.protect). A trailing slash is not redirected:
+    # Starlette builds that Location from the Host header, which makes an open redirect.
+    app = FastAPI(title="turnout", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, redirect_slashes=False, description="An OpenAI-compatible LLM router.")
     app.state.holder = holder
     errors.install(app)
     app.include_router(routes.router)

@@ -17,6 +17,7 @@ from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
 from turnout.pipeline import Route, Router
 from turnout.plugins.semantic_cache import cache_stores
+from turnout.server.body import read_json
 from turnout.server.schemas import TURNOUT_FIELDS, ChatCompletionRequest, check_chat_request
 from turnout.server import metrics
 from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
@@ -29,26 +30,10 @@ _BODY_SCHEMA = {"requestBody": {"required": True, "content": {"application/json"
     "schema": ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TurnoutError(f"request body exceeds {limit} bytes", status=413, type="invalid_request_error",
-                           code="request_too_large")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise TurnoutError(f"request body exceeds {limit} bytes", status=413, type="invalid_request_error",
-                           code="request_too_large")
-    try:
-        return loads(raw)
-    except ValueError as exc:
-        reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else "not valid JSON"
-        where = f" at line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
-        raise InvalidRequestError(f"the request body is {reason}{where}", code="invalid_json") from None
-
-
 async def _context(request: Request, current: Router, caller: Caller | None = None,
                    headers: dict[str, str] | None = None) -> RoutingContext:
-    body = await read_json(request, current.config.server.max_body_bytes)
+    server = current.config.server
+    body = await read_json(request, server.max_body_bytes, server.body_timeout_s, server.max_json_depth)
     check_chat_request(body)
     messages = body.get("messages")
     limit = current.config.server.max_messages
@@ -83,23 +68,27 @@ CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 @router.post(CHAT_PATHS[1], include_in_schema=False)
 async def chat_completions(request: Request):
     current: Router = request.app.state.holder.router
-    if current.in_flight >= current.config.server.max_concurrent:
-        raise TurnoutError("turnout is at its limit of concurrent requests; retry shortly", status=503,
-                           type="service_unavailable", code="overloaded", headers={"retry-after": "1"})
-    current.acquire()
-    handed_over = False
+    holds_slot = False
     start = time.perf_counter()
     ctx: RoutingContext | None = None
     route: Route | None = None
     try:
+        # Who is asking and whether they may, before their body is read: a key's slow or oversized uploads
+        # then cost it alone, and a concurrency slot is only taken by a request whose body has arrived.
         request_headers = _headers(request)
         caller, key = current.access.authenticate(request_headers)
+        await current.access.admit_request(key)
         ctx = await _context(request, current, caller, request_headers)
+        if current.in_flight >= current.config.server.max_concurrent:
+            raise TurnoutError("turnout is at its limit of concurrent requests; retry shortly", status=503,
+                               type="service_unavailable", code="overloaded", headers={"retry-after": "1"})
+        current.acquire()
+        holds_slot = True
         await current.access.admit(key, ctx.token_estimate)
         route = await current.route(ctx)
         if ctx.stream:
             response = await _stream(current, ctx, route, start, key)
-            handed_over = True
+            holds_slot = False  # the stream releases it when it ends
             return response
         result = await current.complete(ctx, route)
         headers = _route_headers(route, ctx)  # after the plugins, which may re-target or add headers
@@ -117,7 +106,7 @@ async def chat_completions(request: Request):
             exc.headers = {**exc.headers, "x-turnout-request-id": ctx.request_id}
         raise
     finally:
-        if not handed_over:
+        if holds_slot:
             current.release()
 
 
@@ -229,8 +218,31 @@ async def explain_route(request: Request):
     return JSONResponse(route.explanation(ctx), headers=_route_headers(route, ctx))
 
 
+def _guard(request: Request, endpoint: str) -> None:
+    """Endpoints open by default (probes, scrapes, model lists) need a key where `auth.protect` names them."""
+    current: Router = request.app.state.holder.router
+    auth = current.config.auth
+    if auth is None or endpoint not in auth.protect:
+        return
+    headers = _headers(request)
+    if endpoint == "models":
+        try:
+            current.access.authenticate(headers)
+            return
+        except TurnoutError:
+            pass  # the admin key may list models too
+    current.access.require_admin(headers)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi_schema(request: Request):
+    _guard(request, "openapi")
+    return JSONResponse(request.app.openapi())
+
+
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request):
+    _guard(request, "metrics")
     body, content_type = metrics.export(request.app.state.holder.router)
     return Response(body, media_type=content_type)
 
@@ -238,6 +250,7 @@ async def prometheus_metrics(request: Request):
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request):
+    _guard(request, "models")
     current: Router = request.app.state.holder.router
     config = current.config
     data = [{"id": alias, "object": "model", "created": 0, "owned_by": "turnout", "turnout": {"kind": "alias"}}
@@ -256,5 +269,6 @@ async def healthz():
 
 @router.get("/readyz")
 async def readyz(request: Request):
+    _guard(request, "readyz")
     holder = request.app.state.holder
     return {"status": "ready", "generation": holder.generation, "models": sorted(holder.router.backends)}

@@ -21,6 +21,9 @@ class ServerThread:
 
     def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
         self.port = port or free_port()
+        from turnout.server.protocol import BoundedHttpToolsProtocol  # the connection `turnout serve` uses
+
+        options.setdefault("http", BoundedHttpToolsProtocol)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
                                 lifespan="on", **options)
         self.server = uvicorn.Server(config)
