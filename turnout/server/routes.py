@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from turnout import __version__
-from turnout.access import usage_tokens
+from turnout.access import Reservation, usage_tokens
 from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.jsonutil import dumps, loads
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError
@@ -72,6 +71,7 @@ async def chat_completions(request: Request):
     start = time.perf_counter()
     ctx: RoutingContext | None = None
     route: Route | None = None
+    reservation: Reservation | None = None
     try:
         # Who is asking and whether they may, before their body is read: a key's slow or oversized uploads
         # then cost it alone, and a concurrency slot is only taken by a request whose body has arrived.
@@ -84,11 +84,13 @@ async def chat_completions(request: Request):
                                type="service_unavailable", code="overloaded", headers={"retry-after": "1"})
         current.acquire()
         holds_slot = True
-        await current.access.admit(key, ctx.token_estimate)
         route = await current.route(ctx)
+        # at the dearest model the request may end on; settled below, or by the stream when it ends
+        reservation = await current.access.reserve(key, current.access.estimate(
+            ctx.body, ctx.token_estimate, current.dispatcher.chain(route.model, route.fallbacks)))
         if ctx.stream:
-            response = await _stream(current, ctx, route, start, key)
-            holds_slot = False  # the stream releases it when it ends
+            response = await _stream(current, ctx, route, start, reservation)
+            holds_slot, reservation = False, None  # the stream releases both when it ends
             return response
         result = await current.complete(ctx, route)
         headers = _route_headers(route, ctx)  # after the plugins, which may re-target or add headers
@@ -96,8 +98,8 @@ async def chat_completions(request: Request):
         chars = _completion_chars(result)
         cost = 0.0 if ctx.answered_by else current.cost_usd(route.model, usage, ctx, chars)
         headers["x-turnout-cost-usd"] = f"{cost:.8f}"
-        if not ctx.answered_by:
-            await current.access.record(key, usage_tokens(usage, ctx.token_estimate + tokens_for_chars(chars)), cost)
+        tokens = 0 if ctx.answered_by else usage_tokens(usage, ctx.token_estimate + tokens_for_chars(chars))
+        await current.access.settle(reservation, tokens, cost)  # a cache or plugin answer costs nothing
         _finish(ctx, route, 200, start, cost, usage)
         return Response(dumps(result), media_type="application/json", headers=headers)
     except TurnoutError as exc:
@@ -108,6 +110,7 @@ async def chat_completions(request: Request):
     finally:
         if holds_slot:
             current.release()
+        current.access.settle_later(reservation)  # failed or cancelled: give the reservation back
 
 
 def _completion_chars(result: dict[str, Any]) -> int:
@@ -119,7 +122,7 @@ def _completion_chars(result: dict[str, Any]) -> int:
     return chars
 
 
-async def _stream(current: Router, ctx: RoutingContext, route: Route, start: float, key: Any):
+async def _stream(current: Router, ctx: RoutingContext, route: Route, start: float, reservation: Reservation | None):
     chunks = await current.stream(ctx, route)
     headers = _route_headers(route, ctx)
     try:
@@ -153,11 +156,9 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
         spent = cost()
         status = 200 if error is None else 499 if error == CLIENT_GONE else 599
         _finish(ctx, route, status, start, spent, usage or None, error)
-        if not ctx.answered_by:
-            tokens = usage_tokens(usage or None, ctx.token_estimate + tokens_for_chars(completion_chars))
-            task = asyncio.get_running_loop().create_task(current.access.record(key, tokens, spent))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+        tokens = 0 if ctx.answered_by else \
+            usage_tokens(usage or None, ctx.token_estimate + tokens_for_chars(completion_chars))
+        current.access.settle_later(reservation, tokens, spent)
 
     headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
         f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
@@ -165,9 +166,6 @@ async def _stream(current: Router, ctx: RoutingContext, route: Route, start: flo
     body = relay(first, chunks, on_chunk=on_chunk, on_end=on_end, trailer=trailer, secrets=current.secrets())
     return EventStreamResponse(body, media_type="text/event-stream",
                              headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
-
-
-_background: set[asyncio.Task] = set()
 
 
 def _finish(ctx: RoutingContext | None, route: Route | None, status: int, start: float, cost: float,

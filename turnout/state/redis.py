@@ -17,9 +17,16 @@ class StoreUnavailable(Exception):
 
 
 def connect(url: str, timeout_s: float = 1.0) -> Any:
+    """A client that retries a command once, at once, on a connection error: after a Redis restart every pooled
+    connection is dead, and without the retry the first command on each fails (a limit check then lets its
+    request through uncounted). Timeouts are not retried: a Redis that hangs costs one timeout, not two."""
     import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError
 
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False)
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)))
 
 
 class Guarded:
