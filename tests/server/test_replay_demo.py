@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 import time
 from importlib import resources
+from pathlib import Path
 
 import httpx
 import openai
@@ -59,15 +61,76 @@ def test_recorded_prompt_gets_the_recorded_answer_at_real_cost(demo):
     assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(expected, rel=1e-6)
 
 
-def test_unrecorded_prompt_says_it_is_the_nearest(demo):
-    raw = demo.chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": "Tom has 3 apples and buys 5 more. How many apples?"}])
+def quickstart_prompts() -> list[str]:
+    """The user messages of the README's quickstart, as a reader copies them."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
+    return list(dict.fromkeys(re.findall(r'"content": "([^"]+)"', section)))
+
+
+def test_the_quickstart_examples_get_the_answers_to_their_own_questions(demo):
+    prompts = quickstart_prompts()
+    assert len(prompts) >= 3
+    answers = {r["prompt"]: r["answers"] for r in recorded()}
+    for prompt in prompts:
+        raw = demo.chat.completions.with_raw_response.create(model="auto",
+                                                             messages=[{"role": "user", "content": prompt}])
+        result = raw.parse()
+        meta = result.model_extra["turnout_replay"]
+        assert meta["match"] == "exact" and meta["similarity"] == 1.0 and meta["recorded_prompt"] == prompt
+        assert result.choices[0].message.content == answers[prompt][raw.headers["x-turnout-model"]]
+        chunks = list(demo.chat.completions.create(model="auto", stream=True,
+                                                   messages=[{"role": "user", "content": prompt}]))
+        assert chunks[0].model_extra["turnout_replay"]["match"] == "exact"
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) in answers[prompt].values()
+    # the README says the percent one goes to GPT-4 by the keyword rule
+    percent = next(p for p in prompts if "%" in p or "percent" in p)
+    route = httpx.post(str(demo.base_url) + "route", json={"model": "auto",
+                                                           "messages": [{"role": "user", "content": percent}]}).json()
+    assert route["decision"] == "hard" and route["model"] == "gpt-4-1106-preview"
+
+
+def test_a_recorded_question_typed_with_straight_quotes_is_the_recorded_question(demo):
+    row = next(r for r in recorded() if "\u2019" in r["prompt"])
+    typed = row["prompt"].replace("\u2019", "'")
+    result = demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1",
+                                          messages=[{"role": "user", "content": typed}])
+    assert result.model_extra["turnout_replay"]["match"] == "exact"
+    assert result.choices[0].message.content == row["answers"]["mixtral-8x7b-instruct-v0.1"]
+
+
+def test_a_reworded_question_gets_the_nearest_answer_and_says_whose(demo):
+    row = next(r for r in recorded() if r["prompt"].startswith("The price of a laptop is $1000."))
+    raw = demo.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": (
+        "If you get a 20% discount on a laptop priced at $1000, how much do you have to pay?")}])
     result = raw.parse()
-    # the learned router of the default decision sends this easy one to the cheap model
-    assert raw.headers["x-turnout-decision"] == "default" and raw.headers["x-turnout-model"] == "mixtral-8x7b-instruct-v0.1"
-    assert result.choices[0].message.content.startswith("[turnout replay: this prompt is not in the recording")
+    content = result.choices[0].message.content
     meta = result.model_extra["turnout_replay"]
-    assert meta["match"] == "nearest" and 0 < meta["similarity"] < 1 and "apple" in meta["recorded_prompt"].lower()
+    assert meta["match"] == "nearest" and meta["recorded_prompt"] == row["prompt"] and 0.5 <= meta["similarity"] < 1
+    assert content.startswith("[turnout replay: this prompt is not in the recording")
+    assert f"similarity {meta['similarity']:.2f}" in content and row["prompt"][:60] in content
+    assert content.endswith(row["answers"][raw.headers["x-turnout-model"]])
+
+
+@pytest.mark.parametrize("prompt", ["What is 15 percent of 80?", "hello",
+                                    "Tom has 3 apples and buys 5 more. How many apples?"])
+def test_a_question_the_recording_does_not_hold_gets_no_other_questions_answer(demo, prompt):
+    """These got the answers to questions about deer, Janet's ducks and Jenna's apples (similarity 0.21, 0.00
+    and 0.20), presented as if they answered the question."""
+    answers = {r["prompt"]: r["answers"] for r in recorded()}
+    for stream in (False, True):
+        if stream:
+            chunks = list(demo.chat.completions.create(model="auto", stream=True,
+                                                       messages=[{"role": "user", "content": prompt}]))
+            meta = chunks[0].model_extra["turnout_replay"]
+            content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        else:
+            result = demo.chat.completions.create(model="auto", messages=[{"role": "user", "content": prompt}])
+            meta, content = result.model_extra["turnout_replay"], result.choices[0].message.content
+        assert meta["match"] == "none" and 0 <= meta["similarity"] < 0.5
+        assert content.startswith("[turnout replay: no recorded answer fits this prompt.")
+        assert f"similarity {meta['similarity']:.2f}" in content and "1,319 prompts" in content
+        assert not any(answer in content for answer in answers[meta["recorded_prompt"]].values())
 
 
 def test_demo_streams(demo):

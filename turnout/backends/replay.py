@@ -1,6 +1,8 @@
 """The replay backend: answers with recorded answers of real models, so the whole pipeline runs with no
-keys, no GPU and no network. A prompt that is not recorded gets the answer to the nearest recorded prompt
-(TF-IDF cosine), and the response says so."""
+keys, no GPU and no network. A recorded prompt gets its recorded answer. Any other prompt gets the answer to
+the nearest recorded prompt (TF-IDF cosine) when that one is at least `min_similarity` alike, and otherwise a
+note that the recording holds no answer to it; either way the answer and its `turnout_replay` field say which
+recorded prompt was used and how similar it was."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import json
 import re
 import time
+import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,10 +30,18 @@ from turnout.errors import InvalidRequestError
 from turnout.params import Params
 
 PACKAGED = "gsm8k_replay.jsonl.gz"
+# GSM8K's questions use typographic quotes ("Janet’s ducks"); a user who types the same question with a
+# straight apostrophe is asking the recorded question
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"'})
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_QUOTES)).strip().lower()
+
+
+def _quote(prompt: str, limit: int = 160) -> str:
+    return f"\"{prompt[:limit]}{'…' if len(prompt) > limit else ''}\""
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,9 @@ def load_recording(dataset: str, model: str) -> Recording:
 class ReplayOptions(Params):
     dataset: str = Field("builtin", description="'builtin' or a JSONL(.gz) file of {prompt, answers: {model: text}}")
     answers_of: str | None = Field(None, description="recorded model to answer as; defaults to `model`")
+    min_similarity: float = Field(0.5, ge=0, le=1, description=(
+        "an unrecorded prompt gets the nearest recorded prompt's answer only when their TF-IDF cosine is at least "
+        "this; below it, a note that the recording has no answer (0: always the nearest)"))
     stream_words_per_chunk: int = Field(4, ge=1)
     stream_delay_ms: float = Field(0.0, ge=0)
 
@@ -104,18 +118,26 @@ class ReplayBackend(Backend):
             raise InvalidRequestError("the replay backend needs at least one user message", param="messages")
         prompt = _text_of(users[-1].get("content"))
         index, similarity, exact = self.recording.lookup(prompt)
-        answer = self.recording.answers[index]
-        if not exact:
-            recorded = self.recording.prompts[index]
+        recorded = self.recording.prompts[index]
+        if exact:
+            match, answer = "exact", self.recording.answers[index]
+        elif similarity >= self.options.min_similarity:
+            match = "nearest"
             answer = (f"[turnout replay: this prompt is not in the recording; this is {self.recorded_model}'s answer "
-                      f"to the nearest recorded prompt (similarity {similarity:.2f}): "
-                      f"\"{recorded[:160]}{'…' if len(recorded) > 160 else ''}\"]\n\n{answer}")
+                      f"to a different, recorded prompt, the nearest one (similarity {similarity:.2f}): "
+                      f"{_quote(recorded)}]\n\n{self.recording.answers[index]}")
+        else:
+            # the nearest recorded prompt is another question: its answer would be an answer to that question
+            match = "none"
+            answer = (f"[turnout replay: no recorded answer fits this prompt. {self.recorded_model} here only replays "
+                      f"its recorded answers to the {len(self.recording.prompts):,} prompts of its recording; the "
+                      f"nearest one is too different (similarity {similarity:.2f}, below {self.options.min_similarity:g}): "
+                      f"{_quote(recorded)}. Ask one of the recorded prompts, or serve real models with --config.]")
         prompt_tokens = estimate_tokens("\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict)))
         completion_tokens = estimate_tokens(answer)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
-        meta = {"match": "exact" if exact else "nearest", "similarity": round(similarity, 4),
-                "recorded_prompt": self.recording.prompts[index]}
+        meta = {"match": match, "similarity": round(similarity, 4), "recorded_prompt": recorded}
         return answer, usage, meta
 
     def _id(self, body: dict[str, Any]) -> str:
