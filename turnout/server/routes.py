@@ -103,6 +103,7 @@ async def chat_completions(request: Request):
         _finish(ctx, route, 200, start, cost, usage)
         return Response(dumps(result), media_type="application/json", headers=headers)
     except TurnoutError as exc:
+        await current.access.release(reservation)  # before the answer, so the caller's next request has it back
         _finish(ctx, route, exc.status, start, 0.0, None, exc.code)
         if ctx is not None:
             exc.headers = {**exc.headers, "x-turnout-request-id": ctx.request_id}
@@ -269,4 +270,11 @@ async def healthz():
 async def readyz(request: Request):
     _guard(request, "readyz")
     holder = request.app.state.holder
-    return {"status": "ready", "generation": holder.generation, "models": sorted(holder.router.backends)}
+    # 200 even when the file on disk was rejected: the last good config still serves, and a probe failing on
+    # every replica at once (one bad file rolled out everywhere) would take the whole service down for a typo.
+    # The body and turnout_config_rejected say so, for a rollout to check.
+    body = {"status": "ready", "generation": holder.generation,
+            "config": "rejected" if holder.rejected else "loaded", "models": sorted(holder.router.backends)}
+    if holder.rejected:
+        body["rejected"] = holder.rejected
+    return body

@@ -1,0 +1,166 @@
+"""Limits that hold under concurrency, against real `turnout serve` processes: parallel requests on a small
+budget or tokens-per-minute limit (in memory, and over two processes sharing one real redis-server) never
+overshoot by more than one request's estimate; a Redis restart does not let a request through uncounted;
+`turnout validate` refuses two keys of one name."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from tests.conftest import base_config
+from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
+from tests.process import TurnoutProcess, turnout_process
+from turnout.context import RoutingContext
+
+KEY = "sk-limits-0123456789abcdef"
+STRONG = {"input": 2.5, "output": 10.0}  # USD per 1M tokens of the `strong` model in base_config
+MAX_TOKENS = 120  # more than the mock's echo of PROMPT, so what a request reserves covers what it uses
+PROMPT = "#sleep:1 " + "word " * 100  # the mock holds each answer 1 s, so the parallel requests overlap
+
+
+def limits_config(upstream_url: str, redis_url: str | None = None, **limits) -> dict:
+    config = base_config(upstream_url)
+    config["auth"] = {"keys": [{"name": f"k{time.monotonic_ns()}", "key": KEY, **limits}]}
+    if redis_url:
+        config["state"] = {"store": "redis", "redis_url": redis_url}
+    return config
+
+
+def estimate(prompt: str = PROMPT) -> tuple[int, float]:
+    """What one request reserves: its prompt (turnout's count) plus max_tokens, at the strong model's price."""
+    prompt_tokens = RoutingContext({"model": "strong", "messages": [{"role": "user", "content": prompt}]}).token_estimate
+    return prompt_tokens + MAX_TOKENS, (prompt_tokens * STRONG["input"] + MAX_TOKENS * STRONG["output"]) / 1e6
+
+
+def fresh_minute(needed_s: float = 20) -> None:
+    """tpm and rpm count per UTC minute: start a burst early enough in one that it ends there too."""
+    left = 60 - time.time() % 60
+    if left < needed_s:
+        time.sleep(left + 0.2)
+
+
+@contextlib.contextmanager
+def servers(config: dict, tmp_path: Path, count: int) -> Iterator[list[TurnoutProcess]]:
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(turnout_process(config, tmp_path)) for _ in range(count)]
+
+
+async def _burst(urls: list[str], n: int, prompt: str) -> tuple[list[tuple[float, int]], list[str]]:
+    """n requests at once, spread over the servers: (cost, total tokens) of each answer, codes of refusals."""
+    clients = [openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=60) for url in urls]
+
+    async def one(i: int):
+        raw = await clients[i % len(clients)].chat.completions.with_raw_response.create(
+            model="strong", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": prompt}])
+        return float(raw.headers["x-turnout-cost-usd"]), raw.parse().usage.total_tokens
+
+    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    for c in clients:
+        await c.close()
+    answered = [r for r in results if isinstance(r, tuple)]
+    refused = [r.code for r in results if isinstance(r, openai.RateLimitError)]
+    others = [r for r in results if not isinstance(r, tuple | openai.RateLimitError)]
+    assert not others, others
+    return answered, refused
+
+
+def burst(servers_: list[TurnoutProcess], n: int, prompt: str = PROMPT):
+    return asyncio.run(_burst([s.url for s in servers_], n, prompt))
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_parallel_requests_stay_within_the_daily_budget(store, upstream, tmp_path, request):
+    redis_url = request.getfixturevalue("redis_server").url if store == "redis" else None
+    one_estimate = estimate()[1]
+    budget = 2.9 * one_estimate  # each answer costs less than its estimate: a few fit, twenty do not
+    config = limits_config(upstream.url, redis_url, budget_usd_day=budget)
+    with servers(config, tmp_path, 2 if redis_url else 1) as procs:
+        answered, refused = burst(procs, 20)
+        spent = sum(cost for cost, _ in answered)
+        assert answered and refused and set(refused) == {"budget_exceeded"}
+        assert spent <= budget + one_estimate, f"{len(answered)} answered for ${spent:.6f} on ${budget:.6f}"
+        # settled to what they cost, the answers leave room for more; then the budget is spent for good
+        later, _ = burst(procs, 20)
+        total = spent + sum(cost for cost, _ in later)
+        assert total <= budget + one_estimate
+        assert burst(procs, 1)[1] == ["budget_exceeded"]
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_parallel_requests_stay_within_tokens_per_minute(store, upstream, tmp_path, request):
+    redis_url = request.getfixturevalue("redis_server").url if store == "redis" else None
+    one_estimate = estimate()[0]
+    tpm = 300  # about two answers' tokens; the issue's ten parallel ~130-token prompts all passed
+    config = limits_config(upstream.url, redis_url, tpm=tpm)
+    with servers(config, tmp_path, 2 if redis_url else 1) as procs:
+        fresh_minute()
+        answered, refused = burst(procs, 10)
+        used = sum(tokens for _, tokens in answered)
+        assert answered and set(refused) == {"rate_limit_exceeded"}
+        assert used <= tpm + one_estimate, f"{len(answered)} answered with {used} tokens on tpm {tpm}"
+
+
+def test_a_failed_request_gives_its_reservation_back(upstream, tmp_path):
+    config = limits_config(upstream.url, tpm=300)  # room for one reservation of PROMPT at a time
+    with turnout_process(config, tmp_path) as server:
+        fresh_minute()
+        c = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+        ask = {"model": "strong", "max_tokens": MAX_TOKENS}
+        with pytest.raises(openai.APIStatusError) as info:
+            c.chat.completions.create(messages=[{"role": "user", "content": PROMPT + " #error:500"}], **ask)
+        assert info.value.status_code == 502
+        # had the failure kept its reservation, this prompt would not fit in what is left of the minute
+        assert c.chat.completions.create(messages=[{"role": "user", "content": "word " * 100}], **ask).choices
+
+
+def test_a_redis_restart_lets_no_request_through_uncounted(redis_server, upstream, tmp_path):  # noqa: F811
+    config = limits_config(upstream.url, redis_server.url, rpm=20)
+    with turnout_process(config, tmp_path) as server:
+        c = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+
+        def ask():
+            return c.chat.completions.create(model="small", messages=[{"role": "user", "content": "hi"}])
+
+        fresh_minute()
+        ask()  # the process now holds a pooled connection to this Redis
+        redis_server.stop()
+        redis_server.start()  # an empty Redis on the same port: this minute counts from 0 again
+        for _ in range(20):
+            ask()
+        with pytest.raises(openai.RateLimitError) as info:
+            ask()
+        assert info.value.code == "rate_limit_exceeded"
+
+
+def _validate(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], check=False,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+
+
+def test_validate_refuses_two_keys_of_one_name(upstream, tmp_path):
+    config = base_config(upstream.url)
+    config["auth"] = {"keys": [{"name": "t1", "key": "sk-one-0123456789"}, {"name": "t2", "key": "sk-two-0123456789"},
+                               {"name": "t2", "key": "sk-three-0123456789"}]}
+    result = _validate(config, tmp_path)
+    assert result.returncode == 1
+    assert "auth.keys[2].name: 't2' is already the name of auth.keys[1]" in result.stderr, result.stderr
+
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump([{"name": "t1", "key_sha256": "0" * 64}]))
+    config["auth"] = {"keys": [{"name": "t1", "key": "sk-one-0123456789"}], "key_file": "keys.yaml"}
+    result = _validate(config, tmp_path)
+    assert result.returncode == 1
+    assert f"auth.key_file:[0].name: 't1' (in {tmp_path / 'keys.yaml'}) is already the name of auth.keys[0]" \
+        in result.stderr, result.stderr
