@@ -11,7 +11,9 @@ import pytest
 from turnout.eval.datasets import load_named
 from turnout.eval.table import DataError, load_table
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shared"  # a sample, see its README
+FULL = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = [pytest.param(SHIPPED, id="shipped-sample")] + ([pytest.param(FULL, id="full")] if FULL.exists() else [])
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -70,10 +72,10 @@ def test_unknown_format_and_missing_file(tmp_path):
         load_table(tmp_path / "nope.csv")
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
-def test_shared_datasets_load_without_leaks():
+@pytest.mark.parametrize("shared", DATA)
+def test_shared_datasets_load_without_leaks(shared):
     for name, models in (("llmrouter", 9), ("mmlu", 2), ("gsm8k", 2), ("mt-bench", 2)):
-        table = load_named(name, SHARED)
+        table = load_named(name, shared)
         assert len(table.models) == models and (table.scores >= 0).all() and (table.scores <= 1).all()
         assert (table.costs > 0).all()
         train, test = set(table.split("train").prompts), set(table.split("test").prompts)
