@@ -14,12 +14,31 @@ _SECRET_PATTERNS = re.compile(
 )
 
 
+# control characters (but tab) would let a value forge log lines or split a header
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+FIELD_LIMIT = 100  # an error's type, code or param: short words, never a place for an upstream's essay
+MESSAGE_LIMIT = 2000
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove anything that looks like a credential (and the given secrets) from text shown to clients."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+def scrub_field(value: Any, secrets: tuple[str, ...] = (), limit: int = FIELD_LIMIT) -> str | None:
+    """A value an upstream chose (an error's type, code, param), made fit for a client, a log line or a header:
+    credentials removed, on one line, bounded. Scrubbed before it is cut, so no part of a secret survives."""
+    if value is None:
+        return None
+    text = _CONTROL.sub(" ", scrub(value if isinstance(value, str) else str(value), secrets))
+    return text[:limit] or None
+
+
+def scrub_message(text: str, secrets: tuple[str, ...] = ()) -> str:
+    return scrub_field(text, secrets, MESSAGE_LIMIT) or ""
 
 
 class TurnoutError(Exception):
@@ -48,8 +67,11 @@ class TurnoutError(Exception):
             self.type = type
         self.headers = headers or {}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+    def to_dict(self, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The OpenAI error shape, every field scrubbed: an upstream's error may have filled any of them."""
+        return {"error": {"message": scrub_message(self.message, secrets),
+                          "type": scrub_field(self.type, secrets) or "server_error",
+                          "code": scrub_field(self.code, secrets), "param": scrub_field(self.param, secrets)}}
 
 
 class InvalidRequestError(TurnoutError):

@@ -254,7 +254,9 @@ class Router:
         return self.config.models[model].cost.usd(int(prompt or 0), int(completion or 0))
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for b in self.backends.values() for s in b.secrets())
+        """Every backend's key and header values, longest first (so that a secret inside another goes with it)."""
+        found = {s for b in self.backends.values() for s in b.secrets()}
+        return tuple(sorted(found, key=len, reverse=True))
 
     # ----- lifetime -------------------------------------------------------------------------------------
     def acquire(self) -> None:

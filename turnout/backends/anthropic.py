@@ -64,11 +64,16 @@ class AnthropicBackend(HTTPBackend):
                 try:
                     event = loads(data)
                 except ValueError:
-                    raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not JSON") from None
+                    event = None
+                if not isinstance(event, dict):
+                    raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not a JSON object")
                 if event.get("type") == "error":
-                    err = event.get("error") or {}
-                    raise StreamInterruptedError(f"upstream '{self.name}': {err.get('message', 'stream error')}",
-                                                 code=str(err.get("type") or "stream_interrupted"))
+                    if batch:
+                        yield batch
+                    err = event.get("error")
+                    # Anthropic names the kind of error in `type` (overloaded_error, ...): OpenAI's `code`
+                    raise self.stream_error({"message": err.get("message"), "code": err.get("type")}
+                                            if isinstance(err, dict) else err)
                 batch += [dumps_str(chunk) for chunk in translator.feed(event)]
             if batch:
                 yield batch

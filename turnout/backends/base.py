@@ -39,8 +39,10 @@ class Backend(abc.ABC):
         """Release connections. Called once the backend has no request in flight."""
 
     def secrets(self) -> tuple[str, ...]:
+        """What must never reach a client, a log line or a metric: the key, and every configured header value
+        (a provider's key often travels in one: x-api-key, a gateway's token)."""
         key = self.config.api_key.get_secret_value() if self.config.api_key else ""
-        return (key,) if key else ()
+        return tuple(dict.fromkeys(s for s in (key, *self.config.headers.values()) if s))
 
 
 backends: Registry[Backend] = Registry("provider", attr="provider")

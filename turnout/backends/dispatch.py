@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 from turnout.backends.base import Backend
 from turnout.backends.health import BackendHealth, HealthRegistry
 from turnout.config import Config, RetryConfig
-from turnout.errors import StreamInterruptedError, TurnoutError, UpstreamError, UpstreamTimeoutError
+from turnout.errors import (
+    StreamInterruptedError,
+    TurnoutError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 
 T = TypeVar("T")
 RETRY_STATUSES = {408, 429}
@@ -32,10 +38,31 @@ class NoBackendAvailable(TurnoutError):
     code = "no_backend_available"
 
 
+OK, SKIPPED = "ok", "skipped (breaker open)"
+# An attempt's outcome is one of these and nothing else: it becomes a metric label and a response header, so an
+# upstream's own error code (any string it likes, a key included) never does.
+_NAMED_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 429)
+OUTCOMES = frozenset({OK, SKIPPED, "upstream_error", "upstream_timeout", "upstream_unreachable",
+                      "stream_interrupted", "http_4xx", *(f"http_{s}" for s in _NAMED_STATUSES)})
+
+
+def outcome_of(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeoutError):
+        return "upstream_timeout"
+    if isinstance(exc, UpstreamConnectionError):
+        return "upstream_unreachable"
+    if isinstance(exc, StreamInterruptedError):
+        return "stream_interrupted"
+    status = exc.upstream_status
+    if status is not None and 400 <= status < 500:
+        return f"http_{status}" if status in _NAMED_STATUSES else "http_4xx"
+    return "upstream_error"
+
+
 @dataclass
 class Attempt:
     model: str
-    outcome: str  # "ok", "skipped (breaker open)", or the error code
+    outcome: str  # one of OUTCOMES
     seconds: float = 0.0
 
 
@@ -156,7 +183,7 @@ class Dispatcher:
             policy = self.config.models[model].retry or self.config.server.retry
             for retry in range(policy.attempts + 1):
                 if not health.breaker.allow():
-                    log.attempts.append(Attempt(model, "skipped (breaker open)"))
+                    log.attempts.append(Attempt(model, SKIPPED))
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -170,9 +197,9 @@ class Dispatcher:
                     exc = error
                 else:
                     health.breaker.record_success()
-                    log.attempts.append(Attempt(model, "ok", time.monotonic() - start))
+                    log.attempts.append(Attempt(model, OK, time.monotonic() - start))
                     return model, result
-                log.attempts.append(Attempt(model, exc.code or "upstream_error", time.monotonic() - start))
+                log.attempts.append(Attempt(model, outcome_of(exc), time.monotonic() - start))
                 if retryable(exc):
                     health.breaker.record_failure()
                 else:

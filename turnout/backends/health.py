@@ -4,6 +4,7 @@ not change keep their record). The `least_busy` and `latency` selectors read the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,10 +14,16 @@ from turnout.config import BreakerConfig, ModelConfig
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 EWMA_ALPHA = 0.2
 
+log = logging.getLogger("turnout.breaker")
+
 
 class CircuitBreaker:
-    def __init__(self, config: BreakerConfig) -> None:
+    """One backend's breaker. Every change of state is one log line naming the model (WARNING when it opens,
+    INFO when it half-opens or closes): an operator sees when and for how long a model was taken out."""
+
+    def __init__(self, config: BreakerConfig, model: str = "") -> None:
         self.config = config
+        self.model = model
         self.state = CLOSED
         self.failures: deque[float] = deque()
         self.opened_at = 0.0
@@ -31,33 +38,40 @@ class CircuitBreaker:
                 return False
             self.state = HALF_OPEN
             self.probing = False
+            log.info("circuit breaker for model '%s' half-open: cooldown of %gs over, one probe request goes through",
+                     self.model, self.config.cooldown_s)
         if self.probing:
             return False
         self.probing = True
         return True
 
     def record_success(self) -> None:
+        if self.state != CLOSED:
+            log.info("circuit breaker for model '%s' closed: it answered again", self.model)
         self.state, self.probing = CLOSED, False
         self.failures.clear()
 
     def record_failure(self) -> None:
         now = time.monotonic()
         if self.state == HALF_OPEN:
-            self._open(now)
+            self._open(now, "its probe request failed")
             return
         self.failures.append(now)
         while self.failures and now - self.failures[0] > self.config.window_s:
             self.failures.popleft()
         if len(self.failures) >= self.config.failures:
-            self._open(now)
+            self._open(now, f"{len(self.failures)} failures within {self.config.window_s:g}s")
 
     def release_probe(self) -> None:
         """A probe that ended without a verdict (a client error): let the next request probe."""
         self.probing = False
 
-    def _open(self, now: float) -> None:
-        self.state, self.opened_at, self.probing = OPEN, now, False
+    def _open(self, now: float, why: str) -> None:
+        was, self.state, self.opened_at, self.probing = self.state, OPEN, now, False
         self.failures.clear()
+        if was != OPEN:  # failures of requests sent before it opened only extend the pause
+            log.warning("circuit breaker for model '%s' opened (%s): requests skip it for %gs",
+                        self.model, why, self.config.cooldown_s)
 
     @property
     def retry_after_s(self) -> float:
@@ -91,7 +105,7 @@ class HealthRegistry:
         key = (name, config.base_url or "", config.model or name)
         record = self.records.get(key)
         if record is None or (record.breaker.config is not config.breaker and record.breaker.config != config.breaker):
-            record = self.records[key] = BackendHealth(CircuitBreaker(config.breaker),
+            record = self.records[key] = BackendHealth(CircuitBreaker(config.breaker, name),
                                                        record.stats if record else BackendStats())
         return record
 

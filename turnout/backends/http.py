@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,20 +10,26 @@ import httpx
 
 from turnout.backends.base import Backend
 from turnout.backends.transport import AiohttpTransport
-from turnout.config import ModelConfig
+from turnout.config import ConfigError, ConfigIssue, ModelConfig
+from turnout.headers import name_problem, value_problem
 from turnout.jsonutil import dumps, loads
 from turnout.errors import (
     StreamInterruptedError,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamTimeoutError,
-    scrub,
+    scrub_field,
+    scrub_message,
 )
+
+# Retry-After is passed on to the client: only delay-seconds (RFC 9110), never whatever else an upstream put there
+RETRY_AFTER = re.compile(r"[0-9]{1,6}")
 
 
 class HTTPBackend(Backend):
     def __init__(self, name: str, config: ModelConfig, *, path: str = "") -> None:
         super().__init__(name, config, path=path)
+        _check_headers(config.headers, f"{path or 'models.' + name}.headers")
         t = config.timeout
         limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
         timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
@@ -69,7 +76,9 @@ class HTTPBackend(Backend):
         return response
 
     def error_from(self, response: httpx.Response, content: bytes) -> UpstreamError:
-        status = response.status_code
+        """The upstream's error, every field it chose scrubbed (its key may be quoted in any of them); the
+        status and a Retry-After in seconds are all that is taken from it unchanged."""
+        status, secrets = response.status_code, self.secrets()
         message, type_, code, param = "", None, None, None
         try:
             err = loads(content)["error"]
@@ -79,18 +88,31 @@ class HTTPBackend(Backend):
             else:
                 message = str(err)
         except (ValueError, KeyError, TypeError):
-            message = content[:200].decode("utf-8", "replace")
-        message = scrub(message or response.reason_phrase, self.secrets())
+            message = content[:8192].decode("utf-8", "replace")  # scrubbed whole, then cut (below)
+        message = scrub_message(message or response.reason_phrase, secrets)[:500]
         headers = {}
-        if "retry-after" in response.headers:
+        if RETRY_AFTER.fullmatch(response.headers.get("retry-after", "")):
             headers["retry-after"] = response.headers["retry-after"]
-        kwargs: dict[str, Any] = {"upstream_status": status, "headers": headers, "param": param}
+        kwargs: dict[str, Any] = {"upstream_status": status, "headers": headers,
+                                  "param": scrub_field(param, secrets)}
         if 400 <= status < 500:
-            if type_:
-                kwargs["type"] = str(type_)
-            kwargs["code"] = str(code) if code is not None else f"upstream_{status}"
+            if type_ := scrub_field(type_, secrets):
+                kwargs["type"] = type_
+            kwargs["code"] = scrub_field(code, secrets) or f"upstream_{status}"
             return UpstreamError(f"upstream '{self.name}': {message}", **kwargs)
         return UpstreamError(f"upstream '{self.name}' failed with status {status}: {message}", **kwargs)
+
+    def stream_error(self, err: Any) -> StreamInterruptedError:
+        """An error event inside a 200 stream, scrubbed like an error status's body (see error_from)."""
+        secrets = self.secrets()
+        fields = err if isinstance(err, dict) else {"message": err}
+        message = scrub_message(str(fields.get("message") or "stream error"), secrets)[:500]
+        kwargs: dict[str, Any] = {"param": scrub_field(fields.get("param"), secrets)}
+        if type_ := scrub_field(fields.get("type"), secrets):
+            kwargs["type"] = type_
+        if code := scrub_field(fields.get("code"), secrets):
+            kwargs["code"] = code
+        return StreamInterruptedError(f"upstream '{self.name}': {message}", **kwargs)
 
     async def sse_batches(self, response: httpx.Response) -> AsyncIterator[list[tuple[str | None, str]]]:
         """Yield the server-sent events of a stream as (event, data) pairs, batched by network read so
@@ -120,6 +142,13 @@ class HTTPBackend(Backend):
                 f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})") from None
         finally:
             await response.aclose()
+
+
+def _check_headers(headers: dict[str, str], path: str) -> None:
+    issues = [ConfigIssue(f"{path}.{name}", problem) for name, value in headers.items()
+              if (problem := name_problem(name) or value_problem(value))]
+    if issues:
+        raise ConfigError(issues)
 
 
 def _parse_event(raw: bytes) -> tuple[str | None, str] | None:

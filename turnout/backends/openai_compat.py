@@ -15,10 +15,18 @@ from turnout.backends.http import HTTPBackend
 from turnout.errors import StreamInterruptedError, UpstreamError
 from turnout.jsonutil import loads
 
-# a chunk that carries a finish reason (or an error event) ends a stream even if [DONE] never comes
-# two patterns, not one alternation: with an anchored branch, search() retries both at every position (10x slower)
+# a chunk that carries a finish reason ends a stream even if [DONE] never comes
 _FINISH_REASON = re.compile(r'"finish_reason"\s*:\s*"')
-_ERROR_EVENT = re.compile(r'\{\s*"error"')
+# an error event ends it too; a substring test first, so that only chunks that might be one are parsed
+_ERROR_KEY = '"error"'
+
+
+def _error_of(data: str) -> Any:
+    try:
+        event = loads(data)
+    except ValueError:
+        return None
+    return event.get("error") if isinstance(event, dict) and event.get("error") is not None else None
 
 
 @register("openai")
@@ -59,7 +67,12 @@ class OpenAIBackend(HTTPBackend):
                 if data == "[DONE]":
                     finished = done = True
                     break
-                finished = finished or _FINISH_REASON.search(data) is not None or _ERROR_EVENT.match(data) is not None
+                if _ERROR_KEY in data and (err := _error_of(data)) is not None:
+                    # never relayed as it came: its message, type, code and param may quote our key
+                    if batch:
+                        yield batch
+                    raise self.stream_error(err)
+                finished = finished or _FINISH_REASON.search(data) is not None
                 batch.append(data)
             if batch:
                 yield batch

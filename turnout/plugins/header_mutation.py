@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from turnout.context import RoutingContext
+from turnout.headers import name_problem, value_problem
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
 
@@ -31,10 +32,21 @@ class HeaderMutationPlugin(Plugin):
         from turnout.config import ConfigError, ConfigIssue
 
         plugin = super().from_config(params, path)
-        bad = sorted(h for h in [*plugin.params.upstream, *plugin.params.forward] if h.lower() in _PROTECTED)
+        p = plugin.params
+        issues = []
+        bad = sorted(h for h in [*p.upstream, *p.forward] if h.lower() in _PROTECTED)
         if bad:
-            raise ConfigError([ConfigIssue(f"{path}.upstream", f"{', '.join(bad)} cannot be set here: the backend "
-                                                                f"owns its credentials and framing")])
+            issues.append(ConfigIssue(f"{path}.upstream", f"{', '.join(bad)} cannot be set here: the backend "
+                                                          f"owns its credentials and framing"))
+        for field, names in (("upstream", p.upstream), ("response", p.response)):
+            for name, value in names.items():
+                if problem := name_problem(name) or value_problem(value):
+                    issues.append(ConfigIssue(f"{path}.{field}.{name}", problem))
+        for field, listed in (("forward", p.forward), ("remove_response", p.remove_response)):
+            issues += [ConfigIssue(f"{path}.{field}[{i}]", problem)
+                       for i, name in enumerate(listed) if (problem := name_problem(name))]
+        if issues:
+            raise ConfigError(issues)
         return plugin  # type: ignore[return-value]
 
     @staticmethod
@@ -42,9 +54,11 @@ class HeaderMutationPlugin(Plugin):
         fields = {"decision": ctx.decision, "model": ctx.model, "request_id": ctx.request_id,
                   "caller": ctx.caller.key_id}
         try:
-            return value.format(**fields)
+            filled = value.format(**fields)
         except (KeyError, IndexError, ValueError):
             return value
+        # the value was checked at load; what a placeholder brought in (a name from the config) is checked here
+        return filled if value_problem(filled) is None else value
 
     async def before(self, ctx: RoutingContext) -> None:
         for name, value in self.params.upstream.items():

@@ -9,15 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from turnout.errors import InvalidRequestError, RouteNotFoundError, TurnoutError, scrub
+from turnout.errors import InvalidRequestError, RouteNotFoundError, TurnoutError, scrub_field, scrub_message
 
 log = logging.getLogger("turnout.errors")
 
 
 def error_response(exc: TurnoutError, secrets: tuple[str, ...] = ()) -> JSONResponse:
-    body = exc.to_dict()
-    body["error"]["message"] = scrub(exc.message, secrets)
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return JSONResponse(exc.to_dict(secrets), status_code=exc.status, headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:
@@ -28,8 +26,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TurnoutError)
     async def _turnout(request: Request, exc: TurnoutError) -> JSONResponse:
         if exc.status >= 500:
-            log.warning("%s %s -> %d %s: %s", request.method, request.url.path, exc.status, exc.code,
-                        scrub(exc.message, secrets(request)))
+            known = secrets(request)
+            log.warning("%s %s -> %d %s: %s", request.method, request.url.path, exc.status,
+                        scrub_field(exc.code, known), scrub_message(exc.message, known))
         return error_response(exc, secrets(request))
 
     @app.exception_handler(RequestValidationError)
@@ -52,5 +51,5 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the type and a scrubbed message go to the log; the client learns only that it was our fault
         log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path,
-                  scrub(str(exc), secrets(request))[:500])
+                  scrub_message(str(exc), secrets(request))[:500])
         return error_response(TurnoutError("internal error in turnout; see the server log", code="internal_error"))

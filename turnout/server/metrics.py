@@ -9,6 +9,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import REGISTRY, multiprocess
 
+from turnout.backends.dispatch import OK, OUTCOMES, SKIPPED
+
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 REQUESTS = Counter("turnout_requests_total", "Chat completion requests", ["decision", "model", "status"])
@@ -33,13 +35,15 @@ def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, 
     if route is not None:
         attempts = route.dispatch.attempts
         for attempt in attempts:
-            if attempt.outcome != "ok" and not attempt.outcome.startswith("skipped"):
-                UPSTREAM_ERRORS.labels(attempt.model, attempt.outcome).inc()
+            if attempt.outcome not in (OK, SKIPPED):
+                # label values from a closed set only: an unknown outcome must not mint a new series
+                UPSTREAM_ERRORS.labels(attempt.model, attempt.outcome if attempt.outcome in OUTCOMES
+                                       else "upstream_error").inc()
         for model_name in {a.model for a in attempts}:
-            extra = sum(1 for a in attempts if a.model == model_name and not a.outcome.startswith("skipped")) - 1
+            extra = sum(1 for a in attempts if a.model == model_name and a.outcome != SKIPPED) - 1
             if extra > 0:
                 RETRIES.labels(model_name).inc(extra)
-        served = [a for a in attempts if a.outcome == "ok"]
+        served = [a for a in attempts if a.outcome == OK]
         if served and attempts[0].model != served[-1].model:
             FALLBACKS.labels(attempts[0].model, served[-1].model).inc()
         if served and ctx is not None and ctx.stream:

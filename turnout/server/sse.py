@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from turnout.errors import StreamInterruptedError, TurnoutError, scrub
+from turnout.errors import StreamInterruptedError, TurnoutError, scrub_field, scrub_message
 
 log = logging.getLogger("turnout.stream")
 
@@ -78,11 +78,9 @@ async def relay(
         error = CLIENT_GONE
         raise
     except TurnoutError as exc:
-        error = exc.code or "stream_interrupted"
-        log.warning("stream ended by upstream failure: %s", scrub(exc.message, secrets))
-        body = exc.to_dict()
-        body["error"]["message"] = scrub(exc.message, secrets)
-        yield frame(json.dumps(body))
+        error = scrub_field(exc.code, secrets) or StreamInterruptedError.code
+        log.warning("stream ended by upstream failure: %s", scrub_message(exc.message, secrets))
+        yield frame(json.dumps(exc.to_dict(secrets)))
     except Exception as exc:  # noqa: BLE001 - the client gets a clean error event, never a hang
         error = StreamInterruptedError.code
         log.error("stream failed: %s", type(exc).__name__)

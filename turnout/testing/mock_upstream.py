@@ -9,7 +9,10 @@ It answers "echo: <last user text>". Directives in the last user message change 
   #malformed       answer 200 with a body that is not JSON
   #say:<name>      answer with a canned text instead of the echo (names in CANNED)
   #flaky:<n>       fail with 500 the first n times this exact text is asked, then answer
-A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed"]}) is
+  #leakerror:<s>   a hostile upstream: fail with status s (default 401) and an error whose every field (message,
+                   type, code, param) and whose Retry-After quote the credentials the request came with
+  #leakstream      stream two chunks, then such an error event (#leakstream:first: the error event alone)
+A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed", "leak"]}) is
 applied to OpenAI-format requests in turn, one entry per request, cycling; GET /_faults says how many of each.
 Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them. GET /_streams
 counts the streams sent to the end and those the client abandoned.
@@ -86,7 +89,7 @@ class Mock:
         self.requests.append({"path": request.url.path, "query": str(request.url.query),
                               "headers": dict(request.headers), "body": body})
 
-    async def before(self, text: str, anthropic: bool) -> Response | None:
+    async def before(self, text: str, anthropic: bool, headers: Any = None) -> Response | None:
         if (flaky := _directive(text, "flaky")) is not None:
             self.seen[text] = self.seen.get(text, 0) + 1
             if self.seen[text] <= int(flaky or 1):
@@ -102,7 +105,38 @@ class Mock:
             return JSONResponse(body, status_code=code, headers=headers)
         if _directive(text, "malformed") is not None:
             return Response(b"<html>not json</html>", media_type="application/json")
+        if (status := _directive(text, "leakerror")) is not None:
+            key = _credentials(headers or {})
+            body = _leaky_error(key, anthropic)
+            return JSONResponse(body, status_code=int(status or 401), headers={"retry-after": key})
         return None
+
+
+def _credentials(headers: Any) -> str:
+    """Every credential a request came with, as a hostile upstream would quote them back."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() == "authorization":
+            found.append(value.removeprefix("Bearer "))
+        elif any(word in name.lower() for word in ("key", "token", "secret")):
+            found.append(value)
+    return " ".join(found) or "no-credentials"
+
+
+def _leaky_error(key: str, anthropic: bool) -> dict[str, Any]:
+    if anthropic:
+        return {"type": "error", "error": {"type": f"auth:{key}", "message": f"rejected {key}"}}
+    return {"error": {"message": f"rejected {key}", "type": f"auth:{key}", "code": f"key={key}",
+                      "param": f"Bearer {key}"}}
+
+
+def _leak_in_stream(events: list[bytes], text: str, headers: Any, anthropic: bool) -> list[bytes]:
+    """With #leakstream, the stream breaks off with an error event that quotes the request's credentials."""
+    where = _directive(text, "leakstream")
+    if where is None:
+        return events
+    error = _leaky_error(_credentials(headers), anthropic)
+    return events[:0 if where == "first" else 2] + [_sse(error, "error" if anthropic else None)]
 
 
 def _words(text: str) -> list[str]:
@@ -151,7 +185,9 @@ async def openai_chat(request: Request) -> Response:
         text += " #midstream-fail"
     elif fault == "trickle":
         text += " #trickle:0.02"
-    if (early := await mock.before(text, anthropic=False)) is not None:
+    elif fault == "leak":
+        text += " #leakerror:401"
+    if (early := await mock.before(text, anthropic=False, headers=request.headers)) is not None:
         return early
     model, created, cid = body.get("model", "mock"), MOCK_CREATED, "chatcmpl-mock"
     n = int(body.get("n") or 1)
@@ -196,6 +232,7 @@ async def openai_chat(request: Request) -> Response:
         chunks.append(_sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                             "choices": [], "usage": usage}))
     chunks.append(b"data: [DONE]\n\n")
+    chunks = _leak_in_stream(chunks, text, request.headers, anthropic=False)
     return StreamingResponse(_paced(request.app.state.mock, chunks, text), media_type="text/event-stream")
 
 
@@ -211,7 +248,7 @@ async def anthropic_messages(request: Request) -> Response:
         return JSONResponse({"type": "error", "error": {"type": "invalid_request_error",
                                                         "message": "max_tokens: Field required"}}, status_code=400)
     text = _last_user_text([{"role": m["role"], "content": m["content"]} for m in body.get("messages", [])])
-    if (early := await mock.before(text, anthropic=True)) is not None:
+    if (early := await mock.before(text, anthropic=True, headers=request.headers)) is not None:
         return early
     tool = _directive(text, "tool") is not None and body.get("tools")
     reply = _reply(text)
@@ -247,6 +284,7 @@ async def anthropic_messages(request: Request) -> Response:
                                                            "stop_sequence": None},
                         "usage": {"output_tokens": len(_words(reply))}}, "message_delta"))
     events.append(_sse({"type": "message_stop"}, "message_stop"))
+    events = _leak_in_stream(events, text, request.headers, anthropic=True)
     return StreamingResponse(_paced(request.app.state.mock, events, text), media_type="text/event-stream")
 
 
