@@ -3,12 +3,16 @@ addresses, API keys and secrets):
 - `redact`: each item becomes a typed placeholder (`[EMAIL_1]`) before the request leaves turnout; with
   `restore: true` the placeholders in the answer are put back, in streams too;
 - `block`: refuse with a 400 (`pii_detected`) that names the kinds found, never the values;
-- `route`: send the request, unchanged, to `model` (a local one) instead of the routed model."""
+- `route`: send the request, unchanged, to `model` (a local one) instead of the routed model.
+
+What is scanned: in the messages of `roles`, the content (text and refusal parts, and the URL of an image that
+is not inline `data:`), the author `name`, and the arguments of the assistant's tool and function calls; and,
+whatever the roles, the request's `user`, `safety_identifier` and `metadata` values."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -18,10 +22,17 @@ from turnout.errors import InvalidRequestError
 from turnout.jsonutil import dumps_str, loads
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
-from turnout.signals.pii import ALL_TYPES, PiiType, find_pii
+from turnout.signals.base import off_loop
+from turnout.signals.pii import ALL_TYPES, OFF_LOOP_CHARS, PiiType, find_pii
 
+# linear: the character classes cannot match "[" or "]", so no start can reach past the next bracket
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
 _OPEN_TAIL = re.compile(r"\[[A-Z_\d]*$")  # a placeholder that may be cut by a chunk boundary
+# longer than any placeholder ("[CREDIT_CARD_123456]"): such a tail is text, sent on (holding an ever-growing
+# tail back and searching it again at every chunk would make a stream quadratic)
+_MAX_TAIL = 32
+ORIGINALS = "plugin:pii:originals"  # placeholder → original value, kept when `restore` is on
+_TOP_LEVEL = ("user", "safety_identifier")
 
 
 class PiiPluginParams(Params):
@@ -53,28 +64,95 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         spans = find_pii(text, self.types)
-        for span in reversed(spans):
+        if not spans:
+            return text
+        pieces, last = [], 0
+        for span in spans:  # in order and disjoint: one pass (slicing the text once per span would be quadratic)
             value = text[span.start:span.end]
             placeholder = self.by_value.get(value)
             if placeholder is None:
                 self.counts[span.type] = self.counts.get(span.type, 0) + 1
                 placeholder = self.by_value[value] = f"[{span.type.upper()}_{self.counts[span.type]}]"
-            text = text[:span.start] + placeholder + text[span.end:]
-        return text
+            pieces += [text[last:span.start], placeholder]
+            last = span.end
+        pieces.append(text[last:])
+        return "".join(pieces)
 
 
 def restore(text: str, originals: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: originals.get(m.group(), m.group()), text)
 
 
-def _map_text(content: Any, fn) -> Any:
+# ----- the fields that can carry personal data -------------------------------------------------------------
+
+def _map_part(part: Any, fn: Callable[[str], str]) -> Any:
+    if not isinstance(part, dict):
+        return part
+    for key in ("text", "refusal"):
+        if isinstance(part.get(key), str):
+            return {**part, key: fn(part[key])}
+    image = part.get("image_url")
+    if part.get("type") == "image_url" and isinstance(image, dict) and isinstance(image.get("url"), str) \
+            and not image["url"].startswith("data:"):  # inline image bytes are not text: left whole
+        return {**part, "image_url": {**image, "url": fn(image["url"])}}
+    return part
+
+
+def _map_content(content: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(content, str):
         return fn(content)
     if isinstance(content, list):
-        return [{**part, "text": fn(part["text"])} if isinstance(part, dict) and isinstance(part.get("text"), str)
-                else part for part in content]
+        return [_map_part(part, fn) for part in content]
     return content
 
+
+def _map_call(call: Any, fn: Callable[[str], str]) -> Any:
+    """A tool call ({function: {arguments}}) or a legacy function call ({arguments})."""
+    if not isinstance(call, dict):
+        return call
+    function = call.get("function")
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        return {**call, "function": {**function, "arguments": fn(function["arguments"])}}
+    if isinstance(call.get("arguments"), str):
+        return {**call, "arguments": fn(call["arguments"])}
+    return call
+
+
+def map_message(message: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """The message with `fn` applied to every text in it that may hold personal data."""
+    out = dict(message)
+    if "content" in out:
+        out["content"] = _map_content(out["content"], fn)
+    if isinstance(out.get("name"), str):
+        out["name"] = fn(out["name"])
+    if isinstance(out.get("tool_calls"), list):
+        out["tool_calls"] = [_map_call(call, fn) for call in out["tool_calls"]]
+    if isinstance(out.get("function_call"), dict):
+        out["function_call"] = _map_call(out["function_call"], fn)
+    return out
+
+
+def map_body(body: dict[str, Any], roles: list[str], fn: Callable[[str], str]) -> dict[str, Any]:
+    """The request body with `fn` applied to every text that may hold personal data (see the module doc)."""
+    out = dict(body)
+    if isinstance(body.get("messages"), list):
+        out["messages"] = [map_message(m, fn) if isinstance(m, dict) and m.get("role") in roles else m
+                           for m in body["messages"]]
+    for key in _TOP_LEVEL:
+        if isinstance(body.get(key), str):
+            out[key] = fn(body[key])
+    if isinstance(body.get("metadata"), dict):
+        out["metadata"] = {k: fn(v) if isinstance(v, str) else v for k, v in body["metadata"].items()}
+    return out
+
+
+def _texts(body: dict[str, Any], roles: list[str]) -> list[str]:
+    texts: list[str] = []
+    map_body(body, roles, lambda t: texts.append(t) or t)
+    return texts
+
+
+# ----- the plugin --------------------------------------------------------------------------------------------
 
 @register("pii")
 class PiiPlugin(Plugin):
@@ -84,29 +162,26 @@ class PiiPlugin(Plugin):
     def referenced_models(self) -> list[str]:
         return [self.params.model] if self.params.model else []
 
-    def _scanned(self, ctx: RoutingContext) -> list[tuple[int, dict[str, Any]]]:
-        return [(i, m) for i, m in enumerate(ctx.messages) if isinstance(m, dict) and m.get("role") in self.params.roles]
-
     async def before(self, ctx: RoutingContext) -> None:
-        types = tuple(self.params.types)
+        types, roles = tuple(self.params.types), self.params.roles
+        texts = _texts(ctx.body, roles)
+        long = sum(map(len, texts)) > OFF_LOOP_CHARS  # then scanned in a worker thread: the loop serves others
         if self.params.action == "redact":
             redactor = Redactor(types)
-            messages = list(ctx.messages)
-            for i, message in self._scanned(ctx):
-                messages[i] = {**message, "content": _map_text(message.get("content"), redactor.redact)}
+            body = await off_loop(map_body, ctx.body, roles, redactor.redact) if long else \
+                map_body(ctx.body, roles, redactor.redact)
             if redactor.by_value:
-                ctx.set_body({**ctx.body, "messages": messages})
-                ctx.cache["plugin:pii:originals"] = redactor.originals
+                ctx.set_body(body)
+                if self.params.restore:
+                    ctx.cache[ORIGINALS] = redactor.originals
                 ctx.response_headers["x-turnout-pii"] = "redacted"
             return None
-        found: dict[str, int] = {}
-        for _, message in self._scanned(ctx):
-            texts: list[str] = []
-            _map_text(message.get("content"), lambda t: texts.append(t) or t)
-            for span in (s for t in texts for s in find_pii(t, types)):
-                found[span.type] = found.get(span.type, 0) + 1
-        if not found:
+        spans = await off_loop(_find_all, texts, types) if long else _find_all(texts, types)
+        if not spans:
             return None
+        found: dict[str, int] = {}
+        for kind in spans:
+            found[kind] = found.get(kind, 0) + 1
         kinds = ", ".join(f"{k} ({n})" for k, n in sorted(found.items()))
         if self.params.action == "block":
             raise InvalidRequestError(f"the request contains personal data ({kinds}) and was blocked by policy",
@@ -116,27 +191,34 @@ class PiiPlugin(Plugin):
         return None
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
-        originals = ctx.cache.get("plugin:pii:originals")
-        if not (self.params.restore and originals):
-            return response
-        choices = []
-        for choice in response.get("choices") or []:
-            message = choice.get("message") or {}
-            choices.append({**choice, "message": {**message, "content": _map_text(message.get("content"),
-                                                                                   lambda t: restore(t, originals))}})
-        return {**response, "choices": choices}
+        return restore_response(ctx, response)
 
     def wrap_stream(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
-        originals = ctx.cache.get("plugin:pii:originals")
-        if not (self.params.restore and originals):
-            return batches
-        return _restoring(batches, originals)
+        originals = ctx.cache.get(ORIGINALS)
+        return _restoring(batches, originals) if originals else batches
+
+
+def _find_all(texts: list[str], types: tuple[str, ...]) -> list[str]:
+    return [span.type for text in texts for span in find_pii(text, types)]
+
+
+def restore_response(ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
+    """A complete answer with the placeholders of this request's redaction put back (when `restore` is on):
+    content, refusals and tool-call arguments. Also for an answer that no after hook sees (a streamed cache
+    hit)."""
+    originals = ctx.cache.get(ORIGINALS)
+    if not originals or not isinstance(response.get("choices"), list):
+        return response
+    fn = lambda text: restore(text, originals)  # noqa: E731
+    choices = [{**c, "message": map_message(c["message"], fn)} if isinstance(c, dict) and isinstance(
+        c.get("message"), dict) else c for c in response["choices"]]
+    return {**response, "choices": choices}
 
 
 async def _restoring(batches: AsyncIterator[list[str]], originals: dict[str, str]) -> AsyncIterator[list[str]]:
-    """Restore placeholders in streamed content; a placeholder cut by a chunk boundary is held back until the
-    next chunk of the same choice completes it."""
-    held: dict[int, str] = {}
+    """Restore placeholders in streamed content and tool-call arguments; a placeholder cut by a chunk boundary
+    is held back until the next chunk of the same choice (and tool call) completes it."""
+    held: dict[tuple[int, int], str] = {}  # (choice, tool call or -1 for the content) → the open tail
     async for batch in batches:
         out = []
         for chunk in batch:
@@ -147,16 +229,29 @@ async def _restoring(batches: AsyncIterator[list[str]], originals: dict[str, str
                 continue
             changed = False
             for choice in data.get("choices") or ():
-                delta = choice.get("delta") or {}
-                index = int(choice.get("index") or 0)
+                if not isinstance(choice, dict):
+                    continue
+                index, finished = int(choice.get("index") or 0), bool(choice.get("finish_reason"))
+                delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
                 text = delta.get("content")
-                if isinstance(text, str) or (choice.get("finish_reason") and held.get(index)):
-                    text = held.pop(index, "") + (text or "")
-                    tail = _OPEN_TAIL.search(text) if not choice.get("finish_reason") else None
-                    if tail:
-                        held[index], text = text[tail.start():], text[:tail.start()]
-                    delta["content"] = restore(text, originals)
-                    choice["delta"] = delta
+                if isinstance(text, str) or (finished and (index, -1) in held):
+                    delta["content"] = _restore_piece(held, (index, -1), text or "", finished, originals)
                     changed = True
+                for call in delta.get("tool_calls") or ():
+                    function = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                        key = (index, int(call.get("index") or 0))
+                        function["arguments"] = _restore_piece(held, key, function["arguments"], finished, originals)
+                        changed = True
+                choice["delta"] = delta
             out.append(dumps_str(data) if changed else chunk)
         yield out
+
+
+def _restore_piece(held: dict[tuple[int, int], str], key: tuple[int, int], text: str, finished: bool,
+                   originals: dict[str, str]) -> str:
+    text = held.pop(key, "") + text
+    tail = None if finished else _OPEN_TAIL.search(text, max(0, len(text) - _MAX_TAIL))
+    if tail:
+        held[key], text = text[tail.start():], text[:tail.start()]
+    return restore(text, originals)
