@@ -10,7 +10,7 @@ What is kept, and why (README.md beside this script says the same for readers of
   from the test side, as it does on the full data);
 - a fixed share of the rest, chosen by a hash of the text (never by how a row scores): MMLU rows that the domain
   evaluation holds out (one in four), a few training rows of each table so the loaders' train/test splits are
-  both populated, and a handful of LLMRouter test rows that leak into train, with their train twins, so the
+  both populated and every LLMRouter task appears, and a handful of LLMRouter test rows that leak into train, with their train twins, so the
   leak filter has something to drop;
 - for MT-Bench judgements, only the columns the loader reads (the judge prompt and judgement texts are dropped).
 """
@@ -67,8 +67,17 @@ def llmrouter(shared: Path, out: Path) -> None:
     columns, rows = read_csv(shared / "llmrouter/routing_scores_merged.csv")
     leaked = [r for r in rows if r["split"] == "test" and r["in_train_and_test"] == "True" and bucket(r["query"], "leak") < 8]
     twins = {r["query"] for r in leaked}
-    keep = [r for r in rows if (r["split"] == "test" and r["in_train_and_test"] != "True") or r in leaked
-            or (r["split"] == "train" and (r["query"] in twins or bucket(r["query"], "train") < 1))]
+    first_of_task: dict[str, int] = {}  # every task appears (4 of the 14 have no test rows)
+    keep = []
+    for r in rows:
+        train = r["split"] == "train"
+        if train and r["query"] not in twins and bucket(r["query"], "train") >= 1 and first_of_task.get(r["task_name"], 0) >= 2:
+            continue
+        if not train and r["in_train_and_test"] == "True" and r not in leaked:
+            continue
+        if train:
+            first_of_task[r["task_name"]] = first_of_task.get(r["task_name"], 0) + 1
+        keep.append(r)
     write_csv(out / "llmrouter/routing_scores_merged.csv", columns, keep)
     copy(shared, out, "llmrouter/llm_candidates/default_llm.json")
     copy(shared, out, "llmrouter/LICENSE")
