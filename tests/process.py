@@ -17,12 +17,15 @@ import yaml
 from turnout.testing import free_port
 
 
-def start_turnout(config_path: str | Path, port: int, *extra: str, log_level: str = "warning") -> subprocess.Popen:
+def start_turnout(config_path: str | Path, port: int, *extra: str, log_level: str = "warning",
+                  watch: bool = False) -> subprocess.Popen:
     """`turnout serve` in its own process; its log goes to a file beside the config (a pipe nobody reads would
-    fill up and block the server). Returns once /readyz answers 200."""
+    fill up and block the server). Returns once /readyz answers 200. With watch=True it reloads when the config
+    file changes (else only on SIGHUP)."""
     log = open(f"{config_path}.{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "turnout.cli", "serve", "--config", str(config_path), "--port",
-                             str(port), "--no-watch", "--log-level", log_level, *extra], stdout=log, stderr=log)
+                             str(port), "--watch" if watch else "--no-watch", "--log-level", log_level, *extra],
+                            stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -35,8 +38,8 @@ def start_turnout(config_path: str | Path, port: int, *extra: str, log_level: st
 
 
 class TurnoutProcess:
-    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path) -> None:
-        self.proc, self.port, self.log_path = proc, port, log_path
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path, config_path: Path | None = None) -> None:
+        self.proc, self.port, self.log_path, self.config_path = proc, port, log_path, config_path
 
     @property
     def url(self) -> str:
@@ -47,15 +50,15 @@ class TurnoutProcess:
 
 
 @contextlib.contextmanager
-def turnout_process(config: dict[str, Any], tmp_path: Path, *extra: str,
-                    log_level: str = "warning") -> Iterator[TurnoutProcess]:
+def turnout_process(config: dict[str, Any], tmp_path: Path, *extra: str, log_level: str = "warning",
+                    watch: bool = False) -> Iterator[TurnoutProcess]:
     """`with turnout_process(config_dict, tmp_path) as server: httpx.get(server.url + "/healthz")`"""
     path = tmp_path / f"turnout-{time.monotonic_ns()}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    proc = start_turnout(path, port, *extra, log_level=log_level)
+    proc = start_turnout(path, port, *extra, log_level=log_level, watch=watch)
     try:
-        yield TurnoutProcess(proc, port, Path(f"{path}.{port}.log"))
+        yield TurnoutProcess(proc, port, Path(f"{path}.{port}.log"), path)
     finally:
         proc.terminate()
         try:

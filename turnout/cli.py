@@ -45,7 +45,9 @@ def _load(config: Path | None, missing_env: str = "error"):
     try:
         return load_config(config, missing_env=missing_env) if config else demo_config()
     except ConfigError as exc:
-        _print_issues(exc.issues, str(config))
+        from turnout.pipeline import Router  # the part that parsed is compiled too: every problem in one run
+
+        _print_issues(Router.with_component_issues(exc).issues, str(config))
         raise typer.Exit(1) from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from turnout.access import AccessControl, allowed
 from turnout.backends import Backend, build_backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
-from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig
+from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig, load_config, unknown_ref
 from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
@@ -115,18 +116,30 @@ class Router:
     def build(cls, config: Config) -> "Router":
         """Compile a validated config; every unknown name or bad parameter is reported, with its path."""
         issues: list[ConfigIssue] = []
-        built_signals = _build_signals(config, issues)
-        decisions = _build_decisions(config, issues)
-        global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
-        access = AccessControl.build(config, issues)
-        built_backends = {name: backend for name, model in config.models.items()
-                          if (backend := _collect(issues, f"models.{name}.provider",
-                                                  lambda: build_backend(name, model))) is not None}
+        parts = _compile(config, issues)
         if issues:
-            for backend in built_backends.values():
-                _close_soon(backend)
+            _close_all(parts[2])
             raise ConfigError(issues)
-        return cls(config, built_signals, decisions, built_backends, global_plugins, access)
+        return cls(config, *parts)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, missing_env: str = "error") -> "Router":
+        """Load and compile a config file. Its ConfigError lists every problem in one run: the schema's, the
+        references', and those compiling the part that parsed finds (unknown kinds, component parameters)."""
+        try:
+            config = load_config(path, missing_env=missing_env)
+        except ConfigError as exc:
+            raise cls.with_component_issues(exc) from None
+        return cls.build(config)
+
+    @staticmethod
+    def with_component_issues(exc: ConfigError) -> ConfigError:
+        """A loader's error, plus the problems compiling the part of the file that parsed finds."""
+        if exc.partial is None:
+            return exc
+        issues: list[ConfigIssue] = []
+        _close_all(_compile(exc.partial.config, issues)[2])
+        return ConfigError(exc.issues + exc.partial.report(issues))
 
     # ----- routing --------------------------------------------------------------------------------------
     async def evaluate_signals(self, ctx: RoutingContext) -> list[dict[str, Any]]:
@@ -280,6 +293,24 @@ class Router:
         await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
 
 
+def _compile(config: Config, issues: list[ConfigIssue]) -> tuple[
+        dict[str, Signal], dict[str, CompiledDecision], dict[str, Backend], list[Plugin], AccessControl]:
+    """Every component of a config, in Router's argument order; problems go to `issues`."""
+    built_signals = _build_signals(config, issues)
+    decisions = _build_decisions(config, issues)
+    global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
+    access = AccessControl.build(config, issues)
+    built_backends = {name: backend for name, model in config.models.items()
+                      if (backend := _collect(issues, f"models.{name}.provider",
+                                              lambda: build_backend(name, model))) is not None}
+    return built_signals, decisions, built_backends, global_plugins, access
+
+
+def _close_all(backends: dict[str, Backend]) -> None:
+    for backend in backends.values():
+        _close_soon(backend)
+
+
 def _build_signals(config: Config, issues: list[ConfigIssue]) -> dict[str, Signal]:
     built = {}
     for name, spec in config.signals.items():
@@ -304,12 +335,10 @@ def _build_plugins(specs: list[Any], path: str, config: Config, issues: list[Con
             continue
         for name in plugin.referenced_signals():
             if name not in config.signals:
-                issues.append(ConfigIssue(f"{ppath}.{p.name}", f"uses signal '{name}', which is not defined "
-                                                              f"(signals: {', '.join(config.signals) or 'none'})"))
+                issues.append(unknown_ref(f"{ppath}.{p.name}", "signal", name, config.signals))
         for model in plugin.referenced_models():
             if model not in config.models:
-                issues.append(ConfigIssue(f"{ppath}.{p.name}.model", f"unknown model '{model}' "
-                                                                     f"(valid: {', '.join(config.models)})"))
+                issues.append(unknown_ref(f"{ppath}.{p.name}.model", "model", model, config.models))
         chain.append(plugin)
     return chain
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from turnout.config import ConfigError, parse_config, parse_yaml
@@ -109,3 +113,90 @@ def test_env_secrets(monkeypatch):
 ])
 def test_unreadable_documents(text, expected):
     assert any(expected in p for p in problems(text))
+
+
+SEVEN_PROBLEMS = """
+models:
+  small: {provider: openai, base_url: "http://127.0.0.1:1/v1", modle: q}
+  strong: {provider: openai, base_url: "http://127.0.0.1:1/v1", cost: {input: -1}}
+signals:
+  code: {kind: keyword, words: [def]}
+  long: {kind: context_length, min_tokens: -4}
+decisions:
+  - {name: coding, priorty: 3, when: {signal: code}, models: [strong, gpt5], algorithm: {name: knnn}}
+  - {name: chat, when: {signal: chatty}, models: [small]}
+  - {name: default, models: [small]}
+"""
+
+
+def test_validate_lists_schema_reference_and_parameter_problems_in_one_run(tmp_path):
+    """Issue 12: a file with 7 problems took 3 runs (schema, then names, then component parameters)."""
+    path = tmp_path / "seven.yaml"
+    path.write_text(SEVEN_PROBLEMS)
+    result = subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 1
+    errors = [line.removeprefix("error ") for line in result.stderr.splitlines() if line.startswith("error ")]
+    assert sorted(e.split(": ")[0] for e in errors) == sorted([
+        "models.small", "models.strong.cost.input", "decisions[0]",  # schema
+        "decisions[0].models[1]", "decisions[1].when.signal",  # references
+        "signals.long.min_tokens", "decisions[0].algorithm.name",  # component parameters
+    ]), result.stderr
+    assert "models.small: unknown key 'modle'; did you mean 'model'?" in errors
+    assert "decisions[0]: unknown key 'priorty'; did you mean 'priority'?" in errors
+    assert "decisions[1].when.signal: unknown signal 'chatty' (valid: code, long)" in errors
+    assert f"{path}: 7 error(s)" in result.stderr
+
+
+def test_an_entry_the_schema_rejects_is_not_also_an_unknown_name():
+    found = problems("""
+models:
+  small: {provider: openai, base_url: "http://x/v1"}
+  broken: {base_url: "http://x/v1"}
+signals:
+  odd: {words: [x]}
+decisions:
+  - {name: a, when: {signal: odd}, models: [broken, small, nope]}
+  - {name: b, models: []}
+  - {name: c, models: [small]}
+auth:
+  keys: [{name: k, key: sk-123456, decisions: [b, zz]}]
+""")
+    assert "models.broken.provider: required but missing" in found
+    assert "signals.odd.kind: required but missing" in found
+    assert "decisions[1].models: List should have at least 1 item after validation, not 0" in found
+    assert "decisions[0].models[2]: unknown model 'nope' (valid: small)" in found
+    assert "auth.keys[0].decisions[1]: unknown decision 'zz' (valid: a, c)" in found
+    assert not [f for f in found if "'broken'" in f or "'odd'" in f or "decision 'b'" in f], found
+    assert len(found) == 5, found
+
+
+def test_paths_after_a_rejected_list_item_keep_the_file_s_indices():
+    found = problems_of_file("""
+models:
+  small: {provider: openai, base_url: "http://x/v1"}
+decisions:
+  - {name: nomodels}
+  - {name: x, when: {any: [{sigal: a}, {signal: nope}]}, models: [small],
+     plugins: [{a: 1, b: 2}, {system_prompt: {txt: 1}}]}
+  - {name: default, models: [small], fallbacks: [gone]}
+""")
+    assert "decisions[1].when.any[1].signal: unknown signal 'nope' (valid: none)" in found
+    assert "decisions[1].plugins[1].system_prompt: unknown key 'txt'; did you mean 'text'? (valid: text, mode)" \
+        in found
+    assert "decisions[2].fallbacks[0]: unknown model 'gone' (valid: small)" in found
+
+
+def problems_of_file(text: str) -> list[str]:
+    """Load and compile as `turnout validate` and a reload do: every stage in one run."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "config.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            Router.load(path)
+        except ConfigError as exc:
+            return [str(i) for i in exc.issues]
+    return []

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import base_config
+from tests.process import turnout_process
 from turnout.testing import free_port
 
 
@@ -149,3 +150,92 @@ def test_several_workers_serve_and_reload(config_file, upstream):
             time.sleep(0.2)
     finally:
         served.stop()
+
+
+def wait_for(predicate, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def readyz(server) -> dict:
+    return httpx.get(server.url + "/readyz").json()
+
+
+def test_watcher_ignores_a_log_file_beside_the_config(tmp_path, upstream):
+    """Issue 12: with the log in the config's folder, the folder watch woke at every log line and watchfiles
+    logged "1 change detected" into that log, ten times a second for good. The config file itself is watched."""
+    with turnout_process(base_config(upstream.url), tmp_path, log_level="info", watch=True) as server:
+        assert server.log_path.parent == server.config_path.parent
+        # the log file grows while the server runs: write to it as a busy server would
+        for i in range(20):
+            httpx.post(server.url + "/v1/chat/completions", timeout=30,
+                       json={"model": "auto", "messages": [{"role": "user", "content": f"hi {i}"}]})
+            time.sleep(0.05)
+        time.sleep(1.0)  # the old watcher, fed by its own lines, would have logged several times by now
+        assert readyz(server)["generation"] == 1
+        assert "change detected" not in server.log() and "changes detected" not in server.log()
+        server.config_path.write_text(with_default(base_config(upstream.url), "strong"))
+        wait_for(lambda: readyz(server)["generation"] == 2, f"no reload:\n{server.log()}")
+        assert "change detected" not in server.log()
+        assert "reload (file changed): now serving generation 2" in server.log()
+
+
+def test_watcher_follows_an_atomic_save_and_the_key_file(tmp_path, upstream):
+    """Editors save by writing a new file and renaming it over the old one; the watch must follow the new file
+    (a watch on the old inode sees nothing more). The key file the config names is watched as well."""
+    from turnout.access import digest
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump([{"name": "a", "key_sha256": digest("sk-a-0123456789")}]))
+    config = base_config(upstream.url)
+    config["auth"] = {"key_file": "keys.yaml"}
+    with turnout_process(config, tmp_path, watch=True) as server:
+        replacement = tmp_path / "next.yaml"
+        config["decisions"][-1]["models"] = ["strong"]
+        replacement.write_text(yaml.safe_dump(config))
+        os.replace(replacement, server.config_path)
+        wait_for(lambda: readyz(server)["generation"] == 2, f"atomic save not seen:\n{server.log()}")
+        config["decisions"][-1]["models"] = ["small"]
+        server.config_path.write_text(yaml.safe_dump(config))  # in place, after the replace
+        wait_for(lambda: readyz(server)["generation"] == 3, f"write after a replace not seen:\n{server.log()}")
+
+        def chat(key: str) -> int:
+            return httpx.post(server.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                              json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+                              timeout=30).status_code
+
+        assert chat("sk-a-0123456789") == 200 and chat("sk-b-0123456789") == 401
+        keys.write_text(yaml.safe_dump([{"name": "a", "key_sha256": digest("sk-a-0123456789")},
+                                        {"name": "b", "key_sha256": digest("sk-b-0123456789")}]))
+        wait_for(lambda: readyz(server)["generation"] == 4, f"key file change not seen:\n{server.log()}")
+        assert chat("sk-b-0123456789") == 200
+
+
+def test_settings_read_at_start_warn_on_reload(tmp_path, upstream):
+    """Issue 12: a changed server.port was accepted and silently ignored. The reload applies the rest and says,
+    naming the field, that it needs a restart."""
+    with turnout_process(base_config(upstream.url), tmp_path) as server:
+        config = base_config(upstream.url)
+        config["server"].update(port=server.port + 1, host="127.0.0.2")
+        config["decisions"][-1]["models"] = ["strong"]
+        server.config_path.write_text(yaml.safe_dump(config))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: readyz(server)["generation"] == 2, f"no reload:\n{server.log()}")
+        log = server.log()
+        assert "WARNING turnout.reload reload (SIGHUP): server.port changed in the file but is read only at start" in log
+        assert "server.host changed in the file" in log
+        assert "server.log_format" not in log  # unchanged fields are not named
+        response = httpx.post(server.url + "/v1/route", json={"model": "auto", "messages": [{"role": "user",
+                                                                                          "content": "hi"}]})
+        assert response.json()["model"] == "strong"  # the rest of the reload applied, on the old port
+
+
+def test_every_restart_only_setting_is_a_config_field():
+    from turnout.config import Config
+    from turnout.server.holder import RESTART_ONLY
+
+    for dotted in RESTART_ONLY:
+        section, name = dotted.split(".")
+        assert name in Config.model_fields[section].annotation.model_fields, dotted

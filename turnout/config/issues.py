@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from turnout.config.models import Config
 
 
 @dataclass(frozen=True)
@@ -15,14 +18,21 @@ class ConfigIssue:
     path: str
     message: str
     severity: Literal["error", "warning"] = "error"
+    # (kind, name) when the issue is a reference to an undeclared name: when that name's own entry was
+    # rejected by the schema, the reference is no second problem and is left out
+    refers: tuple[str, str] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ConfigError(Exception):
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+    """Every problem found. `partial` is the part of the file that did parse (entries the schema rejected left
+    out), so the next stage (compiling components) can still check it and report its problems in the same run."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], partial: "Config | None" = None) -> None:
         self.issues = list(issues)
+        self.partial = partial
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
@@ -44,7 +54,12 @@ def unknown_name(what: str, name: str, options: Iterable[str]) -> str:
     return f"unknown {what} '{name}'{hint} (valid: {', '.join(options) or 'none'})"
 
 
-def _clean_loc(loc: tuple[object, ...]) -> list[object]:
+def unknown_ref(path: str, what: str, name: str, options: Iterable[str]) -> ConfigIssue:
+    """An issue for a reference to a name that is not declared."""
+    return ConfigIssue(path, unknown_name(what, name, options), refers=(what, name))
+
+
+def clean_loc(loc: tuple[object, ...]) -> list[object]:
     # pydantic puts the union tag ("all", "any", "not", "signal") after every field that holds a rule;
     # drop those tags so paths read like the YAML: decisions[0].when.all[1].signal
     cleaned: list[object] = []
@@ -67,7 +82,7 @@ def from_validation_error(exc: ValidationError, prefix: tuple[object, ...] = (),
     """Turn pydantic errors into issues with YAML paths and 'did you mean' hints for unknown keys."""
     issues = []
     for err in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(prefix) + tuple(err["loc"]))
+        loc = clean_loc(tuple(prefix) + tuple(err["loc"]))
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
             hint = did_you_mean(key, fields_of(loc[:-1]) if fields_of else [])

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from turnout.config.issues import ConfigError, ConfigIssue, format_path, from_validation_error, unknown_name
+from turnout.config.issues import ConfigError, ConfigIssue, format_path, from_validation_error, unknown_ref
 from turnout.config.models import AllRule, AnyRule, Config, NotRule, SignalRule
+from turnout.config.salvage import Partial, salvage
 
 ENV_PREFIX = "env:"
 
@@ -76,9 +77,11 @@ def _fields_at(loc: list[object]) -> list[str]:
 
 
 def parse_config(data: Any, *, source: str = "config", missing_env: str = "error") -> Config:
-    """Validate a loaded YAML document. Raises ConfigError listing every problem found. With
-    missing_env="warning" (for `turnout validate` where secrets are absent) an unset `env:VAR` is a warning;
-    warnings are kept on `config.load_warnings`."""
+    """Validate a loaded YAML document. Raises ConfigError listing every problem found: when the schema
+    rejects part of the file, the references of the part that parsed are still checked, and that part is
+    kept on the error (`partial`) for the next stage to check its components. With missing_env="warning"
+    (for `turnout validate` where secrets are absent) an unset `env:VAR` is a warning; warnings are kept on
+    `config.load_warnings`."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -88,11 +91,14 @@ def parse_config(data: Any, *, source: str = "config", missing_env: str = "error
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(issues + from_validation_error(exc, fields_of=_fields_at)) from None
+        issues += from_validation_error(exc, fields_of=_fields_at)
+        partial = salvage(data)
+        if partial is not None:
+            issues += partial.report(check_references(partial.config))
+        raise ConfigError(issues, partial) from None
     issues += check_references(config)
-    errors = [i for i in issues if i.severity == "error"]
-    if errors:
-        raise ConfigError(errors)
+    if any(i.severity == "error" for i in issues):
+        raise ConfigError(issues, Partial(config))
     config._load_warnings = [i for i in issues if i.severity == "warning"]
     return config
 
@@ -103,8 +109,14 @@ def load_config(path: str | os.PathLike[str], *, missing_env: str = "error") -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
-    config = parse_config(parse_yaml(text, source=str(path)), source=str(path), missing_env=missing_env)
-    config._base_dir = str(path.resolve().parent)
+    base_dir = str(path.resolve().parent)
+    try:
+        config = parse_config(parse_yaml(text, source=str(path)), source=str(path), missing_env=missing_env)
+    except ConfigError as exc:
+        if exc.partial is not None:  # relative paths of the part that parsed start at the file's folder too
+            exc.partial.config._base_dir = base_dir
+        raise
+    config._base_dir = base_dir
     return config
 
 
@@ -143,34 +155,36 @@ def check_references(config: Config) -> list[ConfigIssue]:
         seen.setdefault(decision.name, i)
         for j, model in enumerate(decision.models):
             if model not in config.models:
-                issues.append(ConfigIssue(f"{path}.models[{j}]", unknown_name("model", model, config.models)))
+                issues.append(unknown_ref(f"{path}.models[{j}]", "model", model, config.models))
         if decision.when is not None:
             for name, spath in rule_signals(decision.when, f"{path}.when"):
                 if name not in config.signals:
-                    issues.append(ConfigIssue(spath, unknown_name("signal", name, config.signals)))
+                    issues.append(unknown_ref(spath, "signal", name, config.signals))
     if config.decisions and all(d.when is not None for d in config.decisions):
-        issues.append(ConfigIssue("decisions", "no default decision: give one decision no `when` so every request has a route"))
+        issues.append(ConfigIssue("decisions", "no default decision: give one decision no `when` so every request has "
+                                              "a route", refers=("decision", "")))
     for i, alias in enumerate(config.routing.aliases):
         if alias in config.models:
             issues.append(ConfigIssue(f"routing.aliases[{i}]", f"alias '{alias}' is also a model name"))
     for i, decision in enumerate(config.decisions):
         for j, model in enumerate(decision.fallbacks):
             if model not in config.models:
-                issues.append(ConfigIssue(f"decisions[{i}].fallbacks[{j}]", unknown_name("model", model, config.models)))
+                issues.append(unknown_ref(f"decisions[{i}].fallbacks[{j}]", "model", model, config.models))
     for name, model in config.models.items():
         for j, fallback in enumerate(model.fallbacks):
-            if fallback not in config.models or fallback == name:
-                issues.append(ConfigIssue(f"models.{name}.fallbacks[{j}]", f"'{fallback}' is not another model"
-                                          if fallback == name else unknown_name("model", fallback, config.models)))
+            if fallback == name:
+                issues.append(ConfigIssue(f"models.{name}.fallbacks[{j}]", f"'{fallback}' is not another model"))
+            elif fallback not in config.models:
+                issues.append(unknown_ref(f"models.{name}.fallbacks[{j}]", "model", fallback, config.models))
     if config.auth is not None:
         for i, key in enumerate(config.auth.keys):
             for j, model in enumerate(key.models or []):
                 if model not in config.models:
-                    issues.append(ConfigIssue(f"auth.keys[{i}].models[{j}]", unknown_name("model", model, config.models)))
+                    issues.append(unknown_ref(f"auth.keys[{i}].models[{j}]", "model", model, config.models))
             names = {d.name for d in config.effective_decisions()}
             for j, decision in enumerate(key.decisions or []):
                 if decision not in names:
-                    issues.append(ConfigIssue(f"auth.keys[{i}].decisions[{j}]", unknown_name("decision", decision, names)))
+                    issues.append(unknown_ref(f"auth.keys[{i}].decisions[{j}]", "decision", decision, names))
     for name, model in config.models.items():
         if model.provider in ("openai", "azure") and not model.base_url:
             issues.append(ConfigIssue(f"models.{name}.base_url", f"required for provider '{model.provider}'"))

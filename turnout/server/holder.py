@@ -6,12 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
+from typing import Any
 
-from turnout.config import ConfigError, load_config
+from turnout.config import Config, ConfigError
 from turnout.pipeline import Router
+from turnout.server import metrics
 
 log = logging.getLogger("turnout.reload")
+
+# Read once when the process starts (cli.serve binds and sets up logging; the app's lifespan hands the HTTP
+# protocol its limits): a reload that changes one is applied except for that field, and says so.
+RESTART_ONLY = ("server.host", "server.port", "server.log_level", "server.log_format", "server.max_header_bytes",
+                "server.max_headers", "server.header_timeout_s")
+MISSING_POLL_S = 1.0  # how often a watched file that is gone (mid-replace, or deleted) is looked for
 
 
 class RouterHolder:
@@ -20,12 +29,15 @@ class RouterHolder:
         _log_warnings(router)
         self.path = path
         self.generation = 1
+        self.rejected: dict[str, Any] | None = None  # the last reload's failure, until a reload succeeds
+        self._started = router.config  # what the restart-only settings really are
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        metrics.config_state(self.generation, rejected=False)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> "RouterHolder":
-        return cls(Router.build(load_config(path)), Path(path))
+        return cls(Router.load(path), Path(path))
 
     async def health_checks(self) -> None:
         """Active health checks of the serving router's backends, at the shortest configured interval."""
@@ -47,34 +59,86 @@ class RouterHolder:
             return False
         async with self._lock:
             try:
-                router = await asyncio.to_thread(lambda: Router.build(load_config(self.path)))
+                router = await asyncio.to_thread(Router.load, self.path)
             except ConfigError as exc:
                 log.error("reload (%s) rejected, still serving generation %d:\n%s", reason, self.generation, exc)
+                errors = [i for i in exc.issues if i.severity == "error"] or exc.issues
+                self._reject(len(errors), str(errors[0]) if errors else "rejected")
                 return False
             except Exception as exc:  # noqa: BLE001 - a broken file must never take the server down
                 log.error("reload (%s) failed, still serving generation %d: %s: %s", reason, self.generation,
                           type(exc).__name__, exc)
+                self._reject(1, f"{type(exc).__name__} while building the config")  # its text may hold anything
                 return False
             _log_warnings(router)
+            for name in _restart_only_changes(self._started, router.config):
+                log.warning("reload (%s): %s changed in the file but is read only at start; it keeps its old value "
+                            "until a restart (the rest of the reload applies)", reason, name)
             router.dispatcher.registry.adopt(self.router.dispatcher.registry)  # breakers and stats live on
             old, self.router = self.router, router
             self.generation += 1
+            self.rejected = None
+            metrics.config_state(self.generation, rejected=False)
             task = asyncio.create_task(old.drain_and_close())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
             log.info("reload (%s): now serving generation %d", reason, self.generation)
             return True
 
+    def _reject(self, errors: int, first: str) -> None:
+        self.rejected = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "errors": errors,
+                         "first": first[:300]}
+        metrics.config_state(self.generation, rejected=True)
+
+    def watched_files(self) -> list[Path]:
+        """The config file, and the key file the serving config names."""
+        assert self.path is not None
+        files = [self.path.resolve()]
+        auth = self.router.config.auth
+        if auth is not None and auth.key_file:
+            files.append(Path(self.router.config.resolve_path(auth.key_file) or auth.key_file).resolve())
+        return files
+
     async def watch(self) -> None:
-        """Reload whenever the config file changes on disk."""
+        """Reload whenever the config file or its key file changes on disk. The files are watched, not their
+        folder: a log file beside the config would wake a folder watch at every line it writes (and watchfiles'
+        own "1 change detected" lines in that log kept it awake for good). An editor's atomic save replaces the
+        file, which the old watch no longer sees, so after anything but an in-place write the files are
+        watched afresh, and a change made while none was watched is caught by comparing their stat."""
         if self.path is None:
             return
-        from watchfiles import awatch
+        from watchfiles import Change, awatch
 
-        target = self.path.resolve()
-        async for changes in awatch(target.parent, debounce=200, step=50, recursive=False):
-            if any(Path(p).resolve() == target for _, p in changes):
-                await self.reload("file changed")
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # the reload lines say what matters
+        seen = _stat(self.watched_files())
+        while True:
+            files = self.watched_files()
+            if _stat(files) != seen:
+                seen = _stat(files)
+                await self._reload_if_present()
+                continue
+            present = [f for f in files if f.exists()]
+            if not present:
+                await asyncio.sleep(MISSING_POLL_S)
+                continue
+            some_missing = len(present) < len(files)
+            async for changes in awatch(*present, watch_filter=None, debounce=200, step=50, recursive=False,
+                                        rust_timeout=int(MISSING_POLL_S * 1000) if some_missing else None,
+                                        yield_on_timeout=some_missing):
+                if not changes:  # a timeout, while a file is missing: look whether it is back
+                    if _stat(files) != seen:
+                        break
+                    continue
+                seen = _stat(files)
+                await self._reload_if_present()
+                if any(change != Change.modified for change, _ in changes) or self.watched_files() != files:
+                    break
+
+    async def _reload_if_present(self) -> None:
+        if self.path is not None and self.path.exists():
+            await self.reload("file changed")
+        else:  # gone for a moment (a replace in two steps) or deleted: nothing to load, keep serving
+            log.warning("config file %s is gone; still serving generation %d", self.path, self.generation)
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -85,3 +149,25 @@ class RouterHolder:
 def _log_warnings(router: Router) -> None:
     for issue in router.warnings:
         log.warning("config warning: %s", issue)
+
+
+def _restart_only_changes(started: Config, new: Config) -> list[str]:
+    def value(config: Config, dotted: str) -> Any:
+        node: Any = config
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+    return [name for name in RESTART_ONLY if value(started, name) != value(new, name)]
+
+
+def _stat(files: list[Path]) -> list[tuple[int, int, int] | None]:
+    out: list[tuple[int, int, int] | None] = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return out

@@ -68,3 +68,17 @@ def export(router: Any) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# ----- config reloads ------------------------------------------------------------------------------------------
+# With several workers each reloads on its own: the rejected gauge is 1 if any worker rejected the file, the
+# generation is the lowest any worker serves (so a rollout sees the last worker to pick a change up).
+CONFIG_REJECTED = Gauge("turnout_config_rejected", "1 while the config file on disk was rejected at the last reload "
+                        "(the last good config still serves)", multiprocess_mode="livemax")
+CONFIG_GENERATION = Gauge("turnout_config_generation", "Config generation served: 1 at start, +1 each accepted reload",
+                          multiprocess_mode="livemin")
+
+
+def config_state(generation: int, rejected: bool) -> None:
+    CONFIG_GENERATION.set(generation)
+    CONFIG_REJECTED.set(1.0 if rejected else 0.0)
