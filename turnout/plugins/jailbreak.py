@@ -16,10 +16,11 @@ from turnout.context import RoutingContext, _text_of
 from turnout.errors import TurnoutError
 from turnout.models.classifier import load_classifier
 from turnout.models.encoders import get_encoder
-from turnout.models.request import request_embedding
+from turnout.models.request import INLINE, INLINE_CHARS, request_embedding
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
 from turnout.plugins.fast_response import canned_completion
+from turnout.signals.base import off_loop
 
 
 class JailbreakPluginParams(Params):
@@ -67,16 +68,21 @@ class JailbreakPlugin(Plugin):
         p = self.model.predict(vector)[2].get("jailbreak", 0.0)
         return self._refusal(ctx, p) if p >= self.params.threshold else None
 
-    def _response_probability(self, response: dict[str, Any]) -> float:
+    async def _response_probability(self, response: dict[str, Any]) -> float:
         texts = [_text_of((c.get("message") or {}).get("content")) for c in response.get("choices") or []]
         text = "\n".join(t for t in texts if t)
         if not text:
             return 0.0
-        return self.model.predict(get_encoder(self.model.encoder).encode([text])[0])[2].get("jailbreak", 0.0)
+        encoder = get_encoder(self.model.encoder)
+        if self.model.encoder in INLINE and len(text) <= INLINE_CHARS:
+            vectors = encoder.encode([text])
+        else:  # milliseconds (tens with the ONNX encoder): off the event loop
+            vectors = await off_loop(encoder.encode, [text])
+        return self.model.predict(vectors[0])[2].get("jailbreak", 0.0)
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
         if self.params.check_response and ctx.answered_by is None:
-            p = self._response_probability(response)
+            p = await self._response_probability(response)
             if p >= self.params.threshold:
                 return self._refusal(ctx, p)
         return response
@@ -87,7 +93,7 @@ class JailbreakPlugin(Plugin):
     async def _checked(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
         held = [chunk async for batch in batches for chunk in batch]
         whole = assemble_completion(held)
-        p = self._response_probability(whole) if whole else 0.0
+        p = await self._response_probability(whole) if whole else 0.0
         if p >= self.params.threshold:
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             yield completion_as_chunks(self._refusal(ctx, p), include_usage)

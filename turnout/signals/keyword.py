@@ -9,7 +9,9 @@ from pydantic import Field, field_validator
 
 from turnout.context import RoutingContext, SignalResult
 from turnout.params import Params
-from turnout.signals.base import Signal, register
+from turnout.signals.base import Signal, off_loop, register
+
+OFF_LOOP_CHARS = 16_384
 
 
 class KeywordParams(Params):
@@ -43,15 +45,21 @@ class KeywordSignal(Signal):
             self._automaton.add_word(key, (word, float(weight), len(key)))
         self._automaton.make_automaton()
 
-    async def evaluate(self, ctx: RoutingContext) -> SignalResult:
-        text = ctx.text(self.params.scope)
+    def _found(self, text: str) -> dict[str, float]:
         if not self.params.case_sensitive:
             text = text.lower()
         found: dict[str, float] = {}
         for end, (word, weight, length) in self._automaton.iter(text):
-            if self.params.word_boundary and not _at_boundary(text, end - length + 1, end, word):
+            if word in found or (self.params.word_boundary and not _at_boundary(text, end - length + 1, end, word)):
                 continue
             found[word] = weight
+        return found
+
+    async def evaluate(self, ctx: RoutingContext) -> SignalResult:
+        text = ctx.text(self.params.scope)
+        # one pass, but every occurrence comes back to Python (a word repeated 50,000 times is 50,000 steps):
+        # a long text is scanned in a worker thread, so the event loop keeps serving meanwhile
+        found = await off_loop(self._found, text) if len(text) > OFF_LOOP_CHARS else self._found(text)
         matched = len(found) >= self.params.min_matches
         return SignalResult(matched, min(1.0, sum(found.values()) / self._total) if found else 0.0,
                             {"words": sorted(found)})
