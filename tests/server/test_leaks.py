@@ -166,3 +166,15 @@ def test_validate_rejects_header_injection(tmp_path):
     assert "Traceback" not in out
     del config["decisions"][0]["plugins"], config["models"]["backup"]["headers"]
     assert validate(tmp_path, config).returncode == 0
+
+
+def test_an_upstreams_negative_usage_fails_no_request_and_no_counter(hostile, tmp_path):
+    with turnout_process(leaky_config(hostile.url), tmp_path) as server:
+        plain = httpx.post(server.url + CHAT, json=user("count #negativeusage"), timeout=30)
+        assert plain.status_code == 200, plain.text
+        status, _, text = raw(server, user("count #negativeusage", stream=True,
+                                           stream_options={"include_usage": True}))
+        assert status == 200 and text.rstrip().endswith("data: [DONE]")
+        metrics = httpx.get(server.url + "/metrics").text
+        assert not re.search(r"^turnout_(tokens|cost_usd)_total\{[^}]*\} -", metrics, re.M)
+        assert "Traceback" not in server.log()

@@ -48,11 +48,12 @@ def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, 
             FALLBACKS.labels(attempts[0].model, served[-1].model).inc()
         if served and ctx is not None and ctx.stream:
             TTFT.labels(served[-1].model).observe(served[-1].seconds)
+    # usage is the upstream's word: a counter refuses a negative step (and the request would fail on it)
     if usage:
         for kind in ("prompt_tokens", "completion_tokens"):
-            if isinstance(usage.get(kind), int):
+            if isinstance(usage.get(kind), int) and usage[kind] > 0:
                 TOKENS.labels(model, kind.removesuffix("_tokens")).inc(usage[kind])
-    if cost:
+    if cost > 0:  # (not NaN either)
         COST.labels(decision, model).inc(cost)
     if ctx is not None and ctx.response_headers.get("x-turnout-cache"):
         CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()

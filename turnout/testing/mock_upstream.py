@@ -12,6 +12,7 @@ It answers "echo: <last user text>". Directives in the last user message change 
   #leakerror:<s>   a hostile upstream: fail with status s (default 401) and an error whose every field (message,
                    type, code, param) and whose Retry-After quote the credentials the request came with
   #leakstream      stream two chunks, then such an error event (#leakstream:first: the error event alone)
+  #negativeusage   report negative token counts in `usage`
 A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed", "leak"]}) is
 applied to OpenAI-format requests in turn, one entry per request, cycling; GET /_faults says how many of each.
 Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them. GET /_streams
@@ -194,6 +195,8 @@ async def openai_chat(request: Request) -> Response:
     tool = _directive(text, "tool") is not None and body.get("tools")
     reply = _reply(text)
     prompt_tokens, completion_tokens = max(1, len(text) // 4), len(_words(reply))
+    if _directive(text, "negativeusage") is not None:
+        prompt_tokens, completion_tokens = -1_000_000, -5
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
     call = {"id": "call_mock_1", "type": "function",
