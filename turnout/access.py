@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from turnout.config import ApiKeyConfig, Config, ConfigIssue
+from turnout.config import ApiKeyConfig, Config, ConfigError, ConfigIssue, parse_yaml
 from turnout.config.issues import from_validation_error
 from turnout.context import Caller
 from turnout.errors import AuthenticationError, PermissionDenied, RateLimited
@@ -140,13 +139,14 @@ class AccessControl:
         if auth and auth.key_file:
             path = Path(config.resolve_path(auth.key_file) or auth.key_file)
             try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+                # parse_yaml names the line and the problem only: a YAMLError's text quotes the line, a key in it
+                raw = parse_yaml(path.read_text(encoding="utf-8"), source=str(path)) or []
                 listed = TypeAdapter(list[ApiKeyConfig]).validate_python(raw)
                 keys += [(f"auth.key_file:[{i}]", k) for i, k in enumerate(listed)]
             except OSError as exc:
                 issues.append(ConfigIssue("auth.key_file", f"cannot read {path}: {exc.strerror or exc}"))
-            except yaml.YAMLError as exc:
-                issues.append(ConfigIssue("auth.key_file", f"{path} is not valid YAML: {exc}"))
+            except ConfigError as exc:
+                issues += [ConfigIssue("auth.key_file", i.message) for i in exc.issues]
             except ValidationError as exc:
                 issues += [ConfigIssue(f"auth.key_file:{i.path}", i.message) for i in from_validation_error(exc)]
         issues += _key_issues(config, keys, path)

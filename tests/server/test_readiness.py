@@ -76,3 +76,20 @@ def test_the_rejection_names_the_field_never_its_value(tmp_path, upstream):
         body = reload(server, "models: {small: {provider: openai, base_url: 'http://x/v1', api_key: [sk-secret]}}",
                       lambda b: b["config"] == "rejected")
         assert "sk-secret" not in str(body) and body["rejected"]["first"].startswith("models.small.api_key:")
+
+
+def test_a_broken_key_file_is_reported_without_its_lines(tmp_path, upstream):
+    """A YAML error's own text quotes the offending line; in a key file that line may hold a key, and /readyz
+    may be open to anyone. The problem is named by line and column only, in /readyz and in the log."""
+    from turnout.access import digest
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump([{"name": "a", "key_sha256": digest("sk-a-0123456789")}]))
+    config = base_config(upstream.url)
+    config["auth"] = {"key_file": str(keys)}
+    with turnout_process(config, tmp_path) as server:
+        keys.write_text("- {name: b, key: sk-leaked-0123456789\n  oops: [\n")
+        body = reload(server, server.config_path.read_text(), lambda b: b["config"] == "rejected")
+        assert body["rejected"]["first"].startswith("auth.key_file: ") and "invalid YAML at line" in \
+            body["rejected"]["first"]
+        assert "sk-leaked" not in str(body) and "sk-leaked" not in server.log()
