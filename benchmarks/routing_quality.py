@@ -5,7 +5,11 @@ the baselines; then cross-dataset generalisation (train on one dataset, test on 
         [--datasets gsm8k,mmlu,llmrouter] [--encoder minilm-static] [--plots bench-out]
 
 Cross-dataset runs: MMLU → GSM8K and GSM8K → MMLU (same two models), and on LLMRouter leave-tasks-out (train
-on the tasks of one half, test on the other half's tasks: prompts of a kind the router never saw)."""
+on the tasks of one half, test on the other half's tasks: prompts of a kind the router never saw).
+
+Every metric has a 95 % percentile-bootstrap interval over the test prompts (turnout/eval/bootstrap.py).
+Prompt-blind routers (`best_single`, `elo`: the same prediction for every prompt) are reported as baselines and
+left out of the "beat random" counts."""
 
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from turnout.eval.datasets import load_named
-from turnout.eval.harness import plot
-from turnout.eval.metrics import baselines, reference, summary, sweep
+from turnout.eval.bootstrap import Resamples
+from turnout.eval.harness import beat_random, plot, score_baselines, score_router
 from turnout.eval.table import RoutingTable
 from turnout.models.encoders import get_encoder
 from turnout.selection import selectors
@@ -39,10 +43,10 @@ def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache:
             cache[key] = get_encoder(encoder).encode(t.prompts)
         return cache[key]
 
-    ref = reference(test)
-    two = len(test.models) == 2
+    boot = Resamples(test)  # the same resamples for every router and baseline of this run
     report = {"train": f"{train.name} ({len(train)} prompts)", "test": f"{test.name} ({len(test)} prompts)",
-              "models": test.models, "routers": {}, "baselines": baselines(test)}
+              "models": test.models, "bootstrap": boot.describe(), "routers": {},
+              "baselines": score_baselines(test, boot)}
     x_train, x_test = encode(train), encode(test)
     for router in learned():
         selector = selectors.get(router)()
@@ -51,10 +55,9 @@ def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache:
         selector.fit(train, x_train)
         seconds = time.perf_counter() - start
         predicted = selector.predict_quality(x_test)[:, [selector.models_.index(m) for m in test.models]]
-        points, shares = sweep(test, predicted)
-        report["routers"][router] = {"router": router, "train_s": round(seconds, 2),
-                                     **summary(points, ref, shares if two else None)}
+        report["routers"][router] = {**score_router(test, predicted, boot, router), "train_s": round(seconds, 2)}
     report["data"], report["split"], report["rows"] = name, "test", len(test)
+    report["beat_random"] = beat_random(report)
     return report
 
 
@@ -69,15 +72,20 @@ def leave_tasks_out(table: RoutingTable) -> tuple[RoutingTable, RoutingTable]:
 
 def table_of(title: str, report: dict) -> Table:
     t = Table(title=title)
-    for col in ("router", "AIQ", "APGR", "CPT50", "beats random everywhere", "min gain", "cost @95% best / best cost"):
+    for col in ("router", "kind", "AIQ (95% CI)", "APGR (95% CI)", "CPT50", "beats random everywhere",
+                "mean gain (95% CI)", "cost @95% best / best cost"):
         t.add_column(col)
     best_cost = reference_cost(report)
     rows = {**report["routers"], **{f"({k})": v for k, v in report["baselines"].items() if not k.startswith("single")}}
     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["aiq"]):
-        c95 = r["cost_at_95pct_best_single"]
-        t.add_row(name, f"{r['aiq']:.3f}", f"{r['apgr']:.3f}", "-" if r["cpt50"] is None else f"{r['cpt50']:.2f}",
+        c95, ci = r["cost_at_95pct_best_single"], r["ci95"]
+        kind = "baseline" if r.get("baseline") else "prompt-blind baseline" if r["prompt_blind"] else "router"
+        t.add_row(name, kind, f"{r['aiq']:.3f} ({ci['aiq'][0]:.3f}–{ci['aiq'][1]:.3f})",
+                  f"{r['apgr']:.3f} ({ci['apgr'][0]:.3f}–{ci['apgr'][1]:.3f})",
+                  "-" if r["cpt50"] is None else f"{r['cpt50']:.2f}",
                   "yes" if r["gain_over_random"]["beats_random_everywhere"] else "no",
-                  f"{r['gain_over_random']['min']:+.4f}", "-" if c95 is None else f"{c95 / best_cost:.0%}")
+                  f"{r['gain_over_random']['mean']:+.4f} ({ci['gain_over_random_mean'][0]:+.4f}–"
+                  f"{ci['gain_over_random_mean'][1]:+.4f})", "-" if c95 is None else f"{c95 / best_cost:.0%}")
     return t
 
 
@@ -95,7 +103,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm-static")
     parser.add_argument("--plots", type=Path, default=None, help="folder for one PNG per run")
     args = parser.parse_args()
-    console, cache = Console(), {}
+    console, cache = Console(width=170), {}
     tables = {d: load_named(d, args.shared) for d in args.datasets.split(",")}
     runs = {d: (t.split("train"), t.split("test")) for d, t in tables.items()}
     if "mmlu" in tables and "gsm8k" in tables:
@@ -108,8 +116,11 @@ def main() -> None:
         report = run(name, train, test, args.encoder, cache)
         out["runs"][name] = report
         console.print(table_of(f"{name}: train {report['train']}, test {report['test']}", report))
-        winners = [r for r, v in report["routers"].items() if v["gain_over_random"]["beats_random_everywhere"]]
-        console.print(f"  beat random at every cost level: {len(winners)} ({', '.join(winners)})")
+        counts = report["beat_random"]
+        console.print(f"  of {counts['routers']} routers that read the prompt (prompt-blind baselines left out: "
+                      f"{', '.join(counts['prompt_blind_left_out'])}): beat random at every cost level "
+                      f"{len(counts['everywhere'])} ({', '.join(counts['everywhere'])}); mean gain's 95% CI above 0 "
+                      f"{len(counts['mean_gain_ci95_above_0'])} ({', '.join(counts['mean_gain_ci95_above_0'])})")
         if args.plots:
             plot(report, args.plots / f"eval-{name.replace('→', '-to-').replace(':', '-')}.png")
     args.json.parent.mkdir(parents=True, exist_ok=True)

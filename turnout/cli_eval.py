@@ -61,32 +61,57 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Path, typer.Option("--json", help="write the report here")],
         split: Annotated[str, typer.Option(help="evaluate on this split ('' for all rows)")] = "test",
         plot_out: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG of the curves")] = None,
+        resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples of the test prompts")] = 1000,
+        seed: Annotated[int, typer.Option(help="seed of the bootstrap resamples")] = 0,
         shared: SharedOption = Path("../shared/data"),
     ) -> None:
-        """Cost–quality curves, AIQ, APGR, CPT of routers against single models, random mix and oracle."""
+        """Cost–quality curves, AIQ, APGR, CPT of routers against single models, random mix and oracle, each with
+        a 95 % percentile-bootstrap interval over the test prompts."""
         from turnout.eval.harness import evaluate as run, load_data, plot
         from turnout.eval.table import DataError
 
         try:
-            report = run(load_data(data, shared), [Path(p) for p in routers.split(",") if p], split)
-        except (DataError, KeyError, OSError) as exc:
+            report = run(load_data(data, shared), [Path(p) for p in routers.split(",") if p], split, resamples, seed)
+        except (DataError, KeyError, OSError, ValueError) as exc:
             _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2))
-        table = Table(title=f"{report['data']} ({report['split']} split), {report['rows']} prompts", title_justify="left")
-        for col in ("router", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "quality at best-single cost",
-                    "cost for 95% of best single"):
-            table.add_column(col, justify="left" if col == "router" else "right")
-        fmt = lambda v, p=4: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-        rows = {**report["routers"], **{k: v for k, v in report["baselines"].items()}}
-        for name, r in rows.items():
-            table.add_row(name, fmt(r["aiq"]), fmt(r["apgr"], 3), fmt(r["cpt50"], 3), fmt(r["cpt80"], 3),
-                          fmt(r["quality_at_best_single_cost"]), fmt(r["cost_at_95pct_best_single"], 6))
-        out.print(table)
+        out.print(report_table(report))
+        counts = report["beat_random"]
+        blind = counts["prompt_blind_left_out"]
+        out.print(f"beat random at every cost: {len(counts['everywhere'])} of {counts['routers']} routers; with the "
+                  f"mean gain's 95% interval above 0: {len(counts['mean_gain_ci95_above_0'])} of {counts['routers']}"
+                  + (f" (prompt-blind, counted as baselines: {', '.join(blind)})" if blind else ""),
+                  highlight=False, markup=False)
         if plot_out:
             plot(report, plot_out)
             out.print(f"wrote {plot_out}")
         out.print(f"wrote {json_out}")
+
+
+def _with_ci(result: dict, key: str, places: int) -> str:
+    value, (low, high) = result[key], result["ci95"][key]
+    if value is None:
+        return "-"
+    show = lambda v: "∞" if v is None else f"{v:.{places}f}"  # noqa: E731 - an unreached bound
+    return f"{value:.{places}f} ({show(low)}–{show(high)})"
+
+
+def report_table(report: dict) -> Table:
+    boot = report["bootstrap"]
+    table = Table(title=f"{report['data']} ({report['split']} split), {report['rows']} prompts; (95% CI: "
+                        f"{boot['resamples']} bootstrap resamples of the prompts, seed {boot['seed']})",
+                  title_justify="left")
+    for col in ("router", "kind", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "quality at best-single cost",
+                "cost for 95% of best single", "mean gain over random"):
+        table.add_column(col, justify="left" if col in ("router", "kind") else "right")
+    for name, r in {**report["routers"], **report["baselines"]}.items():
+        kind = "baseline" if r.get("baseline") else "prompt-blind baseline" if r["prompt_blind"] else "router"
+        gain = {"gain_over_random_mean": r["gain_over_random"]["mean"], "ci95": r["ci95"]}
+        table.add_row(name, kind, _with_ci(r, "aiq", 4), _with_ci(r, "apgr", 3), _with_ci(r, "cpt50", 3),
+                      _with_ci(r, "cpt80", 3), _with_ci(r, "quality_at_best_single_cost", 4),
+                      _with_ci(r, "cost_at_95pct_best_single", 6), _with_ci(gain, "gain_over_random_mean", 4))
+    return table
 
 
 def register_calibrate(app: typer.Typer) -> None:
@@ -105,7 +130,7 @@ def register_calibrate(app: typer.Typer) -> None:
 
         try:
             result = run(load_data(data, shared), router, target, split)
-        except (DataError, KeyError, OSError) as exc:
+        except (DataError, KeyError, OSError, ValueError) as exc:
             _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
         out.print(f"{router}: cost_weight = {result['cost_weight']:.6g} → mean cost ${result['mean_cost_usd']:.6f}"
                   f" (best single ${result['best_single_cost_usd']:.6f}), quality {result['mean_quality']:.4f}"

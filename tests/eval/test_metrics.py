@@ -65,15 +65,17 @@ def test_oracle_and_single_baselines(table):
     assert b["random"]["aiq"] <= b["oracle"]["aiq"]
 
 
-def test_sweep_goes_from_most_expensive_to_cheapest(table):
+def test_sweep_runs_from_quality_only_to_cheapest_over_servable_weights(table):
     from turnout.eval.metrics import KNOB_GRID
 
+    assert KNOB_GRID.min() == 0.0  # a server rejects cost_weight < 0, so the curve has no such point
     predicted = table.scores.copy()
     points, shares = sweep(table, predicted)
-    assert points[0] == (pytest.approx(10.0), pytest.approx(0.75)) and shares[0] == 1.0  # λ → −∞: the dearest
-    at_zero = list(KNOB_GRID).index(0.0)
-    assert points[at_zero] == (pytest.approx(5.5), pytest.approx(1.0))  # λ = 0: best model, cheapest among ties
+    assert points[0] == (pytest.approx(5.5), pytest.approx(1.0))  # λ = 0: best model, cheapest among ties
     assert points[-1] == (pytest.approx(1.0), pytest.approx(0.5)) and shares[-1] == 0.0  # λ → ∞: the cheapest
+    # a router that prefers the weak model even at λ = 0 never reaches the dearest: its curve stops there
+    timid = np.array([[0.6, 0.5]] * 4)
+    assert max(c for c, _ in sweep(table, timid)[0]) == pytest.approx(1.0)
 
 
 def test_gain_over_random(table):

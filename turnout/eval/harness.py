@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from turnout.eval.datasets import DATASETS, load_named
-from turnout.eval.metrics import baselines, reference, summary, sweep
+from turnout.eval.bootstrap import RESAMPLES, SEED, Resamples
+from turnout.eval.metrics import baselines, curve_of_sweep, prompt_blind, reference, summary, sweep_choices
 from turnout.eval.table import DataError, RoutingTable, load_table
 from turnout.selection.base import _params_model, selectors
 from turnout.selection.learned import LearnedSelector
@@ -50,16 +51,52 @@ def train(table: RoutingTable, router: str, params: dict[str, Any], out: Path, s
     return selector
 
 
-def evaluate(table: RoutingTable, routers: list[Path], split: str = "test") -> dict[str, Any]:
+def score_router(test: RoutingTable, predicted: np.ndarray, resamples: Resamples, router: str) -> dict[str, Any]:
+    """A router's curve, metrics and their 95 % intervals on `test`, from its predicted qualities (aligned with
+    test.models)."""
+    two = len(test.models) == 2
+    choices = sweep_choices(test, predicted)
+    points, shares = curve_of_sweep(test, choices)
+    return {"router": router, "prompt_blind": prompt_blind(predicted),
+            **summary(points, reference(test), shares if two else None), "ci95": resamples.interval(choices, two)}
+
+
+def score_baselines(test: RoutingTable, resamples: Resamples) -> dict[str, dict]:
+    """Each single model, the random mix and the oracle, with their intervals; all labelled `baseline`."""
+    two = len(test.models) == 2
+    out = baselines(test)
+    for j, model in enumerate(test.models):
+        out[f"single:{model}"]["ci95"] = resamples.interval(np.full((1, len(test)), j), two)
+    out["random"]["ci95"] = resamples.interval_of_random(two)
+    out["oracle"]["ci95"] = resamples.interval(sweep_choices(test, test.scores), two)
+    for name, entry in out.items():
+        entry.update(baseline=True, prompt_blind=name != "oracle")
+    return out
+
+
+def beat_random(report: dict[str, Any]) -> dict[str, Any]:
+    """Which routers beat the random mix. Prompt-blind ones (best_single, elo) are left out of the count: their
+    curve is the random mix by construction. `everywhere`: the hull is above random at every cost between the
+    weak and the strong model on the test prompts; `mean_gain_ci95_above_0`: the lower end of the 95 % interval
+    of the mean gain over random is above 0 (a gain that resampling the prompts does not erase)."""
+    routers = {n: r for n, r in report["routers"].items() if not r["prompt_blind"]}
+    return {"routers": len(routers),
+            "prompt_blind_left_out": sorted(n for n, r in report["routers"].items() if r["prompt_blind"]),
+            "everywhere": [n for n, r in routers.items() if r["gain_over_random"]["beats_random_everywhere"]],
+            "mean_gain_ci95_above_0": [n for n, r in routers.items()
+                                       if (r["ci95"]["gain_over_random_mean"][0] or 0.0) > 0]}
+
+
+def evaluate(table: RoutingTable, routers: list[Path], split: str = "test", resamples: int = RESAMPLES,
+             seed: int = SEED) -> dict[str, Any]:
     from turnout.models.encoders import get_encoder
 
     test = table.split(split) if split else table
     if len(test) == 0:
         raise DataError(f"{table.name}: no rows in split '{split}'")
-    ref = reference(test)
-    two = len(test.models) == 2
+    boot = Resamples(test, resamples, seed)
     report: dict[str, Any] = {"data": table.name, "split": split, "rows": len(test), "models": test.models,
-                              "routers": {}, "baselines": baselines(test)}
+                              "bootstrap": boot.describe(), "routers": {}, "baselines": score_baselines(test, boot)}
     encoded: dict[str, np.ndarray] = {}
     for directory in routers:
         meta = json.loads((Path(directory) / "router.json").read_text())
@@ -72,9 +109,8 @@ def evaluate(table: RoutingTable, routers: list[Path], split: str = "test") -> d
             encoded[selector.encoder] = get_encoder(selector.encoder).encode(test.prompts)
         predicted = selector.predict_quality(encoded[selector.encoder])
         order = [selector.models_.index(m) for m in test.models]
-        points, shares = sweep(test, predicted[:, order])
-        name = Path(directory).name
-        report["routers"][name] = {"router": meta["name"], **summary(points, ref, shares if two else None)}
+        report["routers"][Path(directory).name] = score_router(test, predicted[:, order], boot, meta["name"])
+    report["beat_random"] = beat_random(report)
     return report
 
 
@@ -132,7 +168,7 @@ def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "t
     order = [selector.models_.index(m) for m in data.models]
     predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
     ref = reference(data)
-    knobs = np.concatenate([-np.geomspace(1e4, 1e-4, 201), [0.0], np.geomspace(1e-4, 1e4, 401)])
+    knobs = np.concatenate([[0.0], np.geomspace(1e-4, 1e4, 401)])  # only weights a server accepts (≥ 0)
     outcomes = [(float(k), *curve_of_choices(data, choices_at(data, predicted, float(k)))) for k in knobs]
     if kind == "quality":
         floor = goal * ref.single[ref.strong][1]
@@ -143,7 +179,9 @@ def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "t
         feasible = [o for o in outcomes if o[column] <= goal]
         pick = max(feasible, key=lambda o: o[2]) if feasible else None
     if pick is None:
-        raise DataError(f"no setting of {meta['name']} meets {target} on {data.name} [{split}]")
+        best = max(outcomes, key=lambda o: o[2])
+        raise DataError(f"no cost_weight ≥ 0 of {meta['name']} meets {target} on {data.name} [{split}] (best "
+                        f"quality {best[2]:.4f} at cost_weight {best[0]:g}, mean cost ${best[1]:.6f})")
     meta["params"]["cost_weight"] = pick[0]
     (Path(directory) / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
     return {"cost_weight": pick[0], "mean_cost_usd": pick[1], "mean_quality": pick[2], "strong_call_share": pick[3],

@@ -47,9 +47,10 @@ def curve_of_choices(table: RoutingTable, choices: np.ndarray) -> tuple[float, f
             float((choices == strong).mean()))
 
 
-# cost_weight settings swept: negative weights favour pricier models (down to "always the most expensive"),
-# as RouteLLM's threshold sweeps from all-strong to all-weak; 1e9 is "always the cheapest"
-KNOB_GRID = np.concatenate([[-1e9], -np.geomspace(1e3, 1e-3, 31), [0.0], np.geomspace(1e-3, 1e3, 61), [1e9]])
+# cost_weight settings swept: the ones a server accepts (cost_weight ≥ 0), from quality only to 1e9, "always the
+# cheapest". A router whose quality-only choice is not the dearest model cannot be pushed past it — its curve
+# ends there, as its served behaviour does (a negative weight, paying for the dearer model, is rejected).
+KNOB_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61), [1e9]])
 
 
 def choices_at(table: RoutingTable, predicted: np.ndarray, cost_weight: float) -> np.ndarray:
@@ -59,15 +60,31 @@ def choices_at(table: RoutingTable, predicted: np.ndarray, cost_weight: float) -
     return np.argmax(predicted - cost_weight * cost, axis=1)
 
 
-def sweep(table: RoutingTable, predicted: np.ndarray, knobs: np.ndarray = KNOB_GRID) -> tuple[Curve, list[float]]:
-    """The curve of a router that predicts a quality per (prompt, model), over its `cost_weight` knob from 0
-    (quality only) to where only cost counts. Returns the curve and the strong-call shares."""
+def sweep_choices(table: RoutingTable, predicted: np.ndarray, knobs: np.ndarray = KNOB_GRID) -> np.ndarray:
+    """The model picked for each prompt at each knob setting (knobs × prompts)."""
+    return np.stack([choices_at(table, predicted, float(knob)) for knob in knobs])
+
+
+def curve_of_sweep(table: RoutingTable, choices: np.ndarray) -> tuple[Curve, list[float]]:
+    """The curve and the strong-call shares of choices per knob setting (knobs × prompts)."""
     points, shares = [], []
-    for knob in knobs:
-        c, q, share = curve_of_choices(table, choices_at(table, predicted, float(knob)))
+    for row in choices:
+        c, q, share = curve_of_choices(table, row)
         points.append((c, q))
         shares.append(share)
     return points, shares
+
+
+def sweep(table: RoutingTable, predicted: np.ndarray, knobs: np.ndarray = KNOB_GRID) -> tuple[Curve, list[float]]:
+    """The curve of a router that predicts a quality per (prompt, model), over its `cost_weight` knob from 0
+    (quality only) to where only cost counts. Returns the curve and the strong-call shares."""
+    return curve_of_sweep(table, sweep_choices(table, predicted, knobs))
+
+
+def prompt_blind(predicted: np.ndarray) -> bool:
+    """True when a router predicts the same qualities for every prompt (best_single, elo): it cannot route
+    by the prompt, so it is a baseline, not one of the routers that "beat random"."""
+    return bool(len(predicted) > 1 and np.ptp(predicted, axis=0).max() <= 1e-9)
 
 
 def upper_hull(points: Curve) -> Curve:
@@ -102,8 +119,8 @@ def aiq(points: Curve, ref: Reference, grid: int = 2001) -> float:
     span = ref.c_max - ref.c_min or 1.0
     normalised = [((c - ref.c_min) / span, q) for c, q in hull]
     xs = np.linspace(0, 1, grid)
-    first = normalised[0][0]
-    ys = [interpolate(normalised, x) if x >= first - 1e-12 else 0.0 for x in xs]
+    hx, hy = zip(*normalised)
+    ys = np.where(xs >= hx[0] - 1e-12, np.interp(xs, hx, hy), 0.0)
     return float(np.trapezoid(ys, xs))
 
 
@@ -131,8 +148,8 @@ def pgr_curve(points: Curve, ref: Reference, shares: list[float] | None = None) 
 
 
 def apgr(points: Curve, ref: Reference, shares: list[float] | None = None) -> float:
-    curve = pgr_curve(points, ref, shares)
-    return float(np.mean([interpolate(curve, x) for x in np.linspace(0, 1, 21)]))
+    xs, ys = zip(*pgr_curve(points, ref, shares))
+    return float(np.mean(np.interp(np.linspace(0, 1, 21), xs, ys)))
 
 
 def _first_crossing(curve: Curve, target: float) -> float | None:
@@ -173,10 +190,11 @@ def gain_over_random(points: Curve, ref: Reference, grid: int = 101) -> dict:
     """The hull's quality minus the random mix's at `grid` costs from the weak to the strong model's. A router
     beats random at every cost level when the gain is positive at every cost strictly between the two (at the
     ends both are the single models). Below its cheapest point a router scores 0, as in AIQ."""
-    hull = upper_hull(points)
-    c_weak, c_strong = ref.single[ref.weak][0], ref.single[ref.strong][0]
-    gains = np.array([(interpolate(hull, c) if c >= hull[0][0] - 1e-12 else 0.0) - random_quality(ref, c)
-                      for c in np.linspace(c_weak, c_strong, grid)])
+    hx, hy = zip(*upper_hull(points))
+    (c_weak, q_weak), (c_strong, q_strong) = ref.single[ref.weak], ref.single[ref.strong]
+    costs = np.linspace(c_weak, c_strong, grid)
+    gains = (np.where(costs >= hx[0] - 1e-12, np.interp(costs, hx, hy), 0.0)
+             - np.interp(costs, [c_weak, c_strong], [q_weak, q_strong]))
     inner = gains[1:-1] if len(gains) > 2 else gains
     return {"min": round(float(inner.min()), 6), "mean": round(float(gains.mean()), 6),
             "beats_random_everywhere": bool(inner.min() > 1e-9)}
