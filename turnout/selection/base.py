@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from pydantic import ConfigDict, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from turnout.config import Cost
 from turnout.context import Choice, RoutingContext
@@ -54,14 +54,32 @@ def _init_params(cls: type) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in sig.parameters.items() if n != "self" and p.kind is p.KEYWORD_ONLY}
 
 
+#: weights that price a model's cost or latency against its predicted quality: a negative one would pay a
+#: selector to pick the dearer (or slower) model, so it is rejected wherever params are read
+PENALTY_WEIGHTS = ("cost_weight", "latency_weight")
+
+
 @cache
 def _params_model(cls: type) -> type:
-    fields = {
-        name: (p.annotation if p.annotation is not inspect.Parameter.empty else Any,
-               ... if p.default is inspect.Parameter.empty else p.default)
-        for name, p in _init_params(cls).items()
-    }
+    fields: dict[str, Any] = {}
+    for name, p in _init_params(cls).items():
+        annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        if name in PENALTY_WEIGHTS:
+            default = Field(default, ge=0, description="0: quality only; larger: cheaper (or faster) models win")
+        fields[name] = (annotation, default)
     return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def checked_params(cls: type, params: dict[str, Any], where: str) -> dict[str, Any]:
+    """`params` validated by the selector's params model; a ValueError naming `where` and the field otherwise
+    (for params read from an artifact's router.json, which no config validation has seen)."""
+    try:
+        return _params_model(cls).model_validate(params).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"{where}.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise ValueError(problems) from None
 
 
 def build_selector(name: str, params: dict[str, Any], path: str, artifact: str | None = None,

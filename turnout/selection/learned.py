@@ -1,6 +1,7 @@
 """Learned selectors: estimators that predict, for a request embedding, how well each model will answer.
 They pick argmax(predicted quality − cost_weight × normalised expected cost) among the decision's candidates,
-so `cost_weight` is the one knob that trades quality for cost (0: quality only).
+so `cost_weight` is the one knob that trades quality for cost (0: quality only; never negative, which would
+pay for the dearer model: see base.PENALTY_WEIGHTS).
 
 A fitted selector saves to an artifact directory: `router.json` (name, params, models, data fingerprint,
 encoder, version) and `state.npz` (the learned arrays, attributes ending in `_`)."""
@@ -16,7 +17,7 @@ import numpy as np
 
 from turnout import __version__
 from turnout.context import Choice, RoutingContext
-from turnout.selection.base import Candidate, Selector
+from turnout.selection.base import Candidate, Selector, checked_params
 
 ARTIFACT_FILE = "router.json"
 STATE_FILE = "state.npz"
@@ -86,7 +87,7 @@ class LearnedSelector(Selector):
         meta = json.loads((directory / ARTIFACT_FILE).read_text())
         if meta["name"] != cls.name:
             raise ValueError(f"{directory} holds a '{meta['name']}' router, not '{cls.name}'")
-        selector = cls(**{**meta["params"], **overrides})
+        selector = cls(**checked_params(cls, {**meta["params"], **overrides}, f"{directory / ARTIFACT_FILE}: params"))
         for key, value in meta["state"].items():
             setattr(selector, key, value)
         with np.load(directory / STATE_FILE, allow_pickle=False) as state:

@@ -113,7 +113,10 @@ class SuccessClassifierSelector(LearnedSelector):
 
 @register("svm")
 class SVMSelector(LearnedSelector):
-    """One linear SVM per model (did it answer well, score ≥ 0.5?), its margin squashed to (0, 1)."""
+    """One linear SVM per model (did it answer well, score ≥ 0.5?), its margin turned into a probability by
+    Platt scaling: a sigmoid fitted on 5-fold cross-validated margins. Raw margins of a class-balanced SVM are
+    not comparable across models (each is centred on its own 50 % line, whatever the model's accuracy), so
+    without it `cost_weight` ≥ 0 could not reach the strong model's quality."""
 
     def __init__(self, *, C: float = 0.5, seed: int = 0, cost_weight: float = 0.0) -> None:
         self.C = C
@@ -121,10 +124,25 @@ class SVMSelector(LearnedSelector):
         self.cost_weight = cost_weight
 
     def _fit(self, x, scores, costs):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
         from sklearn.svm import LinearSVC
 
-        self.w_, self.b_ = per_model_linear(
-            x, scores, lambda: LinearSVC(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed), 2.0)
+        def svm() -> LinearSVC:
+            return LinearSVC(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed)
+
+        w, b = per_model_linear(x, scores, svm, 4.0)
+        for j in range(scores.shape[1]):
+            good = scores[:, j] >= 0.5
+            folds = min(5, int(good.sum()), int((~good).sum()))
+            if folds < 2:  # constant, or too few of one class to cross-validate: keep the margin as it is
+                continue
+            cv = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+            margins = cross_val_predict(svm(), x, good, cv=cv, method="decision_function")
+            platt = LogisticRegression(C=1e4).fit(margins[:, None], good)
+            a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+            w[j], b[j] = a * w[j], a * b[j] + c
+        self.w_, self.b_ = w, b
 
     def predict_quality(self, x):
-        return 1 / (1 + np.exp(-2 * (x @ self.w_.T + self.b_)))
+        return 1 / (1 + np.exp(-(x @ self.w_.T + self.b_)))
