@@ -124,6 +124,27 @@ def test_a_failed_request_gives_its_reservation_back(upstream, tmp_path):
         assert c.chat.completions.create(messages=[{"role": "user", "content": "word " * 100}], **ask).choices
 
 
+def test_a_cache_hit_gives_its_reservation_back(upstream, tmp_path):
+    config = limits_config(upstream.url)
+    small = config["models"]["small"]["cost"]
+    prompt_tokens = estimate("word " * 100)[0] - MAX_TOKENS
+    one_estimate = (prompt_tokens * small["input"] + MAX_TOKENS * small["output"]) / 1e6
+    config["auth"]["keys"][0]["budget_usd_day"] = 1.5 * one_estimate  # the miss's cost plus one reservation
+    config["decisions"] = [{"name": "default", "models": ["small"],
+                            "plugins": [{"semantic_cache": {"namespace": f"t{time.monotonic_ns()}"}}]}]
+    with turnout_process(config, tmp_path) as server:
+        c = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+
+        def ask():
+            raw = c.chat.completions.with_raw_response.create(
+                model="auto", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": "word " * 100}])
+            return raw.headers["x-turnout-cache"], float(raw.headers["x-turnout-cost-usd"])
+
+        assert ask()[0] == "miss"
+        # had a hit kept its reservation, the budget would be spent after the first of these
+        assert [ask(), ask(), ask()] == [("hit", 0.0)] * 3
+
+
 def test_a_redis_restart_lets_no_request_through_uncounted(redis_server, upstream, tmp_path):  # noqa: F811
     config = limits_config(upstream.url, redis_server.url, rpm=20)
     with turnout_process(config, tmp_path) as server:
