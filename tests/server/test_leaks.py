@@ -178,3 +178,11 @@ def test_an_upstreams_negative_usage_fails_no_request_and_no_counter(hostile, tm
         metrics = httpx.get(server.url + "/metrics").text
         assert not re.search(r"^turnout_(tokens|cost_usd)_total\{[^}]*\} -", metrics, re.M)
         assert "Traceback" not in server.log()
+
+
+def test_a_malformed_anthropic_event_is_a_clean_502(hostile, tmp_path):
+    with turnout_process(leaky_config(hostile.url), tmp_path) as server:
+        status, _, text = raw(server, user("hi #badevent", "claude", stream=True))
+        assert status == 502, text
+        assert json.loads(text)["error"]["code"] == "stream_interrupted"
+        assert "Traceback" not in server.log()

@@ -74,7 +74,10 @@ class AnthropicBackend(HTTPBackend):
                     # Anthropic names the kind of error in `type` (overloaded_error, ...): OpenAI's `code`
                     raise self.stream_error({"message": err.get("message"), "code": err.get("type")}
                                             if isinstance(err, dict) else err)
-                batch += [dumps_str(chunk) for chunk in translator.feed(event)]
+                try:
+                    batch += [dumps_str(chunk) for chunk in translator.feed(event)]
+                except (AttributeError, TypeError, ValueError):  # a field of the wrong JSON type
+                    raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event") from None
             if batch:
                 yield batch
         if not translator.finished:

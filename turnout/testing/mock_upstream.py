@@ -13,6 +13,7 @@ It answers "echo: <last user text>". Directives in the last user message change 
                    type, code, param) and whose Retry-After quote the credentials the request came with
   #leakstream      stream two chunks, then such an error event (#leakstream:first: the error event alone)
   #negativeusage   report negative token counts in `usage`
+  #badevent        (Anthropic streams) a message_start event whose `message` is a list, not an object
 A fault schedule (PUT /_faults {"schedule": ["ok", "500", "429", "hang", "reset", "trickle", "malformed", "leak"]}) is
 applied to OpenAI-format requests in turn, one entry per request, cycling; GET /_faults says how many of each.
 Every request received is recorded; GET /_requests lists them and DELETE /_requests clears them. GET /_streams
@@ -288,6 +289,8 @@ async def anthropic_messages(request: Request) -> Response:
                         "usage": {"output_tokens": len(_words(reply))}}, "message_delta"))
     events.append(_sse({"type": "message_stop"}, "message_stop"))
     events = _leak_in_stream(events, text, request.headers, anthropic=True)
+    if _directive(text, "badevent") is not None:
+        events[0] = _sse({"type": "message_start", "message": [1]}, "message_start")
     return StreamingResponse(_paced(request.app.state.mock, events, text), media_type="text/event-stream")
 
 
