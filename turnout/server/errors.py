@@ -9,7 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from turnout.errors import InvalidRequestError, RouteNotFoundError, TurnoutError, scrub_field, scrub_message
+from turnout.errors import (
+    InvalidRequestError,
+    RouteNotFoundError,
+    TurnoutError,
+    scrub_field,
+    scrub_message,
+)
 
 log = logging.getLogger("turnout.errors")
 

@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from turnout.errors import StreamInterruptedError, TurnoutError, scrub_field, scrub_message
+from turnout.errors import (
+    StreamInterruptedError,
+    TurnoutError,
+    scrub_field,
+    scrub_message,
+)
 
 log = logging.getLogger("turnout.stream")
 
