@@ -77,7 +77,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="default: server.host of the config, else 127.0.0.1")] = None,
     port: Annotated[Optional[int], typer.Option(help="default: server.port of the config, else 8080")] = None,
     workers: Annotated[int, typer.Option(min=1, help="processes; each reloads the config on its own")] = 1,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning, error (default: server.log_level)")] = None,
     log_format: Annotated[Optional[str], typer.Option(help="text or json (default: server.log_format)")] = None,
     watch: Annotated[bool, typer.Option(help="reload when the config file changes (SIGHUP always reloads)")] = True,
 ) -> None:
@@ -91,8 +91,10 @@ def serve(
 
     cfg = _load(config)
     log_format = log_format or cfg.server.log_format
+    log_level = log_level or cfg.server.log_level
     logs.configure(log_level, log_format)
     os.environ["TURNOUT_LOG_FORMAT"] = log_format
+    os.environ["TURNOUT_LOG_LEVEL"] = log_level  # read by each worker (app_from_env)
     host = host or cfg.server.host
     port = port if port is not None else cfg.server.port
     source = str(config) if config else "the embedded demo"

@@ -239,3 +239,21 @@ def test_every_restart_only_setting_is_a_config_field():
     for dotted in RESTART_ONLY:
         section, name = dotted.split(".")
         assert name in Config.model_fields[section].annotation.model_fields, dotted
+
+
+def test_server_log_level_is_applied_in_every_worker(config_file, upstream):
+    """server.log_level was accepted and ignored (serve logged at info unless --log-level said otherwise), and
+    --workers N started its workers at info whatever the level. A reload's INFO line shows a worker's level (at
+    info it is there: test_watcher_ignores_a_log_file_beside_the_config)."""
+    config = base_config(upstream.url)
+    config["server"]["log_level"] = "warning"
+    config_file.write_text(yaml.safe_dump(config))
+    served = Served(config_file, "--workers", "2")
+    try:
+        config["decisions"][-1]["models"] = ["strong"]
+        config_file.write_text(yaml.safe_dump(config))
+        wait_for(lambda: {served.routed_model() for _ in range(8)} == {"strong"}, "no reload")
+        log = served.log.read_text()
+        assert "now serving generation 2" not in log and " INFO " not in log, log
+    finally:
+        served.stop()
