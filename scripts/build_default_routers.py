@@ -1,7 +1,10 @@
 """Build the routers shipped in turnout/models/data/routers/ (`artifact: builtin:NAME` in a config).
 
 Each is fitted on 80 % of its dataset's train split and its `cost_weight` calibrated on the other 20 % (never
-on the test split, which stays for `turnout eval`). Run from the repository root:
+on the test split, which stays for `turnout eval`). Calibration searches only cost_weight ≥ 0, the range a
+server accepts. What the router then serves on the test split (quality and cost as shares of the best single
+model's, strong-model calls, with bootstrap intervals) is written into router.json as `held_out_test`; the
+README's figures about the shipped routers are those. Run from the repository root:
 
     python scripts/build_default_routers.py [--shared ../shared/data]
 """
@@ -13,7 +16,7 @@ import json
 from pathlib import Path
 
 from turnout.eval.datasets import load_named
-from turnout.eval.harness import calibrate, train
+from turnout.eval.harness import calibrate, operating_point, train
 from turnout.eval.table import held_out
 from turnout.selection.base import BUILTIN_ROUTERS
 
@@ -38,7 +41,9 @@ def main() -> None:
         meta = json.loads((out / "router.json").read_text())
         meta["trained_on"] = f"{fit.name}, calibrated for {target} on {dataset}[train-20%]"
         (out / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"{name}: {len(fit)} prompts, {result}")
+        meta["held_out_test"] = operating_point(load_named(dataset, args.shared), out, "test")
+        (out / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"{name}: {len(fit)} prompts, {result}\n  on the test split: {meta['held_out_test']}")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,18 @@ def test_turnout_eval_reports_intervals_and_prompt_blind_baselines(data, tmp_pat
     low, high = report["routers"]["knn"]["ci95"]["aiq"]
     assert f"{report['routers']['knn']['aiq']:.4f} ({low:.4f}–{high:.4f})" in result.stdout
     assert "prompt-blind baseline" in result.stdout and "of 1 routers" in result.stdout
+
+
+def test_an_operating_point_has_intervals_around_its_figures(data, tmp_path):
+    from turnout.eval.harness import operating_point
+    from turnout.eval.table import load_table
+
+    result = turnout("train", "--data", str(data), "--router", "knn", "--params", "k=3", "--params",
+                     "cost_weight=0.5", "--out", str(tmp_path / "knn"))
+    assert result.returncode == 0, result.stderr
+    point = operating_point(load_table(data), tmp_path / "knn", "test", resamples=300)
+    assert point["best_single"] == "big" and point["prompts"] == 20
+    for key in ("quality_share", "cost_share", "strong_call_share"):
+        low, high = point[f"{key}_ci95"]
+        assert low <= point[key] <= high, key
+    assert point["cost_share"] < 1  # the chat prompts go to the small model

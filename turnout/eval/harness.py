@@ -186,3 +186,33 @@ def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "t
     (Path(directory) / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
     return {"cost_weight": pick[0], "mean_cost_usd": pick[1], "mean_quality": pick[2], "strong_call_share": pick[3],
             "best_single_quality": ref.single[ref.strong][1], "best_single_cost_usd": ref.single[ref.strong][0]}
+
+
+def operating_point(table: RoutingTable, directory: Path, split: str = "test", resamples: int = RESAMPLES,
+                    seed: int = SEED) -> dict[str, Any]:
+    """What a router serves at its saved `cost_weight` on `split`: its mean quality and cost as shares of the
+    best single model's, and its share of calls to that model, each with a 95 % percentile-bootstrap interval."""
+    from turnout.eval.metrics import choices_at
+    from turnout.models.encoders import get_encoder
+
+    data = table.split(split) if split else table
+    meta = json.loads((Path(directory) / "router.json").read_text())
+    selector = selectors.get(meta["name"]).load(directory)
+    order = [selector.models_.index(m) for m in data.models]
+    predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
+    choices = choices_at(data, predicted, selector.cost_weight)
+    rows, ref, boot = np.arange(len(data)), reference(data), Resamples(data, resamples, seed)
+    strong = ref.strong
+    samples = {"quality_share": boot.mean(data.scores[rows, choices][None, :])[0] / boot.model_quality[strong],
+               "cost_share": boot.mean(data.costs[rows, choices][None, :])[0] / boot.model_cost[strong],
+               "strong_call_share": boot.mean((choices == strong).astype(float)[None, :])[0]}
+    point = {"quality_share": float(data.scores[rows, choices].mean()) / ref.single[strong][1],
+             "cost_share": float(data.costs[rows, choices].mean()) / ref.single[strong][0],
+             "strong_call_share": float((choices == strong).mean())}
+    out: dict[str, Any] = {"data": data.name, "prompts": len(data),
+                           "cost_weight": selector.cost_weight, "best_single": data.models[strong]}
+    for key, values in samples.items():
+        out[key] = round(point[key], 4)
+        out[f"{key}_ci95"] = [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
+    out["bootstrap"] = boot.describe()
+    return out
