@@ -224,7 +224,8 @@ def test_settings_read_at_start_warn_on_reload(tmp_path, upstream):
         server.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: readyz(server)["generation"] == 2, f"no reload:\n{server.log()}")
         log = server.log()
-        assert "WARNING turnout.reload reload (SIGHUP): server.port changed in the file but is read only at start" in log
+        assert ("WARNING turnout.reload reload (SIGHUP): server.port changed in the file but is read only at start"
+                in log)
         assert "server.host changed in the file" in log
         assert "server.log_format" not in log  # unchanged fields are not named
         response = httpx.post(server.url + "/v1/route", json={"model": "auto", "messages": [{"role": "user",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
-    from turnout.config.models import Config
+    from turnout.config.salvage import Partial
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ConfigError(Exception):
     """Every problem found. `partial` is the part of the file that did parse (entries the schema rejected left
     out), so the next stage (compiling components) can still check it and report its problems in the same run."""
 
-    def __init__(self, issues: Sequence[ConfigIssue], partial: "Config | None" = None) -> None:
+    def __init__(self, issues: Sequence[ConfigIssue], partial: Partial | None = None) -> None:
         self.issues = list(issues)
         self.partial = partial
         super().__init__("\n".join(str(i) for i in self.issues))

@@ -94,15 +94,12 @@ def _remove(work: Any, loc: Loc) -> bool:
     parents: list[tuple[Any, object]] = []
     node = work
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            parents.append((node, part))
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) \
-                and node[part] is not _DROPPED:
-            parents.append((node, part))
-            node = node[part]
-        else:
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) and node[part] is not _DROPPED)
+        if not present:
             break
+        parents.append((node, part))
+        node = node[part]  # type: ignore[index]
     if not parents:
         return False
     container, key = parents[-1]

@@ -36,7 +36,7 @@ class RouterHolder:
         metrics.config_state(self.generation, rejected=False)
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> "RouterHolder":
+    def from_path(cls, path: str | os.PathLike[str]) -> RouterHolder:
         return cls(Router.load(path), Path(path))
 
     async def health_checks(self) -> None:
