@@ -111,6 +111,48 @@ def test_parallel_requests_stay_within_tokens_per_minute(store, upstream, tmp_pa
         assert used <= tpm + one_estimate, f"{len(answered)} answered with {used} tokens on tpm {tpm}"
 
 
+def test_parallel_streams_stay_within_tokens_per_minute(upstream, tmp_path):
+    tpm = 300
+    config = limits_config(upstream.url, tpm=tpm)
+
+    async def stream(c: openai.AsyncOpenAI) -> int:
+        chunks = await c.chat.completions.create(model="strong", max_tokens=MAX_TOKENS, stream=True,
+                                                 stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": PROMPT}])
+        return [chunk.usage async for chunk in chunks if chunk.usage][-1].total_tokens
+
+    async def streams(url: str) -> list[int | BaseException]:
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=60) as c:
+            return await asyncio.gather(*(stream(c) for _ in range(10)), return_exceptions=True)
+
+    with turnout_process(config, tmp_path) as server:
+        fresh_minute()
+        results = asyncio.run(streams(server.url))
+    used = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+    assert used and len(used) + len(refused) == len(results), results
+    assert sum(used) <= tpm + estimate()[0], f"{len(used)} streams with {sum(used)} tokens on tpm {tpm}"
+
+
+def test_limits_let_requests_through_while_redis_is_down(redis_server, upstream, tmp_path):  # noqa: F811
+    config = limits_config(upstream.url, redis_server.url, rpm=2, budget_usd_day=1.0)
+    with turnout_process(config, tmp_path) as server:
+        c = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+
+        def ask():
+            return c.chat.completions.create(model="small", messages=[{"role": "user", "content": "hi"}])
+
+        fresh_minute()
+        redis_server.stop()
+        for _ in range(3):  # over rpm, but nothing can count them: availability first
+            assert ask().choices
+        assert "limit counters unavailable" in server.log()
+        redis_server.start()  # back, and empty: counting starts again
+        ask(), ask()
+        with pytest.raises(openai.RateLimitError):
+            ask()
+
+
 def test_a_failed_request_gives_its_reservation_back(upstream, tmp_path):
     config = limits_config(upstream.url, tpm=300)  # room for one reservation of PROMPT at a time
     with turnout_process(config, tmp_path) as server:
