@@ -133,6 +133,24 @@ def test_a_question_the_recording_does_not_hold_gets_no_other_questions_answer(d
         assert not any(answer in content for answer in answers[meta["recorded_prompt"]].values())
 
 
+def test_every_choice_of_n_is_counted_and_billed(demo):
+    """n copies of the answer are n answers' tokens, as a provider bills them (the usage counted one, so a key's
+    budget was charged for one answer of up to 128)."""
+    row = recorded()[2]
+    messages = [{"role": "user", "content": row["prompt"]}]
+    one = demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1", messages=messages)
+    raw = demo.chat.completions.with_raw_response.create(model="mixtral-8x7b-instruct-v0.1", messages=messages, n=3)
+    three = raw.parse()
+    assert [c.message.content for c in three.choices] == [row["answers"]["mixtral-8x7b-instruct-v0.1"]] * 3
+    assert three.usage.completion_tokens == 3 * one.usage.completion_tokens > 0
+    assert three.usage.prompt_tokens == one.usage.prompt_tokens
+    expected = (three.usage.prompt_tokens * 0.6 + three.usage.completion_tokens * 0.6) / 1e6
+    assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(expected, rel=1e-6)
+    chunks = list(demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1", messages=messages, n=3,
+                                               stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.completion_tokens == three.usage.completion_tokens
+
+
 def test_demo_streams(demo):
     row = recorded()[1]
     chunks = list(demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1", stream=True,

@@ -40,6 +40,10 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_QUOTES)).strip().lower()
 
 
+def _choices(body: dict[str, Any]) -> int:
+    return int(body.get("n") or 1)
+
+
 def _quote(prompt: str, limit: int = 160) -> str:
     return f"\"{prompt[:limit]}{'…' if len(prompt) > limit else ''}\""
 
@@ -134,7 +138,8 @@ class ReplayBackend(Backend):
                       f"nearest one is too different (similarity {similarity:.2f}, below {self.options.min_similarity:g}): "
                       f"{_quote(recorded)}. Ask one of the recorded prompts, or serve real models with --config.]")
         prompt_tokens = estimate_tokens("\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict)))
-        completion_tokens = estimate_tokens(answer)
+        # every one of the n choices is billed, as a real provider bills them (budgets settle on this usage)
+        completion_tokens = estimate_tokens(answer) * _choices(body)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         meta = {"match": match, "similarity": round(similarity, 4), "recorded_prompt": recorded}
@@ -146,7 +151,7 @@ class ReplayBackend(Backend):
     async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         answer, usage, meta = self._answer(body)
         choices = [{"index": i, "message": {"role": "assistant", "content": answer}, "logprobs": None,
-                    "finish_reason": "stop"} for i in range(int(body.get("n") or 1))]
+                    "finish_reason": "stop"} for i in range(_choices(body))]
         return {"id": self._id(body), "object": "chat.completion", "created": int(time.time()),
                 "model": self.recorded_model, "choices": choices, "usage": usage, "turnout_replay": meta}
 
@@ -155,7 +160,7 @@ class ReplayBackend(Backend):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": self._id(body), "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": self.recorded_model}
-        n = int(body.get("n") or 1)
+        n = _choices(body)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0, **extra: Any) -> str:
             out = {**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
