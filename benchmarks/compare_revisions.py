@@ -9,7 +9,6 @@ spends per request (steadier than wall-clock latency here) and p50 latency.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -22,10 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import cpu_seconds, drive, merge, mock_upstream, start, stop  # noqa: E402
-from overhead import PROMPT, turnout_config  # noqa: E402
+from _load import drive, merge, mock_upstream, start, stop
+from overhead import PROMPT, turnout_config
 
-from turnout.testing import free_port  # noqa: E402
+from turnout.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,18 +62,13 @@ def main() -> None:
         for stream in (False, True):
             scenario = "stream" if stream else "non_stream"
             body = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
-            cpu = {name: 0.0 for name in systems}
             parts: dict[str, list] = {name: [] for name in systems}
             for _ in range(args.rounds):
                 for name, (proc, port) in systems.items():
-                    before = cpu_seconds(proc.pid)
-                    parts[name].append(asyncio.run(drive(f"http://127.0.0.1:{port}/v1/chat/completions", body,
-                                                         requests=args.requests, concurrency=1, stream=stream)))
-                    cpu[name] += cpu_seconds(proc.pid) - before
+                    parts[name].append(drive(f"http://127.0.0.1:{port}/v1/chat/completions", body,
+                                             requests=args.requests, concurrency=1, stream=stream, pids=[proc.pid]))
             for name in systems:
-                served = sum(p.requests for p in parts[name]) + 20 * args.rounds  # + each round's warm-up
-                results.setdefault(scenario, {})[name] = {**merge(parts[name]).as_dict(),
-                                                          "cpu_ms_per_request": round(cpu[name] / served * 1000, 3)}
+                results.setdefault(scenario, {})[name] = merge(parts[name]).as_dict()
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -1,5 +1,8 @@
 """How much latency and throughput does turnout cost? The same requests go to the mock upstream directly
-and through turnout (a heuristic-signal decision config), non-stream and stream, at concurrency 1 and 32.
+and through turnout (benchmarks/configs/heuristic.yaml), non-stream and stream, at concurrency 1 and 32, with
+the lean load generator of benchmarks/_load.py (wrk when installed); the CPU columns are turnout's own per
+request and the load generator's. For every scenario side by side with the floor and the peers, see
+benchmarks/scenarios.py.
 
     python benchmarks/overhead.py --json bench-out/overhead.json [--requests 500] [--workers 1]
 """
@@ -7,7 +10,6 @@ and through turnout (a heuristic-signal decision config), non-stream and stream,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -18,26 +20,17 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import cpu_seconds, drive, merge, mock_upstream, start, stop  # noqa: E402
+from _load import default_generator, drive, merge, mock_upstream, start, stop
 
-from turnout.testing import free_port  # noqa: E402
+from turnout.testing import free_port
 
 PROMPT = "Explain the difference between a process and a thread, briefly, in two sentences for a new engineer."
 
 
 def turnout_config(upstream: str) -> dict:
-    return {
-        "server": {"log_level": "warning"},
-        "models": {"small": {"provider": "openai", "base_url": f"{upstream}/v1", "model": "mock-small",
-                             "cost": {"input": 0.1, "output": 0.2}},
-                   "strong": {"provider": "openai", "base_url": f"{upstream}/v1", "model": "mock-strong",
-                              "cost": {"input": 2.5, "output": 10}}},
-        "signals": {"code": {"kind": "keyword", "words": ["def ", "class ", "stack trace", "compile", "segfault"]},
-                    "long": {"kind": "context_length", "min_tokens": 4000}},
-        "decisions": [{"name": "hard", "priority": 10, "when": {"any": [{"signal": "code"}, {"signal": "long"}]},
-                       "models": ["strong"]},
-                      {"name": "default", "models": ["small"]}],
-    }
+    """The heuristic-signal scenario's config (benchmarks/configs/heuristic.yaml) in front of `upstream`."""
+    text = (Path(__file__).parent / "configs" / "heuristic.yaml").read_text()
+    return yaml.safe_load(text.replace("${UPSTREAM}", upstream))
 
 
 def main() -> None:
@@ -65,36 +58,32 @@ def main() -> None:
             for concurrency in (1, 32):
                 scenario = f"{'stream' if stream else 'non_stream'}_c{concurrency}"
                 rounds: dict[str, list] = {system: [] for system in targets}
-                cpu = 0.0
                 for _ in range(args.rounds):  # alternate, so drift on a shared machine hits both alike
                     for system, (url, model) in targets.items():
                         body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
-                        before = cpu_seconds(procs[1].pid)
-                        rounds[system].append(asyncio.run(drive(url, body, requests=args.requests // args.rounds,
-                                                                concurrency=concurrency, stream=stream)))
-                        if system == "turnout":
-                            cpu += cpu_seconds(procs[1].pid) - before
+                        pids = [procs[1].pid] if system == "turnout" else []
+                        rounds[system].append(drive(url, body, requests=args.requests // args.rounds,
+                                                    concurrency=concurrency, stream=stream, pids=pids))
                 for system, parts in rounds.items():
                     results[system][scenario] = merge(parts).as_dict()
-                # CPU time turnout spends per request: steadier than wall-clock latency on a shared machine
-                served = sum(p.requests for p in rounds["turnout"]) + 20 * args.rounds  # + warm-up requests
-                results["turnout"][scenario]["cpu_ms_per_request"] = round(cpu / served * 1000, 3)
     finally:
         for proc in reversed(procs):
             stop(proc)
     results["meta"] = {"requests_per_scenario": args.requests, "turnout_workers": args.workers,
+                       "loadgen": default_generator(),
                        "machine": "shared 2-core; read as ratios", "upstream": "turnout.testing.mock_upstream"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     table = Table(title=f"turnout overhead ({args.requests} requests per row)")
     for col in ("scenario", "direct p50", "turnout p50", "added p50", "direct p99", "turnout p99",
-                "direct req/s", "turnout req/s", "turnout CPU ms/req", "errors"):
+                "direct req/s", "turnout req/s", "turnout CPU ms/req", "loadgen CPU ms/req", "errors"):
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for scenario, d in results["direct"].items():
         t = results["turnout"][scenario]
         table.add_row(scenario, f"{d['p50_ms']:.2f}", f"{t['p50_ms']:.2f}", f"{t['p50_ms'] - d['p50_ms']:+.2f}",
                       f"{d['p99_ms']:.2f}", f"{t['p99_ms']:.2f}", f"{d['rps']:.0f}", f"{t['rps']:.0f}",
-                      f"{t['cpu_ms_per_request']:.2f}", f"{d['errors']}/{t['errors']}")
+                      f"{t['cpu_ms_per_request']:.2f}", f"{t['loadgen_cpu_ms_per_request']:.3f}",
+                      f"{d['errors']}/{t['errors']}")
     Console(width=160).print(table)
     print(f"wrote {args.json}")
 
