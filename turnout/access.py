@@ -253,6 +253,19 @@ class AccessControl:
             raise PermissionDenied(f"this key may not use the model '{model}'", code="model_not_allowed", param="model")
 
 
+def per_process_limits(config: Config, processes: int) -> str | None:
+    """Why `processes` workers must not serve this config, if they must not: memory counters are each
+    process's own, so every worker would grant a key its whole rpm, tpm and budgets."""
+    if processes < 2 or config.state.store != "memory" or config.auth is None:
+        return None
+    limited = sorted(k.name for k in AccessControl.build(config, []).by_digest.values() if _limited(k))
+    if not limited:
+        return None
+    return (f"state.store: memory counts limits in each process, so {processes} workers would each grant the "
+            f"keys with limits ({', '.join(limited[:3])}{', ...' if len(limited) > 3 else ''}) their whole rpm, "
+            "tpm and budgets; set state.store: redis, or serve with one worker")
+
+
 def _limited(key: ApiKeyConfig) -> bool:
     return bool(key.rpm or key.tpm or key.budget_usd_day is not None or key.budget_usd_month is not None)
 

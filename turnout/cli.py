@@ -86,10 +86,14 @@ def serve(
 
     import uvicorn
 
+    from turnout.access import per_process_limits
     from turnout.server import logs
     from turnout.server.protocol import BoundedHttpToolsProtocol
 
     cfg = _load(config)
+    if (problem := per_process_limits(cfg, workers)) is not None:
+        err.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
     log_format = log_format or cfg.server.log_format
     log_level = log_level or cfg.server.log_level
     logs.configure(log_level, log_format)

@@ -22,6 +22,7 @@ from tests.conftest import base_config
 from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
 from tests.process import TurnoutProcess, turnout_process
 from turnout.context import RoutingContext
+from turnout.testing import free_port
 
 KEY = "sk-limits-0123456789abcdef"
 STRONG = {"input": 2.5, "output": 10.0}  # USD per 1M tokens of the `strong` model in base_config
@@ -227,3 +228,25 @@ def test_validate_refuses_two_keys_of_one_name(upstream, tmp_path):
     assert result.returncode == 1
     assert f"auth.key_file:[0].name: 't1' (in {tmp_path / 'keys.yaml'}) is already the name of auth.keys[0]" \
         in result.stderr, result.stderr
+
+
+def test_several_workers_may_not_count_limits_in_memory(upstream, tmp_path):
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(limits_config(upstream.url, rpm=20)))
+    proc = subprocess.Popen([sys.executable, "-m", "turnout.cli", "serve", "--config", str(path), "--workers", "2",
+                             "--port", str(free_port()), "--no-watch"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # it served: each worker would have granted the key 20 requests a minute
+        proc.terminate()
+        proc.communicate(timeout=15)
+        pytest.fail("turnout serve --workers 2 started with limits counted in each worker's memory")
+    assert proc.returncode == 1
+    assert "state.store: memory counts limits in each process" in stderr and "state.store: redis" in stderr
+    # shared counters, or no limits at all, are fine with any number of workers
+    from turnout.access import per_process_limits
+    from turnout.config import parse_config
+
+    assert per_process_limits(parse_config(limits_config(upstream.url, "redis://127.0.0.1:1/0", rpm=20)), 2) is None
+    assert per_process_limits(parse_config(limits_config(upstream.url)), 2) is None
