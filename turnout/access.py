@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from turnout.config import ApiKeyConfig, Config, ConfigError, ConfigIssue, parse_yaml
 from turnout.config.issues import from_validation_error
-from turnout.context import Caller
+from turnout.context import Caller, usage_count
 from turnout.errors import AuthenticationError, PermissionDenied, RateLimited
 from turnout.state.counters import Limit, counters
 from turnout.state.redis import StoreUnavailable
@@ -298,8 +298,7 @@ def allowed(caller: Caller, names: list[str]) -> list[str]:
 
 
 def usage_tokens(usage: dict[str, Any] | None, fallback: int) -> int:
-    usage = usage or {}
-    total = usage.get("total_tokens")
-    if isinstance(total, int):
+    total = usage_count(usage, "total_tokens")
+    if total is not None:
         return total
-    return int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0) or fallback
+    return (usage_count(usage, "prompt_tokens") or 0) + (usage_count(usage, "completion_tokens") or 0) or fallback

@@ -124,6 +124,13 @@ def estimate_tokens(text: str) -> int:
     return tokens_for_chars(len(text.encode("utf-8", "replace")))
 
 
+def usage_count(usage: dict[str, Any] | None, field: str) -> int | None:
+    """A token count from an upstream's `usage`, or None when it is missing or not a count (a string, a bool,
+    a negative number: a negative count would credit a key's budget)."""
+    value = usage.get(field) if usage else None
+    return value if type(value) is int and 0 <= value < 1 << 40 else None
+
+
 def tokens_for_chars(chars: int) -> int:
     """About 4 characters a token: good enough for routing thresholds and cost estimates."""
     return (chars + 3) // 4

@@ -28,9 +28,14 @@ BREAKER = Gauge("turnout_breaker_open", "1 while a backend's circuit breaker is 
 IN_FLIGHT = Gauge("turnout_backend_in_flight", "Requests in flight per backend", ["model"], multiprocess_mode="sum")
 
 
+# the status label from a closed set: an upstream's 4xx passes on to the client, but must not mint a series
+_STATUSES = {s: str(s) for s in (200, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 499, 500, 502,
+                                 503, 504, 599)}
+
+
 def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, Any] | None, cost: float) -> None:
     decision, model = (route.decision, route.model) if route is not None else ("none", "none")
-    REQUESTS.labels(decision, model, str(status)).inc()
+    REQUESTS.labels(decision, model, _STATUSES.get(status) or f"{status // 100}xx").inc()
     LATENCY.labels(decision, model).observe(seconds)
     if route is not None:
         attempts = route.dispatch.attempts
