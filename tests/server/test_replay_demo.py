@@ -133,6 +133,21 @@ def test_a_question_the_recording_does_not_hold_gets_no_other_questions_answer(d
         assert not any(answer in content for answer in answers[meta["recorded_prompt"]].values())
 
 
+def test_a_prompt_far_longer_than_any_recorded_one_is_not_looked_up(demo):
+    """Matching normalised and vectorised the whole prompt on the event loop (3.5 s for an 8 MB body, every other
+    request waiting); a prompt over four times the longest recorded one is none of them, and is not looked up."""
+    row = recorded()[0]
+    prompt = row["prompt"] + " and then" * 50_000  # 450 kB that starts with a recorded question
+    result = demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1",
+                                          messages=[{"role": "user", "content": prompt}])
+    meta, content = result.model_extra["turnout_replay"], result.choices[0].message.content
+    assert meta == {"match": "none", "similarity": 0.0, "recorded_prompt": None}
+    assert content.startswith("[turnout replay: no recorded answer fits this prompt.") and "longer than" in content
+    padded = demo.chat.completions.create(model="mixtral-8x7b-instruct-v0.1",  # surrounding blanks do not count
+                                          messages=[{"role": "user", "content": "\n" * 100_000 + row["prompt"] + " " * 100_000}])
+    assert padded.model_extra["turnout_replay"]["match"] == "exact"
+
+
 def test_every_choice_of_n_is_counted_and_billed(demo):
     """n copies of the answer are n answers' tokens, as a provider bills them (the usage counted one, so a key's
     budget was charged for one answer of up to 128)."""

@@ -55,9 +55,16 @@ class Recording:
     exact: dict[str, int]
     vectorizer: Any
     matrix: Any
+    # Normalising and vectorising cost time in the length of the prompt, on the event loop (an 8 MB body took
+    # 3.5 s); a prompt this much longer than every recorded one is none of them, nor a rewording of one.
+    max_chars: int
 
-    def lookup(self, prompt: str) -> tuple[int, float, bool]:
-        """(record index, cosine similarity, exact?) of the recorded prompt nearest to `prompt`."""
+    def lookup(self, prompt: str) -> tuple[int | None, float, bool]:
+        """(record index, cosine similarity, exact?) of the recorded prompt nearest to `prompt`; no index for a
+        prompt longer than `max_chars`."""
+        prompt = prompt.strip()
+        if len(prompt) > self.max_chars:
+            return None, 0.0, False
         index = self.exact.get(_normalise(prompt))
         if index is not None:
             return index, 1.0, True
@@ -88,7 +95,8 @@ def load_recording(dataset: str, model: str) -> Recording:
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
     matrix = vectorizer.fit_transform(prompts)
     exact = {_normalise(p): i for i, p in enumerate(prompts)}
-    return Recording(prompts, [r["answers"][model] for r in rows], exact, vectorizer, matrix)
+    max_chars = max(4096, 4 * max(len(p) for p in prompts))
+    return Recording(prompts, [r["answers"][model] for r in rows], exact, vectorizer, matrix, max_chars)
 
 
 class ReplayOptions(Params):
@@ -115,28 +123,34 @@ class ReplayBackend(Backend):
 
             raise ConfigError([ConfigIssue(f"models.{name}.options.dataset", f"cannot load recording: {exc}")]) from None
 
+    def _reply(self, prompt: str) -> tuple[str, str, float, str | None]:
+        """(match, answer, similarity, recorded prompt used) for the last user message."""
+        index, similarity, exact = self.recording.lookup(prompt)
+        held = f"{self.recorded_model} here only replays its recorded answers to the " \
+               f"{len(self.recording.prompts):,} prompts of its recording"
+        advice = "Ask one of the recorded prompts, or serve real models with --config."
+        if index is None:
+            return "none", (f"[turnout replay: no recorded answer fits this prompt. {held}, and this one is longer than "
+                            f"{self.recording.max_chars:,} characters, far beyond the longest of them. {advice}]"), \
+                similarity, None
+        recorded = self.recording.prompts[index]
+        if exact:
+            return "exact", self.recording.answers[index], similarity, recorded
+        if similarity >= self.options.min_similarity:
+            return "nearest", (f"[turnout replay: this prompt is not in the recording; this is {self.recorded_model}'s "
+                               f"answer to a different, recorded prompt, the nearest one (similarity {similarity:.2f}): "
+                               f"{_quote(recorded)}]\n\n{self.recording.answers[index]}"), similarity, recorded
+        # the nearest recorded prompt is another question: its answer would be an answer to that question
+        return "none", (f"[turnout replay: no recorded answer fits this prompt. {held}; the nearest one is too "
+                        f"different (similarity {similarity:.2f}, below {self.options.min_similarity:g}): "
+                        f"{_quote(recorded)}. {advice}]"), similarity, recorded
+
     def _answer(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         messages = body.get("messages") or []
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         if not users:
             raise InvalidRequestError("the replay backend needs at least one user message", param="messages")
-        prompt = _text_of(users[-1].get("content"))
-        index, similarity, exact = self.recording.lookup(prompt)
-        recorded = self.recording.prompts[index]
-        if exact:
-            match, answer = "exact", self.recording.answers[index]
-        elif similarity >= self.options.min_similarity:
-            match = "nearest"
-            answer = (f"[turnout replay: this prompt is not in the recording; this is {self.recorded_model}'s answer "
-                      f"to a different, recorded prompt, the nearest one (similarity {similarity:.2f}): "
-                      f"{_quote(recorded)}]\n\n{self.recording.answers[index]}")
-        else:
-            # the nearest recorded prompt is another question: its answer would be an answer to that question
-            match = "none"
-            answer = (f"[turnout replay: no recorded answer fits this prompt. {self.recorded_model} here only replays "
-                      f"its recorded answers to the {len(self.recording.prompts):,} prompts of its recording; the "
-                      f"nearest one is too different (similarity {similarity:.2f}, below {self.options.min_similarity:g}): "
-                      f"{_quote(recorded)}. Ask one of the recorded prompts, or serve real models with --config.]")
+        match, answer, similarity, recorded = self._reply(_text_of(users[-1].get("content")))
         prompt_tokens = estimate_tokens("\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict)))
         # every one of the n choices is billed, as a real provider bills them (budgets settle on this usage)
         completion_tokens = estimate_tokens(answer) * _choices(body)
