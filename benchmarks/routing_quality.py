@@ -22,8 +22,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from turnout.eval.datasets import load_named
 from turnout.eval.bootstrap import Resamples
+from turnout.eval.datasets import load_named
 from turnout.eval.harness import beat_random, plot, score_baselines, score_router
 from turnout.eval.table import RoutingTable
 from turnout.models.encoders import get_encoder

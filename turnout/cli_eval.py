@@ -93,7 +93,7 @@ def _with_ci(result: dict, key: str, places: int) -> str:
     value, (low, high) = result[key], result["ci95"][key]
     if value is None:
         return "-"
-    show = lambda v: "∞" if v is None else f"{v:.{places}f}"  # noqa: E731 - an unreached bound
+    show = lambda v: "∞" if v is None else f"{v:.{places}f}"  # an unreached bound
     return f"{value:.{places}f} ({show(low)}–{show(high)})"
 
 

@@ -68,7 +68,7 @@ def test_baselines_are_labelled_and_carry_intervals():
 
 
 def turnout(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "turnout.cli", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "turnout.cli", *args], capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "COLUMNS": "250"})
 
 

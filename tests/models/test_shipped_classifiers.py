@@ -14,8 +14,12 @@ import pytest
 
 from tests.conftest import base_config
 from tests.process import turnout_process
-from turnout.eval.signal_data import (LLMROUTER_TASK_DOMAINS, LLMROUTER_TASKS_WITHOUT_DOMAIN, MMLU_SUBJECT_DOMAINS,
-                                      task_domain)
+from turnout.eval.signal_data import (
+    LLMROUTER_TASK_DOMAINS,
+    LLMROUTER_TASKS_WITHOUT_DOMAIN,
+    MMLU_SUBJECT_DOMAINS,
+    task_domain,
+)
 from turnout.models.classifier import load_classifier
 
 ROOT = Path(__file__).resolve().parents[2]

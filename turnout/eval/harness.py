@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from turnout.eval.datasets import DATASETS, load_named
 from turnout.eval.bootstrap import RESAMPLES, SEED, Resamples
+from turnout.eval.datasets import DATASETS, load_named
 from turnout.eval.metrics import baselines, curve_of_sweep, prompt_blind, reference, summary, sweep_choices
 from turnout.eval.table import DataError, RoutingTable, load_table
 from turnout.selection.base import _params_model, selectors
