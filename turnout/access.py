@@ -212,6 +212,9 @@ class AccessControl:
         (no such limit, or the store is down and the request goes through uncounted)."""
         if key is None or not (key.tpm or key.budget_usd_day is not None or key.budget_usd_month is not None):
             return None
+        if key.tpm and estimate.prompt_tokens > key.tpm:  # no Retry-After: waiting will not make it fit
+            raise RateLimited(f"this request's prompt, about {estimate.prompt_tokens} tokens, is more than this "
+                              f"key's limit of {key.tpm} tokens per minute", code="prompt_exceeds_tpm")
         w = _Windows(key, dt.datetime.now(dt.UTC))
         limits = _limits(key, w, estimate)
         try:

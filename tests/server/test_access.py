@@ -110,6 +110,14 @@ def test_tokens_per_minute_and_daily_budget(serve, upstream):
     assert info.value.code == "budget_exceeded" and int(info.value.response.headers["retry-after"]) > 0
 
 
+def test_a_prompt_larger_than_tpm_is_refused_for_good(serve, upstream):
+    server = serve(access_config(upstream.url, tpm=50))
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(client(server, ALICE), "word " * 100)  # about 125 tokens: no minute will ever have room for it
+    assert info.value.code == "prompt_exceeds_tpm" and "retry-after" not in info.value.response.headers
+    assert ask(client(server, ALICE), "short")[1].choices  # it reserved nothing
+
+
 def test_streamed_usage_counts_too(serve, upstream):
     server = serve(access_config(upstream.url, tpm=200))
     alice = client(server, ALICE)
