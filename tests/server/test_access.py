@@ -156,7 +156,7 @@ def test_bad_key_file_is_a_config_error(upstream, tmp_path):
     assert "auth.key_file" in str(info.value) and "key_sha256" in str(info.value)
 
 
-def test_two_processes_share_limits_through_redis(redis_server, upstream, tmp_path):
+def test_two_processes_share_limits_through_redis(redis_server, upstream, tmp_path):  # noqa: F811
     config = access_config(upstream.url, rpm=4)
     config["state"] = {"store": "redis", "redis_url": redis_server.url}
     path = tmp_path / "turnout.yaml"
