@@ -141,3 +141,22 @@ def test_the_shipped_routers_published_test_figures_reproduce():
         assert operating_point(load_named(dataset, SHARED), BUILTIN_ROUTERS / name, "test") == published, name
         low, high = published["quality_share_ci95"]
         assert low <= published["quality_share"] <= high
+
+
+def test_platt_sigmoid_is_platts_method():
+    from turnout.selection.ranking import platt_sigmoid
+
+    rng = np.random.default_rng(0)
+    margins = rng.normal(size=2000)
+    positive = rng.random(2000) < 1 / (1 + np.exp(-(2 * margins - 0.5)))
+    a, c = platt_sigmoid(margins, positive)
+    assert (a, c) == (pytest.approx(2, abs=0.3), pytest.approx(-0.5, abs=0.2))
+    try:  # scikit-learn's own implementation of Platt's procedure (smoothed targets): P = 1 / (1 + exp(A·f + B))
+        from sklearn.calibration import _sigmoid_calibration
+    except ImportError:
+        return
+    big_a, big_b = _sigmoid_calibration(margins, positive)
+    assert (a, c) == (pytest.approx(-big_a, rel=1e-4), pytest.approx(-big_b, rel=1e-4))
+    # separable margins: the smoothed targets keep the slope finite
+    a, _ = platt_sigmoid(np.array([-2.0, -1.0, 1.0, 2.0]), np.array([False, False, True, True]))
+    assert 0 < a < 50

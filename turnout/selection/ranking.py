@@ -111,10 +111,30 @@ class SuccessClassifierSelector(LearnedSelector):
         return 1 / (1 + np.exp(-(x @ self.w_.T + self.b_)))
 
 
+def platt_sigmoid(margins: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt (1999): P(positive | margin f) = sigmoid(a·f + c), fitted by maximum likelihood on held-out margins
+    against his smoothed targets (N₊ + 1)/(N₊ + 2) and 1/(N₋ + 2), which keep a separable fold from pushing
+    the probabilities to 0 and 1."""
+    from scipy.optimize import minimize
+
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    target = np.where(positive, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] * margins + params[1]
+        p = 1 / (1 + np.exp(-z))
+        nll = float(np.sum(np.logaddexp(0, z) - target * z))  # −Σ t·log p + (1 − t)·log(1 − p)
+        return nll, np.array([np.dot(p - target, margins), np.sum(p - target)])
+
+    start = np.array([1.0, np.log((n_pos + 1) / (n_neg + 1))])
+    a, c = minimize(loss, start, jac=True, method="L-BFGS-B").x
+    return float(a), float(c)
+
+
 @register("svm")
 class SVMSelector(LearnedSelector):
     """One linear SVM per model (did it answer well, score ≥ 0.5?), its margin turned into a probability by
-    Platt scaling: a sigmoid fitted on 5-fold cross-validated margins. Raw margins of a class-balanced SVM are
+    Platt scaling (`platt_sigmoid` on 5-fold cross-validated margins). Raw margins of a class-balanced SVM are
     not comparable across models (each is centred on its own 50 % line, whatever the model's accuracy), so
     without it `cost_weight` ≥ 0 could not reach the strong model's quality."""
 
@@ -124,7 +144,6 @@ class SVMSelector(LearnedSelector):
         self.cost_weight = cost_weight
 
     def _fit(self, x, scores, costs):
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
         from sklearn.svm import LinearSVC
 
@@ -138,9 +157,7 @@ class SVMSelector(LearnedSelector):
             if folds < 2:  # constant, or too few of one class to cross-validate: keep the margin as it is
                 continue
             cv = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
-            margins = cross_val_predict(svm(), x, good, cv=cv, method="decision_function")
-            platt = LogisticRegression(C=1e4).fit(margins[:, None], good)
-            a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+            a, c = platt_sigmoid(cross_val_predict(svm(), x, good, cv=cv, method="decision_function"), good)
             w[j], b[j] = a * w[j], a * b[j] + c
         self.w_, self.b_ = w, b
 
