@@ -33,7 +33,7 @@ LOGIC_GRID = ("Q: There are 3 houses in a row, numbered 1 on the left to 3 on th
 
 def documented_domains() -> list[str]:
     row = next(line for line in (ROOT / "docs/signals.md").read_text().splitlines() if line.startswith("| `domain`"))
-    found = re.search(r"domains: ([a-z_, ]+?) \|", row)
+    found = re.search(r"domains: ([a-z_]+(?:, [a-z_]+)*)", row)
     assert found, row
     return [d.strip() for d in found.group(1).split(",")]
 
