@@ -77,7 +77,8 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="default: server.host of the config, else 127.0.0.1")] = None,
     port: Annotated[Optional[int], typer.Option(help="default: server.port of the config, else 8080")] = None,
     workers: Annotated[int, typer.Option(min=1, help="processes; each reloads the config on its own")] = 1,
-    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning, error (default: server.log_level)")] = None,
+    log_level: Annotated[Optional[str],
+                         typer.Option(help="debug, info, warning, error (default: server.log_level)")] = None,
     log_format: Annotated[Optional[str], typer.Option(help="text or json (default: server.log_format)")] = None,
     watch: Annotated[bool, typer.Option(help="reload when the config file changes (SIGHUP always reloads)")] = True,
 ) -> None:
@@ -110,6 +111,9 @@ def serve(
         os.environ["TURNOUT_WATCH"] = "1" if watch else "0"
         # each worker writes its metrics here; /metrics in any worker adds them up
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="turnout-metrics-"))
+        # the last file a worker accepted: one started later while the file is rejected serves it (holder.py)
+        os.environ.setdefault("TURNOUT_LAST_GOOD",
+                              os.path.join(tempfile.mkdtemp(prefix="turnout-config-"), "config.yaml"))
         uvicorn.run("turnout.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol)
         return

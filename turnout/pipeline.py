@@ -123,11 +123,12 @@ class Router:
         return cls(config, *parts)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, missing_env: str = "error") -> "Router":
-        """Load and compile a config file. Its ConfigError lists every problem in one run: the schema's, the
-        references', and those compiling the part that parsed finds (unknown kinds, component parameters)."""
+    def load(cls, path: str | os.PathLike[str], *, missing_env: str = "error", text: str | None = None) -> "Router":
+        """Load and compile a config file (`text`: its content, already read). Its ConfigError lists every problem
+        in one run: the schema's, the references', and those compiling the part that parsed finds (unknown
+        kinds, component parameters)."""
         try:
-            config = load_config(path, missing_env=missing_env)
+            config = load_config(path, missing_env=missing_env, text=text)
         except ConfigError as exc:
             raise cls.with_component_issues(exc) from None
         return cls.build(config)

@@ -253,8 +253,39 @@ def test_server_log_level_is_applied_in_every_worker(config_file, upstream):
     try:
         config["decisions"][-1]["models"] = ["strong"]
         config_file.write_text(yaml.safe_dump(config))
-        wait_for(lambda: {served.routed_model() for _ in range(8)} == {"strong"}, "no reload")
+        wait_for(lambda: {served.routed_model() for _ in range(8)} == {"strong"},
+                 f"no reload:\n{served.log.read_text()}", timeout=30)
         log = served.log.read_text()
         assert "now serving generation 2" not in log and " INFO " not in log, log
+    finally:
+        served.stop()
+
+
+def test_a_worker_started_while_the_file_is_rejected_serves_the_last_accepted_one(config_file, upstream):
+    """With --workers N uvicorn starts a dead worker anew, and the new one read the file on disk: a rejected file
+    made it fail at start again and again (a traceback every half second) while /readyz of the others said all
+    was well. It serves the last file a worker accepted, and /readyz says the file on disk is rejected."""
+    import re
+
+    served = Served(config_file, "--no-watch", "--workers", "2")
+    try:
+        pids = [int(p) for p in re.findall(r"Started server process \[(\d+)\]", served.log.read_text())]
+        assert len(pids) == 2, served.log.read_text()
+        bad = base_config(upstream.url)
+        bad["models"]["small"]["modle"] = "typo"
+        config_file.write_text(yaml.safe_dump(bad))
+        os.kill(pids[0], signal.SIGKILL)
+
+        def one_says_rejected() -> bool:
+            bodies = [httpx.get(served.url + "/readyz", timeout=10).json() for _ in range(6)]
+            return any(b["config"] == "rejected" for b in bodies)
+
+        wait_for(one_says_rejected, f"no worker reports the rejected file:\n{served.log.read_text()}", timeout=30)
+        for _ in range(6):  # every worker serves, on the last accepted config
+            response = httpx.post(served.url + "/v1/chat/completions", timeout=30,
+                                  json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+            assert response.status_code == 200 and response.headers["x-turnout-model"] == "small"
+        log = served.log.read_text()
+        assert "Traceback" not in log and "models.small: unknown key 'modle'" in log
     finally:
         served.stop()

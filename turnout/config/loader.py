@@ -103,10 +103,12 @@ def parse_config(data: Any, *, source: str = "config", missing_env: str = "error
     return config
 
 
-def load_config(path: str | os.PathLike[str], *, missing_env: str = "error") -> Config:
+def load_config(path: str | os.PathLike[str], *, missing_env: str = "error", text: str | None = None) -> Config:
+    """The config file at `path`; `text`, when given, is its content already read (relative paths in it still
+    start at the file's folder)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if text is None else text
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
     base_dir = str(path.resolve().parent)

@@ -21,6 +21,10 @@ log = logging.getLogger("turnout.reload")
 RESTART_ONLY = ("server.host", "server.port", "server.log_level", "server.log_format", "server.max_header_bytes",
                 "server.max_headers", "server.header_timeout_s")
 MISSING_POLL_S = 1.0  # how often a watched file that is gone (mid-replace, or deleted) is looked for
+# With --workers N, uvicorn starts a worker anew on SIGHUP and when one dies, and that worker reads the file on
+# disk. Each worker keeps the text of the last file it accepted here, so a worker started while the file is
+# rejected serves that (and says so on /readyz) instead of failing to start over and over.
+LAST_GOOD_ENV = "TURNOUT_LAST_GOOD"
 
 
 class RouterHolder:
@@ -37,7 +41,20 @@ class RouterHolder:
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> RouterHolder:
-        return cls(Router.load(path), Path(path))
+        path = Path(path)
+        text = _read(path)
+        try:
+            router = Router.load(path, text=text)
+        except ConfigError as exc:
+            kept = _read(Path(os.environ[LAST_GOOD_ENV])) if os.environ.get(LAST_GOOD_ENV) else None
+            if kept is None:
+                raise
+            holder = cls(Router.load(path, text=kept), path)
+            log.error("start: %s rejected, serving the last config this server accepted:\n%s", path, exc)
+            holder._reject_config(exc)
+            return holder
+        _keep_last_good(text)
+        return cls(router, path)
 
     async def health_checks(self) -> None:
         """Active health checks of the serving router's backends, at the shortest configured interval."""
@@ -59,11 +76,11 @@ class RouterHolder:
             return False
         async with self._lock:
             try:
-                router = await asyncio.to_thread(Router.load, self.path)
+                text = await asyncio.to_thread(_read, self.path)
+                router = await asyncio.to_thread(lambda: Router.load(self.path, text=text))
             except ConfigError as exc:
                 log.error("reload (%s) rejected, still serving generation %d:\n%s", reason, self.generation, exc)
-                errors = [i for i in exc.issues if i.severity == "error"] or exc.issues
-                self._reject(len(errors), str(errors[0]) if errors else "rejected")
+                self._reject_config(exc)
                 return False
             except Exception as exc:  # noqa: BLE001 - a broken file must never take the server down
                 log.error("reload (%s) failed, still serving generation %d: %s: %s", reason, self.generation,
@@ -71,6 +88,7 @@ class RouterHolder:
                 self._reject(1, f"{type(exc).__name__} while building the config")  # its text may hold anything
                 return False
             _log_warnings(router)
+            _keep_last_good(text)
             for name in _restart_only_changes(self._started, router.config):
                 log.warning("reload (%s): %s changed in the file but is read only at start; it keeps its old value "
                             "until a restart (the rest of the reload applies)", reason, name)
@@ -84,6 +102,10 @@ class RouterHolder:
             task.add_done_callback(self._retired.discard)
             log.info("reload (%s): now serving generation %d", reason, self.generation)
             return True
+
+    def _reject_config(self, exc: ConfigError) -> None:
+        errors = [i for i in exc.issues if i.severity == "error"] or exc.issues
+        self._reject(len(errors), str(errors[0]) if errors else "rejected")
 
     def _reject(self, errors: int, first: str) -> None:
         self.rejected = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "errors": errors,
@@ -171,3 +193,26 @@ def _stat(files: list[Path]) -> list[tuple[int, int, int] | None]:
         else:
             out.append((st.st_ino, st.st_mtime_ns, st.st_size))
     return out
+
+
+def _read(path: Path) -> str | None:
+    """The file's text; None when it cannot be read (the loader then reports why)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _keep_last_good(text: str | None) -> None:
+    target = os.environ.get(LAST_GOOD_ENV)
+    if not target or text is None:
+        return
+    temporary = f"{target}.{os.getpid()}"
+    try:
+        # private (the file may hold a key written inline); replaced whole, so a worker never reads half of it
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, target)
+    except OSError as exc:
+        log.warning("could not keep the accepted config for workers started later: %s", exc.strerror or exc)
