@@ -1,19 +1,20 @@
 """Semantic cache figures: lookup latency at 10k and 100k entries (memory and Redis stores) and hit rate /
-precision on the project's labelled paraphrase pairs (tests/data/paraphrases.jsonl).
+precision on labelled prompt pairs: the new set (tests/data/cache_pairs/, both classes varying their framing; its
+`final` split only with --final, measured once) and the older tests/data/paraphrases.jsonl.
 
-    python benchmarks/cache.py --json bench-out/cache.json [--sizes 10000,100000] [--queries 1000]
+    python benchmarks/cache.py --json bench-out/cache.json [--sizes 10000,100000] [--queries 1000] [--final]
 
 Latency excludes the embedding (vectors are precomputed: unit vectors clustered around 1,000 topics, 384-d
-like MiniLM, all in ONE bucket — the worst case, one tenant and one decision holding every entry); a semantic lookup is what the plugin
-does after embedding: ANN search in the bucket, fetch the candidates (MGET for Redis), check their facts.
-Exact lookups are one dict / GET. Redis runs as a real redis-server on 127.0.0.1 started by this script.
+like MiniLM, all in ONE bucket — the worst case, one tenant and one decision holding every entry); a semantic
+lookup is what the plugin does after embedding: ANN search in the bucket, fetch the candidates (MGET for Redis),
+judge them. Exact lookups are one dict / GET. Redis runs as a real redis-server on 127.0.0.1 started by this
+script. The CPU of a miss, embedding included, is benchmarks/cache_speed.py.
 
-Hit rate and precision go through the plugin's own before/after hooks with the real encoder: for each pair,
-the first prompt's answer is cached, then the second prompt is looked up. Hit rate = same-meaning pairs that hit;
-precision = hits that were same-meaning pairs. Reported per split (dev, check, check2, test: what each was
-used for is in scripts/paraphrases/), beside the embedding alone (no same_question check).
-Targets (issue 6): exact < 1 ms, semantic ≤ 2 ms at 100k;
-hit rate ≥ 80 % at precision ≥ 98 % at the default threshold."""
+Hit rate and precision go through the plugin's own before/after hooks with the real encoder: for each pair, the
+first prompt's answer is cached, then the second prompt is looked up. Hit rate = same-meaning pairs that hit;
+precision = hits that were same-meaning pairs; bootstrap 95 % intervals over the pairs. Reported for the old
+default (minilm-onnx, 0.85, the `frame` judge) and the new one (minilm-static, 0.80, `strict`).
+Targets (issues 6, 12): exact < 1 ms, semantic ≤ 2 ms at 100k; hit rate ≥ 80 % at precision ≥ 98 %."""
 
 from __future__ import annotations
 
@@ -34,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _load import percentiles  # noqa: E402
 
 from turnout.context import RoutingContext
-from turnout.models.encoders import get_encoder
-from turnout.plugins.same_question import same_question
+from turnout.plugins.same_question import judge
 from turnout.plugins.semantic_cache import SemanticCacheParams, SemanticCachePlugin
 from turnout.state.cache import CacheEntry, MemoryCacheStore, RedisCacheStore
 from turnout.testing import free_port
 
 DIM = 384
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrases.jsonl"
+NEW_PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "cache_pairs"
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -75,7 +76,7 @@ async def time_lookups(store, vectors: np.ndarray, bucket: str, queries: int, rn
         t = time.perf_counter()
         near = [(k, s) for k, s in await store.nearest(bucket, q, 4) if s >= SemanticCacheParams().threshold]
         entries = await store.get_many([k for k, _ in near])
-        hit = next((e for e in entries if e is not None and same_question(e.prompt, f"prompt number {i}")), None)
+        hit = next((e for e in entries if e is not None and judge("strict", e.prompt, f"prompt number {i}")), None)
         semantic.append((time.perf_counter() - t) * 1e6)
         found += hit is not None and hit.key == f"k{i}"
     return {"exact_us": percentiles(exact), "semantic_us": percentiles(semantic), "semantic_recall": found / queries}
@@ -98,35 +99,103 @@ async def latency(sizes: list[int], queries: int, redis_url: str | None) -> dict
     return out
 
 
-async def paraphrases(encoder: str, thresholds: list[float]) -> dict:
-    """Each split's hit rate and precision by threshold, through the plugin (embedding + same_question), and
-    for the embedding alone."""
-    rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    plugin = SemanticCachePlugin(SemanticCacheParams(encoder=encoder, threshold=min(thresholds), tenant_header="x-pair",
-                                                     namespace=f"bench-{encoder}"))
-    checked = []  # the similarity of a hit through the plugin, None for a miss
+CONFIGS = {  # the issue's old default beside the new one; each through the plugin's own hooks
+    "old: minilm-onnx 0.85, frame": {"encoder": "minilm-onnx", "threshold": 0.85, "judge": "frame"},
+    "new: minilm-static 0.80, strict": {"encoder": "minilm-static", "threshold": 0.80, "judge": "strict"},
+    "minilm-onnx 0.80, strict": {"encoder": "minilm-onnx", "threshold": 0.80, "judge": "strict"},
+}
+
+
+def pair_sets(final: bool) -> dict[str, list[dict]]:
+    """The old set's four splits and the new set's tune split; its final split only when asked (measured once)."""
+    old = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sets = {f"old/{s}": [r for r in old if r["split"] == s] for s in ("dev", "check", "check2", "test")}
+    for split in ("tune", "final") if final else ("tune",):
+        path = NEW_PAIRS / f"{split}.jsonl"
+        sets[f"new/{split}"] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return sets
+
+
+async def plugin_hits(rows: list[dict], **params) -> list[float | None]:
+    """For each pair: cache the first prompt's answer, look the second up; the similarity of a hit, else None.
+    Each pair has its own bucket (tenant header), so only the judgement is measured, not the search."""
+    plugin = SemanticCachePlugin(SemanticCacheParams(tenant_header="x-pair", namespace=f"bench-{time.monotonic_ns()}",
+                                                     **params))
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}]}
+    out: list[float | None] = []
     for i, row in enumerate(rows):
-        headers = {"x-pair": str(i)}
-        first = RoutingContext({"messages": [{"role": "user", "content": row["a"]}]}, headers=headers)
-        first.decision, first.model = "default", "m"
+        first, second = (RoutingContext({"messages": [{"role": "user", "content": t}]}, headers={"x-pair": str(i)})
+                         for t in (row["a"], row["b"]))
+        for ctx in (first, second):
+            ctx.decision, ctx.model = "default", "m"
         await plugin.before(first)
-        await plugin.after(first, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a"},
-                                                "finish_reason": "stop"}]})
-        second = RoutingContext({"messages": [{"role": "user", "content": row["b"]}]}, headers=headers)
-        second.decision, second.model = "default", "m"
+        await plugin.after(first, answer)
         hit = await plugin.before(second)
-        checked.append(hit["turnout_cache"]["similarity"] if hit else None)
-    vectors = get_encoder(encoder).encode([r["a"] for r in rows] + [r["b"] for r in rows])
-    embedding_only = (vectors[:len(rows)] * vectors[len(rows):]).sum(axis=1).tolist()
-    out = {}
-    for split in sorted({r["split"] for r in rows}):
-        index = [i for i, r in enumerate(rows) if r["split"] == split]
-        same = sum(rows[i]["same"] for i in index)
-        out[split] = {"same_meaning": same, "different_meaning": len(index) - same, "by_threshold": {
-            f"{t:.2f}": {"checked": _rates([(checked[i] is not None and checked[i] >= t - 1e-9, rows[i]["same"])
-                                            for i in index]),
-                         "embedding_only": _rates([(embedding_only[i] >= t - 1e-9, rows[i]["same"]) for i in index])}
-            for t in thresholds}}
+        out.append(hit["turnout_cache"]["similarity"] if hit else None)
+    return out
+
+
+def bootstrap(outcomes: list[tuple[bool, bool]], rounds: int = 2000, seed: int = 0) -> dict:
+    """95 % intervals of hit rate and precision, resampling the pairs."""
+    rng = np.random.default_rng(seed)
+    hit = np.array([h for h, _ in outcomes]); same = np.array([s for _, s in outcomes])
+    rates, precisions = [], []
+    for _ in range(rounds):
+        i = rng.integers(0, len(outcomes), len(outcomes))
+        tp, hits, positives = (hit[i] & same[i]).sum(), hit[i].sum(), same[i].sum()
+        rates.append(tp / max(positives, 1))
+        if hits:
+            precisions.append(tp / hits)
+    return {"hit_rate_95": [round(float(np.percentile(rates, q)), 3) for q in (2.5, 97.5)],
+            "precision_95": [round(float(np.percentile(precisions, q)), 3) for q in (2.5, 97.5)]}
+
+
+async def one_bucket(rows: list[dict], **params) -> dict:
+    """Every pair's first prompt cached in ONE bucket, then every second prompt looked up: the search must find
+    the right entry among all of them (the static encoder's neighbours are not MiniLM's). A hit is right when
+    some pair labels the two prompts the same question, wrong when some pair labels them different; other hits
+    (two prompts no pair relates) are counted apart, as `unlabelled`."""
+    plugin = SemanticCachePlugin(SemanticCacheParams(namespace=f"bench-{time.monotonic_ns()}", **params))
+
+    def context(text: str) -> RoutingContext:
+        ctx = RoutingContext({"messages": [{"role": "user", "content": text}]})
+        ctx.decision, ctx.model = "default", "m"
+        return ctx
+
+    label = {frozenset((r["a"], r["b"])): r["same"] for r in rows}
+    firsts = {r["a"] for r in rows}
+    for text in sorted(firsts):
+        ctx = context(text)
+        await plugin.before(ctx)
+        await plugin.after(ctx, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "finish_reason": "stop"}]})
+    right = wrong = unlabelled = positives = 0
+    for r in rows:
+        if r["b"] in firsts:
+            continue  # cached itself: an exact hit, not a semantic one
+        positives += r["same"]
+        hit = await plugin.before(context(r["b"]))
+        if hit is not None:
+            same = label.get(frozenset((r["b"], hit["choices"][0]["message"]["content"])))
+            right += same is True
+            wrong += same is False
+            unlabelled += same is None
+    return {"entries": len(firsts), "lookups": sum(r["b"] not in firsts for r in rows),
+            "hit_rate": round(right / max(positives, 1), 3), "precision": round(right / max(right + wrong, 1), 3),
+            "wrong_hits": wrong, "unlabelled_hits": unlabelled}
+
+
+async def paraphrases(final: bool) -> dict:
+    """Hit rate and precision (with bootstrap 95 % intervals) of each config on each pair set."""
+    out: dict = {}
+    for set_name, rows in pair_sets(final).items():
+        out[set_name] = {"same_meaning": sum(r["same"] for r in rows),
+                         "different_meaning": sum(not r["same"] for r in rows)}
+        for config, params in CONFIGS.items():
+            outcomes = [(s is not None, r["same"]) for s, r in zip(await plugin_hits(rows, **params), rows)]
+            out[set_name][config] = {**_rates(outcomes), **bootstrap(outcomes)}
+    every = [r for rows in pair_sets(final).values() for r in rows]
+    out["one bucket"] = {config: await one_bucket(every, **params) for config, params in CONFIGS.items()}
     return out
 
 
@@ -154,6 +223,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--no-latency", action="store_true", help="only the paraphrase pairs")
+    parser.add_argument("--final", action="store_true", help="also the new set's final split (measured once)")
     args = parser.parse_args()
     console = Console()
     report = {"latency": {}}
@@ -164,10 +234,7 @@ def main() -> None:
         finally:
             if proc is not None:
                 proc.terminate()
-    default = SemanticCacheParams().threshold
-    grid = sorted({default, *(round(0.80 + 0.01 * k, 2) for k in range(13))})
-    report["paraphrases"] = {enc: asyncio.run(paraphrases(enc, grid)) for enc in ("minilm-onnx", "minilm-static")}
-    report["default_threshold"] = default
+    report["paraphrases"] = asyncio.run(paraphrases(args.final))
     t = Table(title="cache lookups (embedding excluded), µs")
     t.add_column("store @ entries", no_wrap=True)
     for col in ("exact p50", "exact p99", "semantic p50", "semantic p99", "semantic recall", "fill s"):
@@ -176,17 +243,29 @@ def main() -> None:
         t.add_row(name, f"{r['exact_us']['p50_us']:.0f}", f"{r['exact_us']['p99_us']:.0f}", f"{r['semantic_us']['p50_us']:.0f}",
                   f"{r['semantic_us']['p99_us']:.0f}", f"{r['semantic_recall']:.3f}", f"{r['fill_s']}")
     console.print(t)
-    for enc, splits in report["paraphrases"].items():
-        for split, result in splits.items():
-            p = Table(title=f"paraphrase pairs, {split} split ({result['same_meaning']} same, "
-                            f"{result['different_meaning']} different), {enc}: hit rate / precision (false hits)")
-            for col in ("threshold", "embedding + same_question", "embedding alone"):
-                p.add_column(col)
-            for thr, r in result["by_threshold"].items():
-                mark = " (default)" if float(thr) == default else ""
-                p.add_row(thr + mark, *(f"{r[k]['hit_rate']:.3f} / {r[k]['precision']:.3f} ({r[k]['false_hits']})"
-                                        for k in ("checked", "embedding_only")))
-            console.print(p)
+    p = Table(title="paraphrase pairs: hit rate / precision (false hits) [95 % intervals]")
+    p.add_column("set (same/different)", no_wrap=True)
+    for config in CONFIGS:
+        p.add_column(config)
+    for set_name, result in report["paraphrases"].items():
+        if set_name == "one bucket":
+            continue
+        p.add_row(f"{set_name} ({result['same_meaning']}/{result['different_meaning']})",
+                  *(f"{r['hit_rate']:.3f} / {r['precision']:.3f} ({r['false_hits']})\n"
+                    f"[{r['hit_rate_95'][0]:.2f}-{r['hit_rate_95'][1]:.2f}] / "
+                    f"[{r['precision_95'][0]:.2f}-{r['precision_95'][1]:.2f}]"
+                    for r in (result[c] for c in CONFIGS)))
+    console.print(p)
+    b = Table(title="every set's pairs in ONE bucket: hit rate / precision (wrong hits, unlabelled hits)")
+    b.add_column("entries / lookups")
+    for config in CONFIGS:
+        b.add_column(config)
+    one = report["paraphrases"]["one bucket"]
+    first = next(iter(one.values()))
+    b.add_row(f"{first['entries']} / {first['lookups']}",
+              *(f"{r['hit_rate']:.3f} / {r['precision']:.3f} ({r['wrong_hits']}, {r['unlabelled_hits']})"
+                for r in one.values()))
+    console.print(b)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 

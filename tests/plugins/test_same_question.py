@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from turnout.context import RoutingContext
-from turnout.plugins.same_question import same_question, synonym_forms
+from turnout.plugins.same_question import judge, same_question, synonym_forms
 from turnout.plugins.semantic_cache import SemanticCacheParams, SemanticCachePlugin
 
 PAIRS = Path(__file__).resolve().parents[1] / "data" / "paraphrases.jsonl"
+HIT_RATE_FLOOR = 0.15
 
 
 @pytest.mark.parametrize("a, b", [
@@ -80,8 +81,8 @@ def test_synonyms_are_checked_when_the_config_loads(groups, complaint):
         SemanticCacheParams(synonyms=groups)
 
 
-async def _cache_hits(rows: list[dict], threshold: float) -> list[bool]:
-    plugin = SemanticCachePlugin(SemanticCacheParams(threshold=threshold, tenant_header="x-pair"))
+async def _cache_hits(rows: list[dict], **params) -> list[bool]:
+    plugin = SemanticCachePlugin(SemanticCacheParams(tenant_header="x-pair", **params))
     answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}]}
     hits = []
     for i, row in enumerate(rows):
@@ -95,13 +96,83 @@ async def _cache_hits(rows: list[dict], threshold: float) -> list[bool]:
     return hits
 
 
-def test_the_default_threshold_meets_the_paraphrase_target_on_every_split():
-    """Issue 6: hit rate >= 80 % at precision >= 98 % at the default threshold (minilm-onnx, through the plugin)."""
+def _rates(hits: list[bool], rows: list[dict]) -> tuple[float, float]:
+    true_hits = sum(hit and r["same"] for hit, r in zip(hits, rows))
+    return true_hits / sum(r["same"] for r in rows), true_hits / max(sum(hits), 1)
+
+
+def test_the_frame_judge_meets_the_old_target_on_the_old_set():
+    """Issue 6's figure, kept for the side-by-side: on tests/data/paraphrases.jsonl (near misses written in one frame)
+    the `frame` judge with minilm-onnx at 0.85 reaches hit rate >= 80 % at precision >= 98 % on every split."""
     rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    hits = asyncio.run(_cache_hits(rows, SemanticCacheParams().threshold))
+    hits = asyncio.run(_cache_hits(rows, encoder="minilm-onnx", threshold=0.85, judge="frame"))
     for split in sorted({r["split"] for r in rows}):
-        outcomes = [(hit, r["same"]) for hit, r in zip(hits, rows) if r["split"] == split]
-        true_hits = sum(hit and same for hit, same in outcomes)
-        hit_rate = true_hits / sum(same for _, same in outcomes)
-        precision = true_hits / max(sum(hit for hit, _ in outcomes), 1)
+        index = [i for i, r in enumerate(rows) if r["split"] == split]
+        hit_rate, precision = _rates([hits[i] for i in index], [rows[i] for i in index])
         assert hit_rate >= 0.80 and precision >= 0.98, (split, hit_rate, precision)
+
+
+NEW_PAIRS = Path(__file__).resolve().parents[1] / "data" / "cache_pairs"
+
+
+@pytest.mark.parametrize("a, b", [
+    ("How can I sort a Python dict by its keys?", "What's the way to order a dictionary in Python by value?"),
+    ("How do I enable dark mode in VS Code?", "Is there a way to disable dark mode in VS Code?"),
+    ("How do you convert Celsius to Fahrenheit?", "What's the formula for turning Fahrenheit into Celsius?"),
+    ("Convert a string to an integer in Java", "How would I turn an integer into a string with Java?"),  # the roles
+    ("How do I convert a string to an integer in Java?", "How do I convert a string to an integer in JavaScript?"),
+    ("What time zone is Chicago in?", "Which time zone does Denver use?"),
+    ("How do I buy shares of Apple?", "What's the process for selling my Apple shares?"),
+])
+def test_the_strict_judge_sees_near_misses_worded_in_their_own_frame(a, b):
+    """Issue 12: these hit under the `frame` rules (asked another way = a rephrasing); each swaps a word."""
+    assert not judge("strict", a, b) and not judge("strict", b, a)
+
+
+@pytest.mark.parametrize("a, b", [
+    ("What is the capital of France?", "Which city is the capital of France?"),
+    ("What year did World War II end?", "When did the Second World War end?"),
+    ("How do I get from Paris to Rome?", "What's the way to Rome from Paris?"),  # the same direction
+    ("What is the population of Japan?", "What is Japan's population?"),
+    ("Who invented the telephone?", "Who was the inventor of the telephone?"),
+    ("What's the difference between a virus and bacteria?", "How do viruses differ from bacteria?"),
+    ("How do I merge two dictionaries?", "How can I merge two dicts?"),
+])
+def test_the_strict_judge_keeps_rephrasings_that_swap_no_word(a, b):
+    assert judge("strict", a, b) and judge("strict", b, a)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS + ["to", "from", "into", "javascript", "java"]), max_size=8).map(" ".join),
+       st.lists(st.sampled_from(_WORDS + ["to", "from", "into", "javascript", "java"]), max_size=8).map(" ".join))
+def test_the_strict_judgement_is_symmetric_and_reflexive(a, b):
+    assert judge("strict", a, a)
+    assert judge("strict", a, b) == judge("strict", b, a)
+
+
+def test_two_long_prompts_are_judged_in_linear_work(monkeypatch):
+    """Two 8,000-character prompts of distinct words: every word of one was compared with every word of the
+    other (~10^6 prefix comparisons, seconds on the request path); now only words sharing four first letters."""
+    from turnout.plugins import same_question as module
+    calls = []
+    original = module._forms_of_one_word
+    monkeypatch.setattr(module, "_forms_of_one_word", lambda a, b: calls.append(1) or original(a, b))
+    a = " ".join(f"w{i:04d}x" for i in range(1000))
+    b = " ".join(f"v{i:04d}y" for i in range(1000))
+    assert not judge("strict", a, b) and not judge("frame", a, b)
+    assert len(calls) < 5_000
+
+
+def _new_split(split: str) -> list[dict]:
+    return [json.loads(line) for line in (NEW_PAIRS / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+@pytest.mark.parametrize("split", ["tune", "final"])
+def test_the_default_is_precise_on_the_unbiased_pairs(split):
+    """Issue 12, on tests/data/cache_pairs (both classes vary their frame), through the plugin with its defaults:
+    precision >= 98 % holds; the hit rate is far below the issue's 80 % (see docs/plugins.md): this floor only
+    guards that the cache still answers rephrasings."""
+    rows = _new_split(split)
+    hit_rate, precision = _rates(asyncio.run(_cache_hits(rows)), rows)
+    assert precision >= 0.98 and hit_rate >= HIT_RATE_FLOOR, (split, hit_rate, precision)
