@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,38 @@ def test_parallel_streams_stay_within_tokens_per_minute(upstream, tmp_path):
     refused = [r for r in results if isinstance(r, openai.RateLimitError)]
     assert used and len(used) + len(refused) == len(results), results
     assert sum(used) <= tpm + estimate()[0], f"{len(used)} streams with {sum(used)} tokens on tpm {tpm}"
+
+
+# Keeps Redis busy for ARGV[1] microseconds: every other client's command waits meanwhile.
+_STALL = """local t0 = redis.call('TIME')
+while true do
+  local t = redis.call('TIME')
+  if (t[1] - t0[1]) * 1e6 + t[2] - t0[2] > tonumber(ARGV[1]) then return 1 end
+end"""
+
+
+def test_a_burst_during_a_redis_stall_is_counted(redis_server, upstream, tmp_path):  # noqa: F811
+    """200 requests while Redis stalls for 0.6 s (a fork, a slow command): they queue for its connections.
+    A pool that fails a command when its 100 connections are busy let 100 of them through uncounted."""
+    import redis
+
+    config = limits_config(upstream.url, redis_server.url, rpm=20)
+    with turnout_process(config, tmp_path) as server:
+        fresh_minute()
+        stalling = threading.Thread(target=redis.Redis.from_url(redis_server.url).eval, args=(_STALL, 0, 600_000))
+        stalling.start()
+
+        async def requests() -> list:
+            async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=60) as c:
+                return await asyncio.gather(*(c.chat.completions.create(
+                    model="small", messages=[{"role": "user", "content": "hi"}]) for _ in range(200)),
+                    return_exceptions=True)
+
+        results = asyncio.run(requests())
+        stalling.join()
+    refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+    assert len(results) - len(refused) == 20, [r for r in results if isinstance(r, BaseException)][:3]
+    assert "limit counters unavailable" not in server.log()
 
 
 def test_limits_let_requests_through_while_redis_is_down(redis_server, upstream, tmp_path):  # noqa: F811

@@ -16,17 +16,24 @@ class StoreUnavailable(Exception):
     """The shared store cannot be reached right now."""
 
 
+MAX_CONNECTIONS = 100  # per store and event loop; more concurrent commands wait for one to come free
+
+
 def connect(url: str, timeout_s: float = 1.0) -> Any:
-    """A client that retries a command once, at once, on a connection error: after a Redis restart every pooled
-    connection is dead, and without the retry the first command on each fails (a limit check then lets its
-    request through uncounted). Timeouts are not retried: a Redis that hangs costs one timeout, not two."""
+    """A client whose pool makes a command wait (up to `timeout_s`) for a free connection when all are busy: a
+    plain pool fails it at once (MaxConnectionsError), and a limit check that fails lets its request through
+    uncounted, so a stall of Redis under a burst let most of the burst through. A command that meets a dead
+    connection is retried once, at once, on a new one: after a Redis restart every pooled connection is dead.
+    Timeouts are not retried: a Redis that hangs costs one timeout, not two."""
     import redis.asyncio as redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError
 
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)))
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)))
+    return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
 class Guarded:
