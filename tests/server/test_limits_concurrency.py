@@ -1,7 +1,9 @@
-"""Limits that hold under concurrency, against real `turnout serve` processes: parallel requests on a small
-budget or tokens-per-minute limit (in memory, and over two processes sharing one real redis-server) never
-overshoot by more than one request's estimate; a Redis restart does not let a request through uncounted;
-`turnout validate` refuses two keys of one name."""
+"""Limits that hold under concurrency, against real `turnout serve` processes: parallel requests and streams
+on a small budget or tokens-per-minute limit (in memory, and over two processes sharing one real redis-server)
+never overshoot by more than one request's estimate; failures and cache hits give their reservation back;
+neither a Redis restart nor a burst during a Redis stall lets a request through uncounted (an outage still
+does: availability first); `turnout validate` refuses two keys of one name, and several workers refuse limits
+counted in memory."""
 
 from __future__ import annotations
 
