@@ -37,6 +37,27 @@ def test_regex():
     signal = make("regex", patterns={"ticket": r"\bJIRA-\d+\b", "sql": r"select .* from"})
     result = run(signal, "see JIRA-1234")
     assert result.matched and result.score == 0.5 and result.detail == {"matched": ["ticket"]}
+    assert run(make("regex", patterns=["ÉTÉ"], ignore_case=True), "en été").matched  # UTF-8, case folded
+
+
+def test_a_pattern_re2_cannot_take_is_a_config_error_at_its_path():
+    from turnout.config import ConfigError, parse_config
+    from turnout.pipeline import Router
+
+    with pytest.raises(ConfigError) as info:
+        make("regex", patterns=["fine", r"(?<!x)y", r"(a)\1"])
+    issues = {issue.path: issue.message for issue in info.value.issues}
+    assert set(issues) == {"signals.s.patterns[1]", "signals.s.patterns[2]"}
+    assert "(?<!x)y" in issues["signals.s.patterns[1]"] and "lookaround" in issues["signals.s.patterns[1]"]
+    with pytest.raises(ConfigError) as info:
+        make("regex", patterns={"ahead": r"a(?=b)"})
+    assert [issue.path for issue in info.value.issues] == ["signals.s.patterns.ahead"]
+    config = {"models": {"m": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+              "signals": {"rx": {"kind": "regex", "patterns": [r"(?=x)"]}},
+              "decisions": [{"name": "d", "when": {"signal": "rx"}, "models": ["m"]}, {"name": "default", "models": ["m"]}]}
+    with pytest.raises(ConfigError) as info:
+        Router.build(parse_config(config))
+    assert "signals.rx.patterns[0]: RE2 cannot compile" in str(info.value)
 
 
 @pytest.mark.parametrize("text, language", [
@@ -118,6 +139,28 @@ def test_pii_types_and_counts():
     assert result.matched and result.detail["types"] == {"email": 1, "credit_card": 1, "phone": 1, "secret": 1}
     assert not run(make("pii", types=["iban"]), text).matched
     assert not run(make("pii"), "Order 4111 1111 1111 1112 (not a valid card) ships 2024-03-15.").matched
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("mail ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ today", "email", "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"),  # full-width
+    ("mail jo\u200bhn@exa\u00admple.com today", "email", "jo\u200bhn@exa\u00admple.com"),  # zero-width, soft hyphen
+    ("ring 0044 20 7946 0958 now", "phone", "0044 20 7946 0958"),  # the international prefix as 00
+    ("ring +44 20 7946 0958 now", "phone", "+44 20 7946 0958"),
+    ("card ４１１１ １１１１ １１１１ １１１１ ok", "credit_card", "４１１１ １１１１ １１１１ １１１１"),
+    ("ﬁle x@y.io", "email", "x@y.io"),  # a ligature before it shifts the offsets
+])
+def test_pii_seen_through_unicode_disguises(text, kind, value):
+    from turnout.signals.pii import find_pii
+
+    spans = find_pii(text)
+    assert [(s.type, text[s.start:s.end]) for s in spans] == [(kind, value)]
+
+
+@pytest.mark.parametrize("text", ["call 0012 3456", "order 00123456789", "x+1 415", "QQ 12 34 56 A is no NINO"])
+def test_pii_lookalikes_stay_unflagged(text):
+    from turnout.signals.pii import find_pii
+
+    assert find_pii(text) == []
 
 
 BAD_INPUTS = [

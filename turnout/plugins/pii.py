@@ -7,7 +7,7 @@ addresses, API keys and secrets):
 
 What is scanned: in the messages of `roles`, the content (text and refusal parts, and the URL of an image that
 is not inline `data:`), the author `name`, and the arguments of the assistant's tool and function calls; and,
-whatever the roles, the request's `user`, `safety_identifier` and `metadata` values."""
+whatever the roles, the request's `user`, `safety_identifier`, `metadata` values and `prediction` content."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class PiiPluginParams(Params):
     types: list[PiiType] = Field(default_factory=lambda: list(ALL_TYPES), min_length=1)
     restore: bool = Field(False, description="redact: put the original values back into the answer")
     model: str | None = Field(None, description="route: the model that may see personal data")
-    roles: list[str] = Field(default_factory=lambda: ["system", "developer", "user", "tool", "assistant"],
-                             description="the messages scanned")
+    roles: list[str] = Field(default_factory=lambda: ["system", "developer", "user", "tool", "function",
+                                                      "assistant"], description="the messages scanned")
 
     @model_validator(mode="after")
     def _model_for_route(self):
@@ -143,6 +143,8 @@ def map_body(body: dict[str, Any], roles: list[str], fn: Callable[[str], str]) -
             out[key] = fn(body[key])
     if isinstance(body.get("metadata"), dict):
         out["metadata"] = {k: fn(v) if isinstance(v, str) else v for k, v in body["metadata"].items()}
+    if isinstance(body.get("prediction"), dict) and "content" in body["prediction"]:  # predicted output: text
+        out["prediction"] = {**body["prediction"], "content": _map_content(body["prediction"]["content"], fn)}
     return out
 
 
@@ -175,10 +177,10 @@ class PiiPlugin(Plugin):
                 if self.params.restore:
                     ctx.cache[ORIGINALS] = redactor.originals
                 ctx.response_headers["x-turnout-pii"] = "redacted"
-            return None
+            return
         spans = await off_loop(_find_all, texts, types) if long else _find_all(texts, types)
         if not spans:
-            return None
+            return
         found: dict[str, int] = {}
         for kind in spans:
             found[kind] = found.get(kind, 0) + 1
@@ -188,7 +190,6 @@ class PiiPlugin(Plugin):
                                       code="pii_detected")
         ctx.model = self.params.model or ctx.model
         ctx.response_headers["x-turnout-pii"] = f"routed to {ctx.model}"
-        return None
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
         return restore_response(ctx, response)
@@ -209,7 +210,7 @@ def restore_response(ctx: RoutingContext, response: dict[str, Any]) -> dict[str,
     originals = ctx.cache.get(ORIGINALS)
     if not originals or not isinstance(response.get("choices"), list):
         return response
-    fn = lambda text: restore(text, originals)  # noqa: E731
+    fn = lambda text: restore(text, originals)
     choices = [{**c, "message": map_message(c["message"], fn)} if isinstance(c, dict) and isinstance(
         c.get("message"), dict) else c for c in response["choices"]]
     return {**response, "choices": choices}

@@ -14,9 +14,10 @@ import ipaddress
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import re2
 from pydantic import Field
@@ -186,7 +187,10 @@ _DETECTORS: dict[str, Detector] = {
     # the NINO's prefix letters: not D, F, I, Q, U or V, and not O second
     "uk_nino": Detector(_re(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
                         min_digits=6, needs_upper=True),
-    "phone": Detector(_re(r"((?:\+\d{1,3}|00[1-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?){2,6})" + _NOT_WORD_OR_DASH),
+    # +44 20 7946 0958, or 0044 20 7946 0958 (the 00 form with a separator after the country code: an
+    # unbroken 00123456789 is more often an order number than a phone)
+    "phone": Detector(_re(r"((?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}"
+                          r"|00[1-9]\d{0,2}[ .-]\(?\d{1,4}\)?(?:[ .-]?\(?\d{1,4}\)?){1,5}))" + _NOT_WORD_OR_DASH),
                       _phone_ok, not_preceded_by="+-", triggers=(b"+", b"00"), min_digits=8),
     "phone_local": Detector(_re(r"((?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})" + _NOT_WORD_OR_DASH),
                             _phone_ok, not_preceded_by="-", min_digits=8),

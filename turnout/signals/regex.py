@@ -52,8 +52,8 @@ def compile_patterns(params: RegexParams) -> tuple[list[tuple[str, Any]], list[t
                              re2.compile(pattern.encode("utf-8", "surrogatepass"), options)))
         except re2.error as exc:
             reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-            problems.append((_where(params.patterns, key), f"RE2 cannot compile {pattern!r}: {reason} (RE2 has "
-                                                           "no lookarounds or backreferences)"))
+            problem = f"RE2 cannot compile {pattern!r}: {reason} (RE2 has no lookarounds or backreferences)"
+            problems.append((_where(params.patterns, key), problem))
     return compiled, problems
 
 
@@ -70,7 +70,7 @@ class RegexSignal(Signal):
             raise ValueError("; ".join(f"{where}: {problem}" for where, problem in problems))
 
     @classmethod
-    def from_config(cls, name: str, params: dict[str, Any], path: str) -> "RegexSignal":
+    def from_config(cls, name: str, params: dict[str, Any], path: str) -> RegexSignal:
         checked = validate_params(cls.Params, params, path)
         problems = compile_patterns(checked)[1]
         if problems:

@@ -58,8 +58,8 @@ _RULES: dict[str, list[tuple[tuple[str, ...], Any]]] = {
 
 def _trigger_automaton() -> ahocorasick.Automaton:
     automaton = ahocorasick.Automaton()
-    for triggers in {t for rules in _RULES.values() for triggers, _ in rules for t in triggers}:
-        automaton.add_word(triggers, triggers)
+    for trigger in {t for rules in _RULES.values() for triggers, _ in rules for t in triggers}:
+        automaton.add_word(trigger, trigger)
     automaton.make_automaton()
     return automaton
 
