@@ -43,9 +43,6 @@ class Counters(abc.ABC):
         """Add (or, negative, take back) amounts to counters whose window is still open; a closed window is
         left closed (a settled request does not reopen the minute it was admitted in)."""
 
-    @abc.abstractmethod
-    async def get(self, name: str) -> float: ...
-
     async def aclose(self) -> None:
         return None
 
@@ -83,9 +80,6 @@ class MemoryCounters(Counters):
             value, expires = self.values.get(name, (0.0, 0.0))
             if expires > now:
                 self.values[name] = (value + amount, expires)
-
-    async def get(self, name: str) -> float:
-        return self._total(name, time.time())
 
 
 # KEYS: the counters; ARGV: cap, need, add, ttl of each in turn. Returns 0 when admitted, else the 1-based
@@ -141,10 +135,6 @@ class RedisCounters(Counters):
         if changes:
             await self._call(self._adjust(keys=[self._key(n) for n, _ in changes],
                                           args=[repr(float(a)) for _, a in changes]))
-
-    async def get(self, name: str) -> float:
-        raw = await self._call(self.client.get(self._key(name)))
-        return float(raw) if raw is not None else 0.0
 
     async def aclose(self) -> None:
         await close(self.client)
