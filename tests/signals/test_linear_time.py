@@ -162,3 +162,13 @@ def test_a_streamed_open_placeholder_does_not_grow_quadratic():
         return sum([len(b) async for b in _restoring(batches(), {"[EMAIL_1]": "x@y.z"})])
 
     assert_linear(lambda text: asyncio.run(collect(text)), repeat("A"))
+
+
+def test_metadata_and_header_patterns_are_linear():
+    """The client chooses the value a `metadata` or `header` pattern runs on."""
+    signal = signals.get("metadata").from_config("m", {"key": "tier", "pattern": r"^(\w+\s?)*$"}, "signals.m")
+
+    def run(text: str) -> object:
+        ctx = RoutingContext({"messages": [{"role": "user", "content": "hi"}], "metadata": {"tier": text}})
+        return asyncio.run(signal.evaluate(ctx))
+    assert_linear(run, repeat("word ", suffix="!"))

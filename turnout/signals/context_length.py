@@ -8,7 +8,9 @@ from pydantic import Field, model_validator
 
 from turnout.context import RoutingContext, SignalResult, clean_text
 from turnout.params import Params
-from turnout.signals.base import Signal, register
+from turnout.signals.base import Signal, off_loop, register
+
+OFF_LOOP_CHARS = 8192
 
 
 class ContextLengthParams(Params):
@@ -41,7 +43,12 @@ class ContextLengthSignal(Signal):
     Params = ContextLengthParams
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
-        tokens = ctx.token_estimate if self.params.counter == "estimate" else wordpiece_tokens(ctx)
+        if self.params.counter == "estimate":
+            tokens = ctx.token_estimate
+        elif "tokens:wordpiece" in ctx.cache or len(ctx.text("all")) <= OFF_LOOP_CHARS:
+            tokens = wordpiece_tokens(ctx)
+        else:  # ~1 ms per 2,000 tokens: a long conversation is counted off the event loop
+            tokens = await off_loop(wordpiece_tokens, ctx)
         p = self.params
         matched = tokens >= p.min_tokens and (p.max_tokens is None or tokens <= p.max_tokens)
         score = 1.0 if matched else (tokens / p.min_tokens if p.min_tokens else 0.0)

@@ -3,9 +3,10 @@ preferences (`x-turnout-objective: cost|quality|latency`)."""
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
+import re2
 from pydantic import Field, field_validator, model_validator
 
 from turnout.context import OBJECTIVE_HEADER, RoutingContext, SignalResult, requested_objective
@@ -30,22 +31,31 @@ class RoleSignal(Signal):
 
 class ValueMatchParams(Params):
     values: list[str] | None = Field(None, description="accepted values (case-insensitive); none: any value")
-    pattern: str | None = Field(None, description="a regular expression the value must match")
+    pattern: str | None = Field(None, description="an RE2 regular expression the value must match")
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value):
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"does not compile: {exc}") from None
+                _compiled(value)
+            except re2.error as exc:
+                reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+                raise ValueError(f"RE2 cannot compile it: {reason} (no lookarounds or backreferences)") from None
         return value
 
     def accepts(self, value: str) -> bool:
         if self.values is not None and value.lower() not in {v.lower() for v in self.values}:
             return False
-        return self.pattern is None or re.search(self.pattern, value) is not None
+        return self.pattern is None or _compiled(self.pattern).search(value) is not None
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    # RE2: a client chooses the value (a header, a metadata field), so the match must take linear time
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
 
 
 class HeaderParams(ValueMatchParams):
