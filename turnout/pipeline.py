@@ -15,11 +15,11 @@ from turnout.access import AccessControl, allowed
 from turnout.backends import Backend, build_backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
 from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig, load_config, unknown_ref
-from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars
+from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars, usage_count
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
 from turnout.completions import completion_as_chunks, single_batch
-from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError
+from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError, scrub_field
 from turnout.models.request import request_embedding
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
@@ -215,7 +215,7 @@ class Router:
             except TurnoutError:
                 raise  # a deliberate refusal (blocked PII, a jailbreak, a canned error)
             except Exception as exc:  # noqa: BLE001 - the plugin broke: policy decides
-                _plugin_failed(plugin, "before", exc, ctx)
+                _plugin_failed(plugin, "before", exc, ctx, self.secrets())
             if answer is not None:
                 ctx.answered_by = plugin.name
                 break
@@ -231,7 +231,7 @@ class Router:
             except TurnoutError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                _plugin_failed(plugin, "after", exc, ctx)
+                _plugin_failed(plugin, "after", exc, ctx, self.secrets())
         return response
 
     async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
@@ -258,14 +258,13 @@ class Router:
 
     def cost_usd(self, model: str, usage: dict[str, Any] | None, ctx: RoutingContext, completion_chars: int = 0) -> float:
         """USD for a response: from its usage when the upstream reported it, else estimated."""
-        usage = usage or {}
-        prompt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
+        prompt = usage_count(usage, "prompt_tokens")
+        completion = usage_count(usage, "completion_tokens")
         if prompt is None:
             prompt = ctx.token_estimate
         if completion is None:
             completion = tokens_for_chars(completion_chars)
-        return self.config.models[model].cost.usd(int(prompt or 0), int(completion or 0))
+        return self.config.models[model].cost.usd(prompt, completion)
 
     def secrets(self) -> tuple[str, ...]:
         """Every backend's key and header values, longest first (so that a secret inside another goes with it)."""
@@ -357,9 +356,9 @@ def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, Com
     return built
 
 
-def _plugin_failed(plugin: Plugin, hook: str, exc: Exception, ctx: RoutingContext) -> None:
+def _plugin_failed(plugin: Plugin, hook: str, exc: Exception, ctx: RoutingContext, secrets: tuple[str, ...]) -> None:
     """A broken plugin: refuse the request if it guards safety (fail closed), else log and go on (fail open)."""
-    what = f"{type(exc).__name__}: {exc}"[:300]
+    what = scrub_field(f"{type(exc).__name__}: {exc}", secrets, 300)  # an exception may quote a key
     if plugin.fail_closed:
         log.error("request_id=%s plugin %s failed in %s (%s); the request is refused (fails closed)",
                   ctx.request_id, plugin.name, hook, what)

@@ -93,3 +93,17 @@ def test_bad_configured_headers_are_config_errors(headers, where):
 
 def test_configured_header_values_are_secrets():
     assert set(backend().secrets()) == {KEY, HEADER}
+
+
+def test_a_failing_plugins_log_line_keeps_no_secret(caplog):
+    from types import SimpleNamespace
+
+    from turnout.context import RoutingContext
+    from turnout.pipeline import _plugin_failed
+
+    ctx = RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    plugin = SimpleNamespace(name="system_prompt", fail_closed=False)
+    with caplog.at_level("WARNING", logger="turnout"):
+        _plugin_failed(plugin, "before", RuntimeError("upstream said: key sk-plain-secret-value-1234"), ctx,
+                       ("sk-plain-secret-value-1234",))
+    assert caplog.records and "sk-plain-secret-value-1234" not in caplog.text and "[redacted]" in caplog.text

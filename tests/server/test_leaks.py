@@ -172,6 +172,7 @@ def test_an_upstreams_negative_usage_fails_no_request_and_no_counter(hostile, tm
     with turnout_process(leaky_config(hostile.url), tmp_path) as server:
         plain = httpx.post(server.url + CHAT, json=user("count #negativeusage"), timeout=30)
         assert plain.status_code == 200, plain.text
+        assert float(plain.headers["x-turnout-cost-usd"]) >= 0  # a negative count is no count: estimated instead
         status, _, text = raw(server, user("count #negativeusage", stream=True,
                                            stream_options={"include_usage": True}))
         assert status == 200 and text.rstrip().endswith("data: [DONE]")
