@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -150,8 +150,20 @@ class PluginConfig(Strict):
         return value
 
 
+# Model and decision names go into response headers (x-turnout-model, x-turnout-decision) and metric labels:
+# printable ASCII only, so that no name can break a header or forge one.
+def _header_safe(name: str) -> str:
+    if not name or len(name) > 200 or not name.isascii() or not name.isprintable() or name != name.strip():
+        raise ValueError(f"{name!r}: a name is 1 to 200 printable ASCII characters with no space at either end "
+                         "(it is sent in response headers)")
+    return name
+
+
+HeaderSafeName = Annotated[str, AfterValidator(_header_safe)]
+
+
 class DecisionConfig(Strict):
-    name: str = Field(min_length=1)
+    name: HeaderSafeName
     description: str = ""
     priority: int = 0
     when: Rule | None = Field(None, description="no condition: this decision is the default")
@@ -245,7 +257,7 @@ class Config(Strict):
     _load_warnings: list[Any] = PrivateAttr(default_factory=list)
     _base_dir: str | None = PrivateAttr(default=None)  # the config file's folder: relative paths start there
     server: ServerConfig = Field(default_factory=ServerConfig)
-    models: dict[str, ModelConfig] = Field(min_length=1)
+    models: dict[HeaderSafeName, ModelConfig] = Field(min_length=1)
     signals: dict[str, SignalConfig] = Field(default_factory=dict)
     decisions: list[DecisionConfig] = Field(default_factory=list)
     plugins: list[PluginConfig] = Field(default_factory=list, description="run on every request, before a decision's")
