@@ -109,3 +109,32 @@ def test_a_streamed_cache_hit_is_restored(upstream, upstream_requests, tmp_path)
                 parsed.choices[0].message.content
             assert text == "echo: Say hello to max@example.org", (stream, text)
         assert len(upstream_requests()) == calls  # both answered from the cache
+
+
+def test_tool_call_arguments_are_restored_in_answers_plain_and_streamed():
+    """The model calls a tool with the placeholder: the caller's tool gets the real value (the mock upstream has
+    no echoing tool call, so the restorer is driven directly)."""
+    import asyncio
+
+    from turnout.context import RoutingContext
+    from turnout.plugins.pii import ORIGINALS, _restoring, restore_response
+
+    originals = {"[EMAIL_1]": "a@b.io", "[PHONE_1]": "+44 20 7946 0958"}
+    ctx = RoutingContext({"messages": []}, cache={ORIGINALS: originals})
+    call = {"id": "c", "type": "function", "function": {"name": "send", "arguments": '{"to": "[EMAIL_1]"}'}}
+    plain = restore_response(ctx, {"choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                                        "tool_calls": [call]}}]})
+    assert plain["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"to": "a@b.io"}'
+
+    pieces = ['{"to": "[EMA', 'IL_1]", "tel": "[PHO', 'NE_1]", "cc": "[PHO']  # the last one never closes
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}}]}
+              for p in pieces] + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+
+    async def relay() -> str:
+        async def batches():
+            for chunk in chunks:
+                yield [json.dumps(chunk)]
+        out = [json.loads(c) async for batch in _restoring(batches(), originals) for c in batch]
+        return "".join(call["function"]["arguments"] for chunk in out for choice in chunk["choices"]
+                       for call in choice["delta"].get("tool_calls") or ())
+    assert asyncio.run(relay()) == '{"to": "a@b.io", "tel": "+44 20 7946 0958", "cc": "[PHO'

@@ -244,6 +244,12 @@ async def _restoring(batches: AsyncIterator[list[str]], originals: dict[str, str
                         key = (index, int(call.get("index") or 0))
                         function["arguments"] = _restore_piece(held, key, function["arguments"], finished, originals)
                         changed = True
+                if finished and (tails := [key for key in held if key[0] == index]):
+                    # tool-call arguments still held back when the choice ends: sent with its last chunk
+                    calls = delta.setdefault("tool_calls", [])
+                    calls += [{"index": key[1], "function": {"arguments": restore(held.pop(key), originals)}}
+                              for key in tails]
+                    changed = True
                 choice["delta"] = delta
             out.append(dumps_str(data) if changed else chunk)
         yield out
