@@ -295,3 +295,35 @@ def test_a_worker_started_while_the_file_is_rejected_serves_the_last_accepted_on
         assert "Traceback" not in log and "models.small: unknown key 'modle'" in log
     finally:
         served.stop()
+
+
+async def test_watching_that_fails_falls_back_to_looking_at_the_file(tmp_path, upstream, monkeypatch, caplog):
+    """Out of inotify watches (or any failure of watchfiles): the watch task used to die silently and reloads
+    on change stopped for good. It says so once and compares the files' stat every second instead."""
+    import asyncio
+
+    import watchfiles
+
+    from turnout.server.holder import RouterHolder
+
+    def out_of_watches(*args, **kwargs):
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchfiles, "awatch", out_of_watches)
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(base_config(upstream.url)))
+    holder = RouterHolder.from_path(path)
+    task = asyncio.create_task(holder.watch())
+    try:
+        await asyncio.sleep(1.5)
+        path.write_text(with_default(base_config(upstream.url), "strong"))
+        deadline = time.monotonic() + 15
+        while holder.generation != 2:
+            assert time.monotonic() < deadline and not task.done(), "no reload"
+            await asyncio.sleep(0.1)
+        assert holder.router.decisions["default"].config.models == ["strong"]
+        assert [r.message for r in caplog.records if "watching" in r.message] == [
+            f"watching {path} failed (OSError); looking at it every 1s instead"]
+    finally:
+        task.cancel()
+        await holder.aclose()

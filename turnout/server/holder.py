@@ -25,6 +25,7 @@ MISSING_POLL_S = 1.0  # how often a watched file that is gone (mid-replace, or d
 # disk. Each worker keeps the text of the last file it accepted here, so a worker started while the file is
 # rejected serves that (and says so on /readyz) instead of failing to start over and over.
 LAST_GOOD_ENV = "TURNOUT_LAST_GOOD"
+Stat = tuple[int, int, int] | None  # inode, mtime, size: a replaced or rewritten file differs
 
 
 class RouterHolder:
@@ -129,32 +130,46 @@ class RouterHolder:
         watched afresh, and a change made while none was watched is caught by comparing their stat."""
         if self.path is None:
             return
-        from watchfiles import Change, awatch
-
         logging.getLogger("watchfiles").setLevel(logging.WARNING)  # the reload lines say what matters
         seen = _stat(self.watched_files())
+        failing = False
         while True:
             files = self.watched_files()
             if _stat(files) != seen:
                 seen = _stat(files)
                 await self._reload_if_present()
                 continue
-            present = [f for f in files if f.exists()]
-            if not present:
+            try:
+                seen = await self._watch(files, seen)
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - e.g. out of inotify watches: the stat check above still runs
+                if not failing:
+                    log.warning("watching %s failed (%s); looking at it every %gs instead", self.path,
+                                type(exc).__name__, MISSING_POLL_S)
+                failing = True
                 await asyncio.sleep(MISSING_POLL_S)
-                continue
-            some_missing = len(present) < len(files)
-            async for changes in awatch(*present, watch_filter=None, debounce=200, step=50, recursive=False,
-                                        rust_timeout=int(MISSING_POLL_S * 1000) if some_missing else None,
-                                        yield_on_timeout=some_missing):
-                if not changes:  # a timeout, while a file is missing: look whether it is back
-                    if _stat(files) != seen:
-                        break
-                    continue
-                seen = _stat(files)
-                await self._reload_if_present()
-                if any(change != Change.modified for change, _ in changes) or self.watched_files() != files:
+
+    async def _watch(self, files: list[Path], seen: list[Stat]) -> list[Stat]:
+        """Watch the files that exist until the set of files needs watching afresh; the stat last seen."""
+        from watchfiles import Change, awatch
+
+        present = [f for f in files if f.exists()]
+        if not present:
+            await asyncio.sleep(MISSING_POLL_S)
+            return seen
+        some_missing = len(present) < len(files)
+        async for changes in awatch(*present, watch_filter=None, debounce=200, step=50, recursive=False,
+                                    rust_timeout=int(MISSING_POLL_S * 1000) if some_missing else None,
+                                    yield_on_timeout=some_missing):
+            if not changes:  # a timeout, while a file is missing: the caller looks whether it is back
+                if _stat(files) != seen:
                     break
+                continue
+            seen = _stat(files)
+            await self._reload_if_present()
+            if any(change != Change.modified for change, _ in changes) or self.watched_files() != files:
+                break
+        return seen
 
     async def _reload_if_present(self) -> None:
         if self.path is not None and self.path.exists():
@@ -183,8 +198,8 @@ def _restart_only_changes(started: Config, new: Config) -> list[str]:
     return [name for name in RESTART_ONLY if value(started, name) != value(new, name)]
 
 
-def _stat(files: list[Path]) -> list[tuple[int, int, int] | None]:
-    out: list[tuple[int, int, int] | None] = []
+def _stat(files: list[Path]) -> list[Stat]:
+    out: list[Stat] = []
     for f in files:
         try:
             st = f.stat()
