@@ -200,3 +200,8 @@ def problems_of_file(text: str) -> list[str]:
         except ConfigError as exc:
             return [str(i) for i in exc.issues]
     return []
+
+
+def test_an_unknown_log_level_is_a_config_error_not_a_crash_at_start():
+    assert problems(GOOD + "server: {log_level: verbose}\n") == [
+        "server.log_level: Input should be 'debug', 'info', 'warning', 'error' or 'critical'"]

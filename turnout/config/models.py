@@ -198,7 +198,7 @@ class ServerConfig(Strict):
     max_messages: int = Field(2048, ge=1, description="messages in one request")
     max_concurrent: int = Field(1024, ge=1, description="requests in flight per process; more get 503 + Retry-After")
     request_timeout_s: float = Field(900.0, gt=0, description="deadline for a request until its first byte, all retries and fallbacks included")
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"  # any other crashed serve at start
     log_format: Literal["text", "json"] = "text"
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
