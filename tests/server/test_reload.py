@@ -293,6 +293,8 @@ def test_a_worker_started_while_the_file_is_rejected_serves_the_last_accepted_on
             assert response.status_code == 200 and response.headers["x-turnout-model"] == "small"
         log = served.log.read_text()
         assert "Traceback" not in log and "models.small: unknown key 'modle'" in log
+        metrics = httpx.get(served.url + "/metrics", timeout=10).text  # the workers' figures, added up
+        assert "\nturnout_config_rejected 1.0\n" in metrics and "\nturnout_config_generation 1.0\n" in metrics
     finally:
         served.stop()
 
