@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _load import percentiles  # noqa: E402
 
 from turnout.context import RoutingContext
+from turnout.models.encoders import get_encoder
 from turnout.plugins.same_question import judge
 from turnout.plugins.semantic_cache import SemanticCacheParams, SemanticCachePlugin
 from turnout.state.cache import CacheEntry, MemoryCacheStore, RedisCacheStore
@@ -74,7 +75,8 @@ async def time_lookups(store, vectors: np.ndarray, bucket: str, queries: int, rn
         exact.append((time.perf_counter() - t) * 1e6)
         q = vectors[i] + rng.normal(scale=0.02, size=DIM).astype(np.float32)  # a close paraphrase
         t = time.perf_counter()
-        near = [(k, s) for k, s in await store.nearest(bucket, q, 4) if s >= SemanticCacheParams().threshold]
+        params = SemanticCacheParams()
+        near = [(k, s) for k, s in await store.nearest(bucket, q, params.candidates) if s >= params.threshold]
         entries = await store.get_many([k for k, _ in near])
         hit = next((e for e in entries if e is not None and judge("strict", e.prompt, f"prompt number {i}")), None)
         semantic.append((time.perf_counter() - t) * 1e6)
@@ -185,6 +187,21 @@ async def one_bucket(rows: list[dict], **params) -> dict:
             "wrong_hits": wrong, "unlabelled_hits": unlabelled}
 
 
+def neighbours(rows: list[dict], k: int) -> dict:
+    """Does the static encoder find MiniLM's nearest cached prompt? Every first prompt is an entry; for every
+    second prompt, MiniLM's (minilm-onnx) nearest entry is looked for in the static encoder's top 1 and top k."""
+    firsts = sorted({r["a"] for r in rows})
+    queries = [r["b"] for r in rows if r["b"] not in firsts]
+    found = {}
+    for name in ("minilm-onnx", "minilm-static"):
+        encoder = get_encoder(name)
+        found[name] = (encoder.encode(queries) @ encoder.encode(firsts).T).argsort(axis=1)[:, ::-1]
+    best = found["minilm-onnx"][:, 0]
+    return {"entries": len(firsts), "queries": len(queries), "k": k,
+            "top1_agreement": round(float((found["minilm-static"][:, 0] == best).mean()), 3),
+            f"recall_at_{k}": round(float((found["minilm-static"][:, :k] == best[:, None]).any(axis=1).mean()), 3)}
+
+
 async def paraphrases(final: bool) -> dict:
     """Hit rate and precision (with bootstrap 95 % intervals) of each config on each pair set."""
     out: dict = {}
@@ -196,6 +213,7 @@ async def paraphrases(final: bool) -> dict:
             out[set_name][config] = {**_rates(outcomes), **bootstrap(outcomes)}
     every = [r for rows in pair_sets(final).values() for r in rows]
     out["one bucket"] = {config: await one_bucket(every, **params) for config, params in CONFIGS.items()}
+    out["neighbours"] = neighbours(every, SemanticCacheParams().candidates)
     return out
 
 
@@ -248,7 +266,7 @@ def main() -> None:
     for config in CONFIGS:
         p.add_column(config)
     for set_name, result in report["paraphrases"].items():
-        if set_name == "one bucket":
+        if set_name in ("one bucket", "neighbours"):
             continue
         p.add_row(f"{set_name} ({result['same_meaning']}/{result['different_meaning']})",
                   *(f"{r['hit_rate']:.3f} / {r['precision']:.3f} ({r['false_hits']})\n"
@@ -266,6 +284,7 @@ def main() -> None:
               *(f"{r['hit_rate']:.3f} / {r['precision']:.3f} ({r['wrong_hits']}, {r['unlabelled_hits']})"
                 for r in one.values()))
     console.print(b)
+    console.print("static encoder vs MiniLM, nearest cached prompt:", report["paraphrases"]["neighbours"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 

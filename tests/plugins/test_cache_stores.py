@@ -43,3 +43,17 @@ def test_memory_store_is_lru_bounded_and_expires():
         assert await store.get("old") is None and "old" not in store.index
 
     asyncio.run(run())
+
+
+def test_buckets_of_two_encoders_share_one_index():
+    """The first vector no longer fixes the dimension of the whole index: each bucket has its own."""
+    index = VectorIndex()
+    index.add("onnx-bucket", "a", np.eye(384)[0])
+    index.add("static-bucket", "b", np.eye(256)[1])
+    assert index.search("static-bucket", np.eye(256)[1])[0][0] == "b"
+    assert index.search("onnx-bucket", np.eye(384)[0])[0][0] == "a"
+    index.add("static-bucket", "c", np.eye(384)[2])  # another dimension than its bucket's: skipped
+    assert "c" not in index and index.search("static-bucket", np.eye(384)[2]) == []
+    index.remove("b")
+    index.add("static-bucket", "d", np.eye(128)[3])  # an emptied bucket takes the next vector's dimension
+    assert index.search("static-bucket", np.eye(128)[3])[0][0] == "d"

@@ -234,6 +234,34 @@ def test_two_processes_share_one_redis(redis_server, upstream, upstream_requests
             proc.wait(10)
 
 
+def test_processes_with_another_encoder_on_one_redis_still_hit(redis_server, upstream, tmp_path):
+    """A rolling upgrade (the default encoder changed) or two configs on one Redis namespace: the index mirrored
+    the other encoder's vectors first, took their dimension for its own, and dropped every vector of this
+    process's encoder, so it never hit again. Each bucket (one encoder's) now has its own dimension."""
+    procs, clients = [], []
+    try:
+        for encoder in ("minilm-onnx", "minilm-static"):
+            path = tmp_path / f"{encoder}.yaml"
+            config = cache_config(upstream.url, store="redis", redis_url=redis_server.url, encoder=encoder,
+                                  namespace="shared-by-both")
+            path.write_text(yaml.safe_dump(config))
+            port = free_port()
+            procs.append(start_turnout(path, port))
+            clients.append(openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0))
+        old, new = clients
+        assert ask(old, "What is the tallest mountain in the world?")[0] == "miss"  # a 384-d entry in Redis
+        assert ask(new, "What is the tallest mountain in the world?")[0] == "miss"  # another encoder's bucket
+        time.sleep(0.2)  # the stream has been mirrored: the old encoder's vector came first
+        assert ask(new, "What is the capital of France?")[0] == "miss"
+        state, answer, _ = ask(new, "Which city is the capital of France?")
+        assert state == "hit" and answer.model_extra["turnout_cache"]["hit"] == "semantic"
+        assert ask(old, "Which mountain is the tallest in the world?")[0] == "hit"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
 def test_redis_down_is_a_miss_and_it_reconnects(redis_server, serve, upstream, caplog):
     c = client(serve(cache_config(upstream.url, store="redis", redis_url=redis_server.url)))
     ask(c, "How many bones are in the human body?")

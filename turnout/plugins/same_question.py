@@ -193,7 +193,7 @@ def _judge(qa: Question, qb: Question, synonyms: Mapping[str, str], strict: bool
     only_a, only_b = _unshared(content_a, content_b)
     if strict and only_a and only_b:
         return False  # rule 7: a word swapped for another, in whatever frame
-    if strict and any((y, x) in qb.directed for x, y in qa.directed if x != y):
+    if strict and any((y, x) in qb.directed and (x, y) not in qb.directed for x, y in qa.directed):
         return False  # rule 8: the same two things, the other way round (Celsius to Fahrenheit / from)
     if qa.framing != qb.framing or _shared_order(content_a, only_a) != _shared_order(content_b, only_b):
         return True  # asked another way, or the words rearranged: a rephrasing

@@ -36,7 +36,6 @@ from turnout.plugins.base import Plugin, register
 from turnout.plugins.same_question import JUDGES, is_one_word, judge, synonym_forms
 from turnout.state.cache import CacheEntry, CacheStore, StoreUnavailable, cache_store
 
-
 HEADER = "x-turnout-cache"
 KEY_HEADER = "x-turnout-cache-key"  # the entry that answered, or that will hold this answer: DELETE /v1/cache/KEY
 NOTE = "plugin:semantic_cache"  # the pending entry of this request, between before and after

@@ -99,11 +99,15 @@ class _Hnsw:
 
 
 class VectorIndex:
-    """Unit vectors by entry key, grouped in buckets; `search` returns (key, cosine), best first."""
+    """Unit vectors by entry key, grouped in buckets; `search` returns (key, cosine), best first. Each bucket
+    has the dimension of its first vector (a bucket is one encoder's: its name is part of the bucket): one
+    index serves caches with different encoders, and entries of an encoder no longer configured (a config
+    change) only sit in their own buckets until they expire. A vector of another dimension than its bucket's
+    is not comparable: it is skipped, and a search with one finds nothing."""
 
-    def __init__(self, dim: int | None = None) -> None:
-        self.dim = dim
+    def __init__(self) -> None:
         self.buckets: dict[str, _Dense | _Hnsw] = {}
+        self.dims: dict[str, int] = {}
         self.where: dict[str, str] = {}  # entry key → bucket
 
     def __len__(self) -> int:
@@ -114,19 +118,19 @@ class VectorIndex:
 
     def add(self, bucket: str, key: str, vector: np.ndarray) -> None:
         vector = unit(vector)
-        if self.dim is None:
-            self.dim = len(vector)
-        if len(vector) != self.dim:
-            return  # an entry from another encoder (a config change): not comparable, skip it
+        dim = self.dims.setdefault(bucket, len(vector))
+        if len(vector) != dim:
+            return
         if key in self.where:
             self.remove(key)
         b = self.buckets.get(bucket)
         if b is None:
-            b = self.buckets[bucket] = _Dense(self.dim)
+            b = self.buckets[bucket] = _Dense(dim)
+            self.dims[bucket] = dim
         b.add(key, vector)
         self.where[key] = bucket
         if isinstance(b, _Dense) and len(b) > PROMOTE_AT:
-            self.buckets[bucket] = _Hnsw(self.dim, b)
+            self.buckets[bucket] = _Hnsw(dim, b)
 
     def remove(self, key: str) -> None:
         bucket = self.where.pop(key, None)
@@ -136,12 +140,13 @@ class VectorIndex:
         b.remove(key)
         if not len(b):
             del self.buckets[bucket]
+            del self.dims[bucket]
 
     def search(self, bucket: str, vector: np.ndarray, k: int = 4) -> list[tuple[str, float]]:
         b = self.buckets.get(bucket)
-        if b is None or self.dim is None:
+        if b is None:
             return []
         vector = unit(vector)
-        if len(vector) != self.dim:
+        if len(vector) != self.dims[bucket]:
             return []
         return b.search(vector, min(k, len(b)))
