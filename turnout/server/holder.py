@@ -50,7 +50,10 @@ class RouterHolder:
             kept = _read(Path(os.environ[LAST_GOOD_ENV])) if os.environ.get(LAST_GOOD_ENV) else None
             if kept is None:
                 raise
-            holder = cls(Router.load(path, text=kept), path)
+            try:
+                holder = cls(Router.load(path, text=kept), path)
+            except ConfigError:  # that one fails now too (a key file it names is gone): the file's problems count
+                raise exc from None
             log.error("start: %s rejected, serving the last config this server accepted:\n%s", path, exc)
             holder._reject_config(exc)
             return holder
