@@ -32,7 +32,10 @@ def wordpiece_tokens(ctx: RoutingContext) -> int:
         from turnout.models.encoders import get_encoder
 
         tokenizer = get_encoder("minilm-static").tokenizer
-        ctx.cache["tokens:wordpiece"] = len(tokenizer.encode(clean_text(ctx.text("all")), add_special_tokens=False))
+        # encode_batch, not encode: only the batch call releases the GIL, so a long count in a worker thread
+        # does not hold the event loop anyway
+        encoding = tokenizer.encode_batch([clean_text(ctx.text("all"))], add_special_tokens=False)[0]
+        ctx.cache["tokens:wordpiece"] = len(encoding)
     return ctx.cache["tokens:wordpiece"]
 
 

@@ -16,7 +16,6 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 import re2
@@ -45,9 +44,21 @@ _IGNORABLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")  # one character class: linear
 
 
-@lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
     return "" if _IGNORABLE.match(ch) else unicodedata.normalize("NFKC", ch)
+
+
+class _FoldTable(dict):
+    """Code point → its fold, filled on first sight: `str.translate` then folds at C speed."""
+
+    def __missing__(self, code: int) -> str:
+        if len(self) > 65_536:  # a text of a million distinct code points must not grow it for ever
+            self.clear()
+        out = self[code] = _fold_char(chr(code))
+        return out
+
+
+_FOLDS = _FoldTable()
 
 
 @dataclass(frozen=True)
@@ -73,21 +84,29 @@ class Folded:
 
 def fold(text: str) -> Folded:
     """NFKC, character by character (so each folded character has one original), with ignorables dropped.
-    ASCII text (most prompts) is returned as it is; otherwise only non-ASCII runs that change are walked."""
+    ASCII text (most prompts) is returned as it is."""
     if text.isascii():
         return Folded(text)
+    folded = text.translate(_FOLDS)
+    dropped = [m.start() for m in _IGNORABLE.finditer(text)]
+    if len(folded) == len(text) - len(dropped):  # nothing expanded: only the dropped characters shift offsets
+        return Folded(folded, tuple(j - k for k, j in enumerate(dropped)), tuple(j + 1 for j in dropped),
+                      (False,) * len(dropped))
+    return _fold_walk(text)
+
+
+def _fold_walk(text: str) -> Folded:
+    """fold() where some character expands (`ﬁ` → `fi`, `㎞` → `km`): the non-ASCII runs, one by one."""
     pieces: list[str] = []
     marks: list[int] = []
     origins: list[int] = []
     pinned: list[bool] = []
     copied = folded_len = 0  # original offset copied up to; length of the folded text so far
     for run in _NON_ASCII_RUN.finditer(text):
-        if unicodedata.is_normalized("NFKC", run.group()) and not _IGNORABLE.search(run.group()):
-            continue
         pieces.append(text[copied:run.start()])
         folded_len += run.start() - copied
         for j in range(run.start(), run.end()):
-            out = _fold_char(text[j])
+            out = _FOLDS[ord(text[j])]
             if len(out) != 1:  # dropped or expanded: the offsets shift from here
                 if out:
                     marks.append(folded_len), origins.append(j), pinned.append(True)
@@ -95,8 +114,6 @@ def fold(text: str) -> Folded:
             pieces.append(out)
             folded_len += len(out)
         copied = run.end()
-    if not pieces:
-        return Folded(text)
     pieces.append(text[copied:])
     return Folded("".join(pieces), tuple(marks), tuple(origins), tuple(pinned))
 
