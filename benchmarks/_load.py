@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,17 +94,20 @@ def encode_bodies(body: dict[str, Any] | Sequence[dict[str, Any]]) -> list[bytes
 def drive(url: str, body: dict[str, Any] | Sequence[dict[str, Any]], *, requests: int, concurrency: int,
           stream: bool, headers: dict[str, str] | None = None, pids: Sequence[int] = (),
           generator: str | None = None, mark_header: str | None = None, warmup: int | None = None,
-          max_seconds: float = 120.0) -> Result:
+          max_seconds: float = 120.0, before_counting: Callable[[], None] | None = None) -> Result:
     """POST `requests` bodies (cycling through `body` when it is a list) with `concurrency` connections, after
     `warmup` requests (default: twice the concurrency, at least 20) that open the connections and are not
-    counted. The bodies of the warm-up come first in the cycle, so distinct bodies stay distinct when there are
-    enough of them. The CPU of the processes `pids` (and their children) is measured over the counted part."""
+    counted; `before_counting` runs in between. The bodies of the warm-up come first in the cycle, so distinct
+    bodies stay distinct when there are enough of them. The CPU of the processes `pids` (and their children)
+    is measured over the counted part."""
     bodies = encode_bodies(body)
     warmup = max(20, 2 * concurrency) if warmup is None else warmup
     run = _run_wrk if (generator or default_generator()) == "wrk" else _run_aiohttp
     hdrs = {"content-type": "application/json", **(headers or {})}
     if warmup:
         run(url, bodies[:warmup] if len(bodies) > 1 else bodies, hdrs, warmup, concurrency, stream, None, max_seconds)
+    if before_counting is not None:
+        before_counting()
     shift = warmup % len(bodies)
     before = _cpu(pids)
     result = run(url, bodies[shift:] + bodies[:shift], hdrs, requests, concurrency, stream, mark_header, max_seconds)
@@ -243,16 +246,20 @@ def start(cmd: list[str], ready_url: str, log: Path, timeout: float = 90,
           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(ready_url, timeout=1).status_code < 500:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"{cmd[0]} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    try:
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=1).status_code < 500:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{Path(cmd[0]).name} did not start within {timeout:.0f} s:\n"
+                                   f"{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    except BaseException:  # interrupted too: a server left running would hold its port and CPU
+        stop(proc)
+        raise
 
 
 def descendants(pid: int) -> list[int]:

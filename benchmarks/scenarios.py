@@ -3,7 +3,7 @@ pass-through, benchmarks/floor.py), turnout per scenario (benchmarks/configs/), 
 RouteLLM, Portkey), all in front of the same loopback mock, in alternating rounds.
 
     python benchmarks/scenarios.py --json bench-out/scenarios.json      # ~10 minutes with the defaults
-        [--requests 400] [--rounds 2] [--concurrency 1,16,64] [--stream] [--only heuristic,floor,...]
+        [--requests 600] [--rounds 3] [--concurrency 1,16,64] [--stream] [--only heuristic,floor,...]
         [--loadgen wrk|aiohttp] [--venvs bench-out/peers] [--no-peers] [--workers 2]
 
 turnout scenarios (one `turnout serve` process each, 1 worker unless said):
@@ -11,9 +11,10 @@ turnout scenarios (one `turnout serve` process each, 1 worker unless said):
   neural        jailbreak, domain and complexity signals on the request embedding + PII redaction (neural.yaml)
   cache miss    configs/cache.yaml, every prompt new: each request's prompt was never sent before
   cache hit     configs/cache.yaml, every prompt seen before: all prompts sent once, then repeated (exact hits)
-Prompts: 500 distinct LLMRouter queries (../shared/data/llmrouter, under 1,200 characters, seeded shuffle) for
-every system; the cache-miss scenario draws fresh ones from the rest. Whether a cache scenario got what it
-claims is checked on every response (x-turnout-cache) and reported.
+Prompts: 500 LLMRouter queries (../shared/data/llmrouter, under 1,200 characters, seeded shuffle, no two alike
+to the semantic cache) for every system; the cache-miss scenario has a second such set, and its cache is
+emptied (DELETE /v1/cache?all=true) after each warm-up, so every counted request is a miss. Whether a cache scenario got what it claims is checked
+on every response (x-turnout-cache) and reported.
 
 Per system and concurrency: req/s, p50/p99 added to direct's, the system's own CPU ms per request (its
 process tree from /proc, children included, over the counted requests) and the load generator's own CPU ms
@@ -33,8 +34,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -67,19 +70,47 @@ class System:
     model: str
     pids: list[int]
     headers: dict[str, str] = field(default_factory=dict)
-    fresh_prompts: bool = False  # cache miss: every request a prompt never sent before
+    fresh_prompts: bool = False  # cache miss: the cache is emptied after each warm-up, then sent unseen prompts
     mark_header: str | None = None
 
 
-def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> list[str]:
-    """Distinct LLMRouter queries, shuffled with a fixed seed: the first `count` are the common set."""
+def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> tuple[list[str], list[str], dict]:
+    """Two sets of distinct LLMRouter queries (seeded shuffle), each prompt unlike every other of its set: below
+    the semantic cache's threshold by the cache's own default encoder, and another text once normalised. So a
+    prompt the cache has not seen is a miss and one it has seen an exact hit, never a near-duplicate's
+    semantic hit. The common set (`count` prompts) serves every system; the second, the cache-miss scenario,
+    whose server sees nothing else and whose cache is emptied before each counted run."""
+    from turnout.models.encoders import get_encoder
+    from turnout.plugins.semantic_cache import SemanticCacheParams, normalise
+
     path = shared / "llmrouter" / "query_data" / "default_query_train.jsonl"
-    queries = {json.loads(line)["query"].strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()}
-    prompts = sorted(q for q in queries if 0 < len(q) <= max_chars)
-    random.Random(0).shuffle(prompts)
-    if len(prompts) < count:
-        raise SystemExit(f"{path} has only {len(prompts)} distinct prompts under {max_chars} characters")
-    return prompts
+    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): queries hold U+2028
+    queries = sorted({q for line in lines if line.strip() and 0 < len(q := json.loads(line)["query"].strip()) <= max_chars})
+    random.Random(0).shuffle(queries)
+    params = SemanticCacheParams()
+    vectors = get_encoder(params.encoder).encode(queries)
+
+    def unlike(candidates: list[int], limit: int) -> list[int]:
+        kept: list[int] = []
+        seen: set[str] = set()
+        for i in candidates:
+            key = normalise(queries[i])
+            if key in seen or (kept and float((vectors[kept] @ vectors[i]).max()) >= params.threshold):
+                continue
+            seen.add(key)
+            kept.append(i)
+            if len(kept) == limit:
+                break
+        return kept
+
+    common = unlike(list(range(len(queries))), count)
+    if len(common) < count:
+        raise SystemExit(f"{path} has only {len(common)} mutually dissimilar prompts under {max_chars} characters")
+    taken = set(common)
+    fresh = unlike([i for i in range(len(queries)) if i not in taken], len(queries))
+    return [queries[i] for i in common], [queries[i] for i in fresh], {
+        "source": str(path), "distinct": len(queries), "common": len(common), "cache_miss_set": len(fresh),
+        "encoder": params.encoder, "each_below_similarity": params.threshold}
 
 
 def bodies(prompts: list[str], model: str, stream: bool) -> list[dict]:
@@ -156,6 +187,11 @@ def start_all(args, fleet: Fleet, upstream: str, mock_pid: int) -> None:
         fleet.peer("Portkey", "@portkey-ai/gateway on Node, one process", start_portkey, args.venvs, upstream)
 
 
+def forget_cache(chat_url: str) -> None:
+    """Empty the server's semantic cache (the admin endpoint; these configs have no auth section)."""
+    httpx.delete(chat_url.replace("/chat/completions", "/cache"), params={"all": "true"}, timeout=30).raise_for_status()
+
+
 def measure(args, systems: list[System], prompts: list[str], fresh: list[str], console: Console) -> dict:
     """{stream: {concurrency: {system: Result}}}, every cell merged over its rounds."""
     per_round = max(1, args.requests // args.rounds)
@@ -172,18 +208,18 @@ def measure(args, systems: list[System], prompts: list[str], fresh: list[str], c
             for r in range(args.rounds):
                 order = systems[r % len(systems):] + systems[:r % len(systems)]
                 for system in order:
-                    warmup = max(20, 2 * c)
+                    # the first round warms the server's code paths; later ones only open the connections
+                    warmup = max(20, 2 * c) if r == 0 else c
+                    texts, forget = prompts, None
                     if system.fresh_prompts:
-                        if len(fresh) < warmup + per_round:
-                            raise SystemExit("not enough distinct prompts for the cache-miss scenario: "
-                                             "lower --requests or --rounds")
-                        texts, fresh[:] = fresh[:warmup + per_round], fresh[warmup + per_round:]
-                    else:
-                        texts = prompts
+                        if len(fresh) < per_round:
+                            raise SystemExit(f"the cache-miss scenario has {len(fresh)} prompts and a drive needs "
+                                             f"{per_round}: lower --requests or raise --rounds")
+                        texts, forget = fresh, partial(forget_cache, system.url)
                     result = drive(system.url, bodies(texts, system.model, stream), requests=per_round,
                                    concurrency=c, stream=stream, headers=system.headers, pids=system.pids,
                                    generator=generator, mark_header=system.mark_header, warmup=warmup,
-                                   max_seconds=args.max_seconds)
+                                   max_seconds=args.max_seconds, before_counting=forget)
                     parts[system.name].append(result)
             cell = {name: merge(p) for name, p in parts.items()}
             out.setdefault(stream, {})[c] = cell
@@ -243,8 +279,8 @@ def print_tables(out: dict, console: Console) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=400, help="requests per system and concurrency")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=600, help="requests per system and concurrency")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--stream", action="store_true", help="streamed requests too (doubles the time)")
     parser.add_argument("--only", help="comma-separated: floor,heuristic,neural,cache-miss,cache-hit,litellm,"
@@ -258,8 +294,7 @@ def main() -> None:
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     console = Console(width=200)
-    all_prompts = load_prompts(args.shared, 500)
-    prompts, fresh = all_prompts[:500], all_prompts[500:]
+    prompts, fresh, prompt_info = load_prompts(args.shared, 500)
     tmp = Path(tempfile.mkdtemp(prefix="turnout-scenarios-"))
     args.venvs.mkdir(parents=True, exist_ok=True)
     up_port = free_port()
@@ -276,6 +311,7 @@ def main() -> None:
         fleet.stop()
         stop(mock)
     out = report(args, fleet.systems, results, rss, args.loadgen or default_generator())
+    out["prompts"] = prompt_info
     out["wall_s"] = round(time.monotonic() - began, 1)
     print_tables(out, console)
     args.json.parent.mkdir(parents=True, exist_ok=True)

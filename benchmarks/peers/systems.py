@@ -66,7 +66,8 @@ def start_litellm(venvs: Path, upstream: str, port: int, workers: int, tmp: Path
     path.write_text(yaml.safe_dump(config))
     env = _env(LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR")
     proc = start([str(python.parent / "litellm"), "--config", str(path), "--host", "127.0.0.1", "--port",
-                  str(port), "--num_workers", str(workers)], f"http://127.0.0.1:{port}/health/readiness",
+                  str(port), "--num_workers", str(workers), "--timeout_worker_healthcheck", "120"],
+                 f"http://127.0.0.1:{port}/health/readiness",
                  tmp / "litellm.log", timeout=240, env=env)
     return proc, "small", {"authorization": f"Bearer {MASTER_KEY}"}
 
