@@ -88,6 +88,11 @@ def judge_cost() -> dict:
     for a, b in long_pairs:
         judge("strict", a, b)
     out["strict_200_tokens"] = {"us_per_judgement": round(1e6 * (time.process_time() - cpu) / len(long_pairs), 2)}
+    cpu = time.process_time()  # again: the prompts' parses are cached, as a cached prompt's is at a lookup
+    for a, b in long_pairs:
+        judge("strict", a, b)
+    out["strict_200_tokens_parsed"] = {
+        "us_per_judgement": round(1e6 * (time.process_time() - cpu) / len(long_pairs), 2)}
     return out
 
 
@@ -108,7 +113,7 @@ def main() -> None:
     for name, r in report["miss"].items():
         t.add_row(name, str(r["tokens"]), str(r["misses"]), f"{r['cpu_ms_per_miss']:.2f}", f"{r['wall_ms_per_miss']:.2f}")
     Console().print(t)
-    Console().print("judge, µs per judgement (tune pairs; two 200-token prompts, parsed once each):",
+    Console().print("judge, µs per judgement (tune pairs; two 200-token prompts, parsed, then cached):",
                     {k: v["us_per_judgement"] for k, v in report["judge"].items()})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -7,7 +7,8 @@ parameters. Only the last user message is compared by meaning: the embedding (a 
 millisecond of CPU at 200 tokens, so a miss costs next to nothing) finds the nearest cached prompts, and a hit
 must also pass the `judge` (same_question): no other numbers, no negation on one side only, no content word
 swapped for another, and, when the question is asked the same way, the same content words in the same order —
-the near misses an embedding alone cannot tell apart. The judge is a few µs of rules, run only on candidates.
+the near misses an embedding alone cannot tell apart. The judge is rules (µs for a short question, ~65 µs
+at 200 tokens), run only on the candidates above the threshold.
 
 Skipped (x-turnout-cache: skip): tools or functions, n > 1, an explicit temperature above `max_temperature`,
 images or audio, prompts over `max_prompt_chars`, and requests with `x-turnout-cache: off` or body `cache:
