@@ -242,12 +242,13 @@ def eval_signals(
     artifacts = {k: v for k, v in (("domain", domain), ("complexity", complexity), ("jailbreak", jailbreak)) if v}
     report = evaluate_all(shared, pii_set, artifacts)
     table = Table(title="signals on held-out data", title_justify="left")
-    for col in ("signal", "rows", "accuracy", "AUC", "precision", "recall", "F1"):
+    for col in ("signal", "rows", "accuracy (95% CI)", "AUC", "precision", "recall", "F1"):
         table.add_column(col, justify="left" if col == "signal" else "right")
     fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
     for task in ("domain", "complexity", "jailbreak"):
         r = report[task]
-        table.add_row(task, str(r["test_rows"]), fmt(r, "accuracy"), fmt(r, "auc"), fmt(r, "precision"),
+        accuracy = "{:.3f} ({:.3f}–{:.3f})".format(r["accuracy"], *r["accuracy_ci95"])
+        table.add_row(task, str(r["test_rows"]), accuracy, fmt(r, "auc"), fmt(r, "precision"),
                       fmt(r, "recall"), fmt(r, "f1"))
     pii = report["pii"]
     table.add_row("pii", str(pii["labelled_items"]), "-", "-", "-", f"{pii['recall']:.3f}", "-")

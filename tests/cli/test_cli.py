@@ -128,6 +128,9 @@ def test_eval_signals_reports_held_out_quality(tmp_path, shared):
     assert report["jailbreak"]["f1"] >= 0.95
     assert report["domain"]["accuracy"] >= 0.75 and report["complexity"]["auc"] >= 0.7
     assert report["pii"]["recall"] >= 0.95 and report["pii"]["false_positives_on_clean_prompts"] == 0
+    for task in ("domain", "complexity", "jailbreak"):  # the table shows each accuracy with its interval
+        r = report[task]
+        assert "{:.3f} ({:.3f}–{:.3f})".format(r["accuracy"], *r["accuracy_ci95"]) in result.stdout, task
 
 
 def test_train_classifier_on_a_users_csv(tmp_path):

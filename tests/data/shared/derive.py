@@ -4,14 +4,17 @@ tests that measure on the project's datasets. Deterministic: the same source giv
     python tests/data/shared/derive.py [--shared ../shared/data] [--out tests/data/shared]
 
 What is kept, and why (README.md beside this script says the same for readers of the data):
-- every row the held-out evaluations of `turnout eval-signals` score, where that is small: all LLMRouter test
-  rows (complexity and domain), the whole jailbreak test file (its F1 is read against a 0.95 bar, which a smaller
+- every row the held-out evaluations of `turnout eval-signals` score: all LLMRouter test rows (complexity and
+  domain), the whole jailbreak test file (its F1 is read against a 0.95 bar, which a smaller
   sample cannot resolve), plus the jailbreak training rows whose text is also a test row (the loader drops those
   from the test side, as it does on the full data);
-- a fixed share of the rest, chosen by a hash of the text (never by how a row scores): MMLU rows that the domain
-  evaluation holds out (one in four), a few training rows of each table so the loaders' train/test splits are
-  both populated and every LLMRouter task appears, and a handful of LLMRouter test rows that leak into train, with their train twins, so the
-  leak filter has something to drop;
+- every row of the test splits that the shipped routers' published figures are measured on (`held_out_test` in
+  turnout/models/data/routers/*/router.json): the LLMRouter test rows above and the whole GSM8K test split;
+- every MMLU row the domain evaluation holds out (the held-out rows among the first 120 of each subject), so
+  the figures in turnout/models/data/classifier_metrics.json reproduce on the sample exactly;
+- a fixed share of the rest, chosen by a hash of the text (never by how a row scores): a few training rows of each
+  table so the loaders' train/test splits are both populated and every LLMRouter task appears, and a handful of
+  LLMRouter test rows that leak into train, with their train twins, so the leak filter has something to drop;
 - for MT-Bench judgements, only the columns the loader reads (the judge prompt and judgement texts are dropped).
 """
 
@@ -25,8 +28,8 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# the evaluation's own split rule (turnout.eval.signal_data.held_out), repeated here so the sample does not
-# depend on the package it tests
+# the loaders' own split rule (turnout.eval.signal_data.held_out for the classifiers, turnout.eval.table.held_out
+# for the routing tables: the same hash), repeated here so the sample does not depend on the package it tests
 HELD_OUT_PERCENT = 20
 MMLU_FIRST_ROWS = 120  # domain_examples reads the first 120 rows of each MMLU subject
 
@@ -87,8 +90,12 @@ def mmlu(shared: Path, out: Path) -> None:
     base = "routellm/evals/mmlu"
     for path in sorted((shared / base / "responses").glob("mmlu_*.csv")):
         columns, rows = read_csv(path)
-        evaluated = [r for r in rows[:MMLU_FIRST_ROWS] if held_out(r["prompt"]) and bucket(r["prompt"], "mmlu") < 25]
+        # every row the domain evaluation holds out, so its figures are the full data's; the sample stays under
+        # MMLU_FIRST_ROWS rows, so the loader's cap reads all of it and no row held out beyond the cap slips in
+        evaluated = [r for r in rows[:MMLU_FIRST_ROWS] if held_out(r["prompt"])]
         training = [r for r in rows if not held_out(r["prompt"])][:2]
+        if len(evaluated) + len(training) > MMLU_FIRST_ROWS:
+            raise SystemExit(f"{path.name}: the sample would not fit under the loader's first {MMLU_FIRST_ROWS} rows")
         write_csv(out / base / "responses" / path.name, columns, [r for r in rows if r in evaluated or r in training])
     copy(shared, out, f"{base}/contaminated_prompts.jsonl")
 
@@ -96,7 +103,11 @@ def mmlu(shared: Path, out: Path) -> None:
 def gsm8k(shared: Path, out: Path) -> None:
     base = "routellm/evals/gsm8k"
     columns, rows = read_csv(shared / base / "gsm8k_responses.csv")
-    write_csv(out / base / "gsm8k_responses.csv", columns, [r for r in rows if bucket(r["prompt"], "gsm8k") < 4])
+    # the whole test split (the loader's split is by hash of the prompt, each row on its own, and it drops
+    # duplicates and contaminated prompts by text, so every copy of a test prompt is kept), and 4 % of the rest by
+    # hash; whole rows, since the responses give the cost estimate
+    keep = [r for r in rows if held_out(r["prompt"]) or bucket(r["prompt"], "gsm8k") < 4]
+    write_csv(out / base / "gsm8k_responses.csv", columns, keep)
     copy(shared, out, f"{base}/contaminated_prompts.jsonl")
 
 
