@@ -245,7 +245,8 @@ class Router:
 
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
         answer = await self.run_before(ctx, route)
-        if answer is not None:
+        if answer is not None:  # a plugin's answer meets the after hooks a plain one does (pii restores it)
+            answer = await self.run_after(ctx, route, answer)
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
             return single_batch(completion_as_chunks(answer, include_usage))
         chain = allowed(ctx.caller, self.dispatcher.chain(route.model, route.fallbacks))

@@ -205,8 +205,7 @@ def _find_all(texts: list[str], types: tuple[str, ...]) -> list[str]:
 
 def restore_response(ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
     """A complete answer with the placeholders of this request's redaction put back (when `restore` is on):
-    content, refusals and tool-call arguments. Also for an answer that no after hook sees (a streamed cache
-    hit)."""
+    content, refusals and tool-call arguments."""
     originals = ctx.cache.get(ORIGINALS)
     if not originals or not isinstance(response.get("choices"), list):
         return response

@@ -239,13 +239,8 @@ class SemanticCachePlugin(Plugin):
         ctx.response_headers[KEY_HEADER] = entry.key
         ctx.response_headers["x-turnout-cache-similarity"] = f"{similarity:.4f}"
         ctx.cache[NOTE] = None
-        response = {**entry.response, "turnout_cache": {"hit": kind, "similarity": round(similarity, 4),
-                                                        "age_s": round(time.time() - entry.created, 3)}}
-        if ctx.stream:  # a streamed answer from a plugin meets no after hook: put back what the pii plugin hid
-            from turnout.plugins.pii import restore_response
-
-            response = restore_response(ctx, response)
-        return response
+        return {**entry.response, "turnout_cache": {"hit": kind, "similarity": round(similarity, 4),
+                                                    "age_s": round(time.time() - entry.created, 3)}}
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
         await self._store_response(ctx, response)
