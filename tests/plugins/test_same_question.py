@@ -178,3 +178,13 @@ def test_the_default_on_the_unbiased_pairs(split, least_hit_rate, least_precisio
     rows = _new_split(split)
     hit_rate, precision = _rates(asyncio.run(_cache_hits(rows)), rows)
     assert precision >= least_precision and hit_rate >= least_hit_rate, (split, hit_rate, precision)
+
+
+def test_long_prompts_cannot_fill_the_parse_cache():
+    """Parsed prompts are cached (a cached prompt is parsed at every lookup that finds it); an 8,000-character
+    prompt parses to ~80 KB, so 4,096 distinct ones held ~320 MB. Long prompts now share 64 places."""
+    from turnout.plugins import same_question as module
+    for i in range(200):
+        module.Question.parse(" ".join(f"word{i}x{j}" for j in range(200)))
+    assert module._parse_long.cache_info().currsize <= 64
+    assert module._parse_short.cache_info().currsize < 4096

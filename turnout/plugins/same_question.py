@@ -70,6 +70,11 @@ def _kind(raw: str, word: str) -> str:
     return kind or ("negation" if word.endswith("n't") else "content")
 
 
+_SHORT = 1000  # characters: a question; longer prompts are parsed into the small cache
+_parse_short = functools.lru_cache(maxsize=4096)(lambda text: Question._parse(text))  # ≤ ~40 MB
+_parse_long = functools.lru_cache(maxsize=64)(lambda text: Question._parse(text))  # ≤ ~5 MB
+
+
 def content_form(word: str) -> str:
     """One form for a content word's variants: case, possessive and plural s."""
     word = word.casefold().strip("'")  # a closing quote: 'carpe diem'
@@ -87,8 +92,13 @@ class Question:
     directed: frozenset[tuple[str, str]] = frozenset()  # (from, to): "X to Y", "X into Y", "Y from X"
 
     @classmethod
-    @functools.lru_cache(maxsize=4096)  # a cached prompt is parsed again at every lookup that finds it
     def parse(cls, text: str) -> Question:
+        """Cached, as a cached prompt is parsed again at every lookup that finds it; long prompts (~80 KB parsed
+        at 8,000 characters) in a cache of their own, so 4,096 of them cannot hold a third of a gigabyte."""
+        return (_parse_short if len(text) <= _SHORT else _parse_long)(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Question:
         numbers, content, framing, frame, negations = _NUMBER.findall(text), [], [], [], 0
         directed, pending = set(), None
         for raw in _WORD.findall(text):
