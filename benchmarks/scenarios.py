@@ -2,8 +2,8 @@
 pass-through, benchmarks/floor.py), turnout per scenario (benchmarks/configs/), and the peers (LiteLLM,
 RouteLLM, Portkey), all in front of the same loopback mock, in alternating rounds.
 
-    python benchmarks/scenarios.py --json bench-out/scenarios.json      # ~10 minutes with the defaults
-        [--requests 600] [--rounds 3] [--concurrency 1,16,64] [--stream] [--only heuristic,floor,...]
+    python benchmarks/scenarios.py --json bench-out/scenarios.json      # 5-8 minutes with the defaults
+        [--requests 600] [--rounds 3] [--concurrency 1,16,64] [--no-stream] [--only heuristic,floor,...]
         [--loadgen wrk|aiohttp] [--venvs bench-out/peers] [--no-peers] [--workers 2]
 
 turnout scenarios (one `turnout serve` process each, 1 worker unless said):
@@ -83,8 +83,9 @@ def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> tuple[list[
     from turnout.models.encoders import get_encoder
     from turnout.plugins.semantic_cache import SemanticCacheParams, normalise
 
-    path = shared / "llmrouter" / "query_data" / "default_query_train.jsonl"
-    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): queries hold U+2028
+    folder = shared / "llmrouter" / "query_data"
+    lines = [line for split in ("train", "test")  # not splitlines(): queries hold U+2028
+             for line in (folder / f"default_query_{split}.jsonl").read_text(encoding="utf-8").split("\n")]
     queries = sorted({q for line in lines if line.strip() and 0 < len(q := json.loads(line)["query"].strip()) <= max_chars})
     random.Random(0).shuffle(queries)
     params = SemanticCacheParams()
@@ -105,11 +106,11 @@ def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> tuple[list[
 
     common = unlike(list(range(len(queries))), count)
     if len(common) < count:
-        raise SystemExit(f"{path} has only {len(common)} mutually dissimilar prompts under {max_chars} characters")
+        raise SystemExit(f"{folder} has only {len(common)} mutually dissimilar prompts under {max_chars} characters")
     taken = set(common)
     fresh = unlike([i for i in range(len(queries)) if i not in taken], len(queries))
     return [queries[i] for i in common], [queries[i] for i in fresh], {
-        "source": str(path), "distinct": len(queries), "common": len(common), "cache_miss_set": len(fresh),
+        "source": str(folder), "distinct": len(queries), "common": len(common), "cache_miss_set": len(fresh),
         "encoder": params.encoder, "each_below_similarity": params.threshold}
 
 
@@ -188,7 +189,10 @@ def start_all(args, fleet: Fleet, upstream: str, mock_pid: int) -> None:
 
 
 def forget_cache(chat_url: str) -> None:
-    """Empty the server's semantic cache (the admin endpoint; these configs have no auth section)."""
+    """Empty the server's semantic cache (the admin endpoint; these configs have no auth section) once the
+    warm-up's last requests are done: wrk stops with requests in flight, which the server still answers and
+    stores, and those would be hits in the counted run."""
+    time.sleep(1.0)
     httpx.delete(chat_url.replace("/chat/completions", "/cache"), params={"all": "true"}, timeout=30).raise_for_status()
 
 
@@ -197,7 +201,7 @@ def measure(args, systems: list[System], prompts: list[str], fresh: list[str], c
     per_round = max(1, args.requests // args.rounds)
     generator = args.loadgen or default_generator()
     out: dict = {}
-    for stream in ([False, True] if args.stream else [False]):
+    for stream in ([False] if args.no_stream else [False, True]):
         for system in systems:  # the cache-hit scenario: every prompt once, so that all later ones hit
             if system.mark_header and not system.fresh_prompts:
                 drive(system.url, bodies(prompts, system.model, stream), requests=len(prompts), concurrency=16,
@@ -212,9 +216,10 @@ def measure(args, systems: list[System], prompts: list[str], fresh: list[str], c
                     warmup = max(20, 2 * c) if r == 0 else c
                     texts, forget = prompts, None
                     if system.fresh_prompts:
-                        if len(fresh) < per_round:
+                        # wrk runs up to `c` requests ahead of the counted ones: all must be distinct
+                        if len(fresh) < per_round + c:
                             raise SystemExit(f"the cache-miss scenario has {len(fresh)} prompts and a drive needs "
-                                             f"{per_round}: lower --requests or raise --rounds")
+                                             f"{per_round + c}: lower --requests or raise --rounds")
                         texts, forget = fresh, partial(forget_cache, system.url)
                     result = drive(system.url, bodies(texts, system.model, stream), requests=per_round,
                                    concurrency=c, stream=stream, headers=system.headers, pids=system.pids,
@@ -282,7 +287,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per system and concurrency")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
-    parser.add_argument("--stream", action="store_true", help="streamed requests too (doubles the time)")
+    parser.add_argument("--no-stream", action="store_true", help="plain requests only (about half the time)")
     parser.add_argument("--only", help="comma-separated: floor,heuristic,neural,cache-miss,cache-hit,litellm,"
                                        "routellm,portkey (direct always runs)")
     parser.add_argument("--loadgen", choices=["wrk", "aiohttp"], help="default: wrk when installed")
