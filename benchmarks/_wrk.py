@@ -93,8 +93,8 @@ def run_wrk(url: str, bodies: list[bytes], headers: dict[str, str], *, requests:
         proc = subprocess.Popen(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, int(max_seconds))}s", "--timeout",
                                  "60s", "-s", f.name, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         proc.stderr.readline()  # "limit" once the count is reached; b"" when wrk ends at its duration
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        # not proc.poll(): it would reap an exited wrk, and its rusage (its CPU) is read from wait4 below
+        os.kill(proc.pid, signal.SIGINT)  # an exited but unreaped wrk is a zombie: the signal is harmless
         out = proc.stdout.read().decode()
         proc.stderr.close()
         proc.stdout.close()
