@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from turnout.server.protocol import STATE_KEY, HttpLimits
 log = logging.getLogger("turnout")
 
 CONFIG_ENV = "TURNOUT_CONFIG"
+SWITCH_INTERVAL_S = 0.0005
 
 
 def default_config() -> Config:
@@ -44,6 +46,10 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, HttpLimits]]:
+        # CPU-heavy steps of long prompts run in worker threads, but a thread running Python holds the GIL for
+        # up to the switch interval (5 ms) before the event loop may run again; a shorter one keeps the loop,
+        # and with it every short request, turning while a long prompt is scanned.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         tasks = [asyncio.create_task(holder.health_checks())]
         if holder.path is not None:
             if watch:
