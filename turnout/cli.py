@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,14 @@ from rich.table import Table
 app = typer.Typer(help="turnout: an OpenAI-compatible LLM router.", no_args_is_help=True, add_completion=False)
 out = Console()
 err = Console(stderr=True)
+
+class LogLevel(str, enum.Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; default: the embedded demo",
                                                       envvar="TURNOUT_CONFIG", show_default=False)]
@@ -77,8 +86,8 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="default: server.host of the config, else 127.0.0.1")] = None,
     port: Annotated[Optional[int], typer.Option(help="default: server.port of the config, else 8080")] = None,
     workers: Annotated[int, typer.Option(min=1, help="processes; each reloads the config on its own")] = 1,
-    log_level: Annotated[Optional[str],
-                         typer.Option(help="debug, info, warning, error (default: server.log_level)")] = None,
+    log_level: Annotated[Optional[LogLevel],
+                         typer.Option(help="default: server.log_level", case_sensitive=False)] = None,
     log_format: Annotated[Optional[str], typer.Option(help="text or json (default: server.log_format)")] = None,
     watch: Annotated[bool, typer.Option(help="reload when the config file changes (SIGHUP always reloads)")] = True,
 ) -> None:
@@ -96,7 +105,7 @@ def serve(
         err.print(f"[red]error[/red] {problem}", highlight=False)
         raise typer.Exit(1)
     log_format = log_format or cfg.server.log_format
-    log_level = log_level or cfg.server.log_level
+    log_level = log_level.value if log_level else cfg.server.log_level
     logs.configure(log_level, log_format)
     os.environ["TURNOUT_LOG_FORMAT"] = log_format
     os.environ["TURNOUT_LOG_LEVEL"] = log_level  # read by each worker (app_from_env)

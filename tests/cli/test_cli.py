@@ -195,3 +195,9 @@ def test_validate_warns_on_unset_secrets_but_serve_refuses(tmp_path):
     assert "models.claude.api_key: environment variable TURNOUT_TEST_UNSET_KEY is not set" in result.stderr
     served = turnout("serve", "--config", str(path), "--port", "0")
     assert served.returncode == 1 and "TURNOUT_TEST_UNSET_KEY is not set" in served.stderr
+
+
+def test_serve_refuses_an_unknown_log_level():
+    run = subprocess.run([sys.executable, "-m", "turnout.cli", "serve", "--log-level", "loud"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "'loud' is not one of" in run.stdout + run.stderr
