@@ -92,7 +92,11 @@ def run_wrk(url: str, bodies: list[bytes], headers: dict[str, str], *, requests:
     try:
         proc = subprocess.Popen(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, int(max_seconds))}s", "--timeout",
                                  "60s", "-s", f.name, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stderr.readline()  # "limit" once the count is reached; b"" when wrk ends at its duration
+        line = proc.stderr.readline()  # "limit" once the count is reached; b"" when wrk ends at its duration
+        if line not in (b"limit\n", b""):  # the script failed: wrk would go on without it until its duration
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"wrk: {(line + proc.stderr.read()).decode(errors='replace')[-500:]}")
         # not proc.poll(): it would reap an exited wrk, and its rusage (its CPU) is read from wait4 below
         os.kill(proc.pid, signal.SIGINT)  # an exited but unreaped wrk is a zombie: the signal is harmless
         out = proc.stdout.read().decode()
