@@ -100,6 +100,10 @@ def drive(url: str, body: dict[str, Any] | Sequence[dict[str, Any]], *, requests
     counted; `before_counting` runs in between. The bodies of the warm-up come first in the cycle, so distinct
     bodies stay distinct when there are enough of them. The CPU of the processes `pids` (and their children)
     is measured over the counted part."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).hostname != "127.0.0.1":
+        raise ValueError(f"benchmarks only target 127.0.0.1, not {url}")
     bodies = encode_bodies(body)
     warmup = max(20, 2 * concurrency) if warmup is None else warmup
     run = _run_wrk if (generator or default_generator()) == "wrk" else _run_aiohttp
