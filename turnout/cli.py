@@ -124,7 +124,10 @@ def serve(
         os.environ.setdefault("TURNOUT_LAST_GOOD",
                               os.path.join(tempfile.mkdtemp(prefix="turnout-config-"), "config.yaml"))
         uvicorn.run("turnout.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol)
+                    log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol,
+                    # uvicorn's 5 s: a worker slow to answer its supervisor's ping on a busy machine (loading its
+                    # models, or under load) was killed and started again, over and over
+                    timeout_worker_healthcheck=60)
         return
     from turnout.config import ConfigError
     from turnout.server import create_app
