@@ -206,11 +206,17 @@ class AccessControl:
         cost = max((self.models[m].cost.usd(prompt_tokens, output) for m in models if m in self.models), default=0.0)
         return Estimate(prompt_tokens, prompt_tokens + output, cost)
 
+    @staticmethod
+    def reserves(key: ApiKeyConfig | None) -> bool:
+        """Whether `reserve` holds anything for this key (a token or budget limit): without one, the estimate
+        need not be made."""
+        return key is not None and bool(key.tpm or key.budget_usd_day is not None or key.budget_usd_month is not None)
+
     async def reserve(self, key: ApiKeyConfig | None, estimate: Estimate) -> Reservation | None:
         """Reserve the estimate against the key's tokens per minute and budgets, or refuse (429) when it does
         not fit: a window already full, or the prompt alone over what is left of `tpm`. None: nothing to hold
         (no such limit, or the store is down and the request goes through uncounted)."""
-        if key is None or not (key.tpm or key.budget_usd_day is not None or key.budget_usd_month is not None):
+        if key is None or not self.reserves(key):
             return None
         if key.tpm and estimate.prompt_tokens > key.tpm:  # no Retry-After: waiting will not make it fit
             raise RateLimited(f"this request's prompt, about {estimate.prompt_tokens} tokens, is more than this "

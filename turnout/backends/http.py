@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from turnout.backends.base import Backend
-from turnout.backends.transport import AiohttpTransport
+from turnout.backends.transport import AiohttpTransport, Reply, client_timeout, wire_headers
 from turnout.config import ConfigError, ConfigIssue, ModelConfig
 from turnout.headers import name_problem, value_problem
 from turnout.jsonutil import dumps, loads
@@ -40,6 +40,11 @@ class HTTPBackend(Backend):
         # the client's auth/redirect/cookie layers cost CPU on every request for nothing a backend needs
         self._headers = {**self.default_headers(), "content-type": "application/json"}
         self._extensions = {"timeout": timeout.as_dict()}
+        # over aiohttp a request is sent with no httpx objects at all (see transport.py): its headers and
+        # timeout are prepared once here
+        self._aiohttp = self.transport if isinstance(self.transport, AiohttpTransport) else None
+        self._wire_headers = wire_headers(self._headers)
+        self._client_timeout = client_timeout(self._extensions["timeout"])
 
     def default_headers(self) -> dict[str, str]:
         return dict(self.config.headers)
@@ -47,20 +52,25 @@ class HTTPBackend(Backend):
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def post(self, url: str, payload: dict[str, Any], *, stream: bool = False,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(self, url: str | httpx.URL, payload: dict[str, Any], *, stream: bool = False,
+                   headers: dict[str, str] | None = None) -> httpx.Response | Reply:
         """POST and return a successful response (its body unread when streaming); raise UpstreamError.
         `headers` (from plugins) are sent too, but never replace the backend's own (auth, content type)."""
-        request = httpx.Request("POST", url, content=dumps(payload),
-                                headers={**headers, **self._headers} if headers else self._headers,
-                                extensions=self._extensions)
         try:
-            response = await self.transport.handle_async_request(request)
-            if not stream:
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
+            if self._aiohttp is not None:
+                sent = {**wire_headers(headers), **self._wire_headers} if headers else self._wire_headers
+                response: httpx.Response | Reply = await self._aiohttp.post(
+                    str(url), dumps(payload), sent, self._client_timeout, read=not stream)
+            else:
+                request = httpx.Request("POST", url, content=dumps(payload),
+                                        headers={**headers, **self._headers} if headers else self._headers,
+                                        extensions=self._extensions)
+                response = await self.transport.handle_async_request(request)
+                if not stream:
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(f"upstream '{self.name}' timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -75,7 +85,7 @@ class HTTPBackend(Backend):
             raise self.error_from(response, content)
         return response
 
-    def error_from(self, response: httpx.Response, content: bytes) -> UpstreamError:
+    def error_from(self, response: httpx.Response | Reply, content: bytes) -> UpstreamError:
         """The upstream's error, every field it chose scrubbed (its key may be quoted in any of them); the
         status and a Retry-After in seconds are all that is taken from it unchanged."""
         status, secrets = response.status_code, self.secrets()
@@ -114,7 +124,7 @@ class HTTPBackend(Backend):
             kwargs["code"] = code
         return StreamInterruptedError(f"upstream '{self.name}': {message}", **kwargs)
 
-    async def sse_batches(self, response: httpx.Response) -> AsyncIterator[list[tuple[str | None, str]]]:
+    async def sse_batches(self, response: httpx.Response | Reply) -> AsyncIterator[list[tuple[str | None, str]]]:
         """Yield the server-sent events of a stream as (event, data) pairs, batched by network read so
         that chunks which arrive together are relayed in one write. Maps transport failures mid-stream."""
         buffer = b""

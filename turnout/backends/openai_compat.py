@@ -8,8 +8,6 @@ from functools import cached_property
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from turnout.backends.base import Chunk, register
 from turnout.backends.http import HTTPBackend
 from turnout.errors import StreamInterruptedError, UpstreamError
@@ -38,8 +36,8 @@ class OpenAIBackend(HTTPBackend):
         return headers
 
     @cached_property
-    def url(self) -> httpx.URL:
-        return httpx.URL(f"{(self.config.base_url or '').rstrip('/')}/chat/completions")
+    def url(self) -> str:
+        return f"{(self.config.base_url or '').rstrip('/')}/chat/completions"
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "model": self.upstream_model}

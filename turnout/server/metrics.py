@@ -33,35 +33,56 @@ _STATUSES = {s: str(s) for s in (200, 400, 401, 403, 404, 405, 408, 409, 413, 41
                                  503, 504, 599)}
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered: prometheus_client's lookup takes a lock and checks every label
+    value on each call, which every request paid three times over. Label values come from closed sets (the
+    config's names, the statuses above), so this stays as small as the metric's own series."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, Any] | None, cost: float) -> None:
     decision, model = (route.decision, route.model) if route is not None else ("none", "none")
-    REQUESTS.labels(decision, model, _STATUSES.get(status) or f"{status // 100}xx").inc()
-    LATENCY.labels(decision, model).observe(seconds)
+    _child(REQUESTS, decision, model, _STATUSES.get(status) or f"{status // 100}xx").inc()
+    _child(LATENCY, decision, model).observe(seconds)
     if route is not None:
         attempts = route.dispatch.attempts
-        for attempt in attempts:
-            if attempt.outcome not in (OK, SKIPPED):
-                # label values from a closed set only: an unknown outcome must not mint a new series
-                UPSTREAM_ERRORS.labels(attempt.model, attempt.outcome if attempt.outcome in OUTCOMES
-                                       else "upstream_error").inc()
-        for model_name in {a.model for a in attempts}:
-            extra = sum(1 for a in attempts if a.model == model_name and a.outcome != SKIPPED) - 1
-            if extra > 0:
-                RETRIES.labels(model_name).inc(extra)
+        if len(attempts) > 1 or (attempts and attempts[0].outcome != OK):  # one that simply worked has none
+            _attempt_metrics(attempts)
         served = [a for a in attempts if a.outcome == OK]
-        if served and attempts[0].model != served[-1].model:
-            FALLBACKS.labels(attempts[0].model, served[-1].model).inc()
         if served and ctx is not None and ctx.stream:
-            TTFT.labels(served[-1].model).observe(served[-1].seconds)
+            _child(TTFT, served[-1].model).observe(served[-1].seconds)
     # usage is the upstream's word: a counter refuses a negative step (and the request would fail on it)
     if usage:
         for kind in ("prompt_tokens", "completion_tokens"):
             if isinstance(usage.get(kind), int) and usage[kind] > 0:
-                TOKENS.labels(model, kind.removesuffix("_tokens")).inc(usage[kind])
+                _child(TOKENS, model, kind.removesuffix("_tokens")).inc(usage[kind])
     if cost > 0:  # (not NaN either)
-        COST.labels(decision, model).inc(cost)
+        _child(COST, decision, model).inc(cost)
     if ctx is not None and ctx.response_headers.get("x-turnout-cache"):
         CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()
+
+
+def _attempt_metrics(attempts: list[Any]) -> None:
+    """Failed attempts, retries and fallbacks of one request."""
+    for attempt in attempts:
+        if attempt.outcome not in (OK, SKIPPED):
+            # label values from a closed set only: an unknown outcome must not mint a new series
+            UPSTREAM_ERRORS.labels(attempt.model, attempt.outcome if attempt.outcome in OUTCOMES
+                                   else "upstream_error").inc()
+    for model_name in {a.model for a in attempts}:
+        extra = sum(1 for a in attempts if a.model == model_name and a.outcome != SKIPPED) - 1
+        if extra > 0:
+            RETRIES.labels(model_name).inc(extra)
+    served = [a for a in attempts if a.outcome == OK]
+    if served and attempts[0].model != served[-1].model:
+        FALLBACKS.labels(attempts[0].model, served[-1].model).inc()
 
 
 def export(router: Any) -> tuple[bytes, str]:

@@ -45,7 +45,8 @@ async def _context(request: Request, current: Router, caller: Caller | None = No
 
 
 def _headers(request: Request) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
+    # straight from the ASGI scope: Starlette's Headers object decodes the whole list again on each look-up
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
 
 
 def _route_headers(route: Route, ctx: RoutingContext) -> dict[str, str]:
@@ -86,8 +87,9 @@ async def chat_completions(request: Request):
         holds_slot = True
         route = await current.route(ctx)
         # at the dearest model the request may end on; settled below, or by the stream when it ends
-        reservation = await current.access.reserve(key, current.access.estimate(
-            ctx.body, ctx.token_estimate, current.dispatcher.chain(route.model, route.fallbacks)))
+        if current.access.reserves(key):
+            reservation = await current.access.reserve(key, current.access.estimate(
+                ctx.body, ctx.token_estimate, current.dispatcher.chain(route.model, route.fallbacks)))
         if ctx.stream:
             response = await _stream(current, ctx, route, start, reservation)
             holds_slot, reservation = False, None  # the stream releases both when it ends
