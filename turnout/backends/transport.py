@@ -102,8 +102,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limits.max_connections or 0,
                                              keepalive_timeout=self._limits.keepalive_expiry or 5.0)
+            # no cookie jar: one session serves every caller, so a cookie one upstream answer set would go
+            # out with every later caller's request (httpx's path sends none either)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                                  skip_auto_headers=("User-Agent",))
+                                                  skip_auto_headers=("User-Agent",),
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def post(self, url: str, content: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout,

@@ -29,6 +29,8 @@ class EventStreamResponse(StreamingResponse):
     one plain task waits for the disconnect and cancels the stream, which ends the relay and with it the upstream
     request."""
 
+    ended = False  # the last frame was sent
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         gone = False
@@ -37,8 +39,9 @@ class EventStreamResponse(StreamingResponse):
             nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            gone = True
-            streaming.cancel()
+            if not self.ended:  # uvicorn answers "disconnect" once the response is complete, too
+                gone = True
+                streaming.cancel()
 
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
@@ -49,6 +52,22 @@ class EventStreamResponse(StreamingResponse):
             streaming.uncancel()  # the client left: the stream is over, the server goes on
         finally:
             watcher.cancel()
+
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, but the last frame ends the response in the same write (no empty chunk after it)."""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            if self.ended:
+                continue  # nothing follows the last frame; the relay is only let finish
+            self.ended = isinstance(chunk, LastFrame)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not self.ended})
+        if not self.ended:
+            self.ended = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class LastFrame(bytes):
+    """What the relay yields last: the response can end with it."""
 
 
 def frame(data: str) -> bytes:
@@ -76,20 +95,19 @@ async def relay(
             for chunk in batch:
                 on_chunk(chunk)
             yield b"".join(map(frame, batch))
-        if trailer is not None:
-            yield b": " + trailer().encode() + b"\n\n"  # an SSE comment: clients ignore it, scripts can read it
-        yield DONE
+        # the trailer is an SSE comment: clients ignore it, scripts can read it
+        yield LastFrame(b": " + trailer().encode() + b"\n\n" + DONE if trailer is not None else DONE)
     except (asyncio.CancelledError, GeneratorExit):
         error = CLIENT_GONE
         raise
     except TurnoutError as exc:
         error = scrub_field(exc.code, secrets) or StreamInterruptedError.code
         log.warning("stream ended by upstream failure: %s", scrub_message(exc.message, secrets))
-        yield frame(json.dumps(exc.to_dict(secrets)))
+        yield LastFrame(frame(json.dumps(exc.to_dict(secrets))))
     except Exception as exc:  # noqa: BLE001 - the client gets a clean error event, never a hang
         error = StreamInterruptedError.code
         log.error("stream failed: %s", type(exc).__name__)
-        yield frame(json.dumps(StreamInterruptedError("the stream failed inside turnout").to_dict()))
+        yield LastFrame(frame(json.dumps(StreamInterruptedError("the stream failed inside turnout").to_dict())))
     finally:
         on_end(error)
         close = getattr(rest, "aclose", None)
