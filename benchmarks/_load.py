@@ -247,8 +247,8 @@ def rss_mb(*pids: int) -> float:
 
 
 def start(cmd: list[str], ready_url: str, log: Path, timeout: float = 90,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+          env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=cwd)
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -33,7 +33,9 @@ def serve(tree: Path, config: Path, log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env_python = [sys.executable, "-m", "turnout.cli", "serve", "--config", str(config), "--port", str(port),
                   "--workers", "1", "--log-level", "warning", "--no-watch"]
-    proc = start(["env", f"PYTHONPATH={tree}", *env_python], f"http://127.0.0.1:{port}/readyz", log)
+    # cwd too: `python -m` puts the working directory ahead of PYTHONPATH, so from the repository's root both
+    # sides would otherwise serve the working tree
+    proc = start(["env", f"PYTHONPATH={tree}", *env_python], f"http://127.0.0.1:{port}/readyz", log, cwd=tree)
     return proc, port
 
 
