@@ -78,18 +78,17 @@ class Reply:
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
+    """A Reply's body as an httpx stream, for the httpx-API path (health checks, other verbs)."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for block in self._response.content.iter_any():
-                yield block
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _mapped(exc) from None
+        async for block in self._reply.aiter_bytes():
+            yield block
 
     async def aclose(self) -> None:
-        self._response.release()
+        await self._reply.aclose()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -136,7 +135,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _mapped(exc) from None
         headers = [(k, v) for k, v in response.raw_headers if k.lower() not in (b"content-encoding", b"content-length")]
-        return httpx.Response(response.status, headers=headers, stream=_Body(response),
+        return httpx.Response(response.status, headers=headers, stream=_Body(Reply(response)),
                               extensions={"reason_phrase": (response.reason or "").encode()})
 
     async def aclose(self) -> None:
