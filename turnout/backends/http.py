@@ -89,38 +89,29 @@ class HTTPBackend(Backend):
         """The upstream's error, every field it chose scrubbed (its key may be quoted in any of them); the
         status and a Retry-After in seconds are all that is taken from it unchanged."""
         status, secrets = response.status_code, self.secrets()
-        message, type_, code, param = "", None, None, None
         try:
             err = loads(content)["error"]
-            if isinstance(err, dict):
-                message = str(err.get("message") or "")
-                type_, code, param = err.get("type"), err.get("code"), err.get("param")
-            else:
-                message = str(err)
         except (ValueError, KeyError, TypeError):
-            message = content[:8192].decode("utf-8", "replace")  # scrubbed whole, then cut (below)
-        message = scrub_message(message or response.reason_phrase, secrets)[:500]
+            err = content[:8192].decode("utf-8", "replace")  # scrubbed whole, then cut
+        message, type_, code, param = _scrubbed(err, secrets, response.reason_phrase)
         headers = {}
         if RETRY_AFTER.fullmatch(response.headers.get("retry-after", "")):
             headers["retry-after"] = response.headers["retry-after"]
-        kwargs: dict[str, Any] = {"upstream_status": status, "headers": headers,
-                                  "param": scrub_field(param, secrets)}
+        kwargs: dict[str, Any] = {"upstream_status": status, "headers": headers, "param": param}
         if 400 <= status < 500:
-            if type_ := scrub_field(type_, secrets):
+            if type_:
                 kwargs["type"] = type_
-            kwargs["code"] = scrub_field(code, secrets) or f"upstream_{status}"
+            kwargs["code"] = code or f"upstream_{status}"
             return UpstreamError(f"upstream '{self.name}': {message}", **kwargs)
         return UpstreamError(f"upstream '{self.name}' failed with status {status}: {message}", **kwargs)
 
     def stream_error(self, err: Any) -> StreamInterruptedError:
         """An error event inside a 200 stream, scrubbed like an error status's body (see error_from)."""
-        secrets = self.secrets()
-        fields = err if isinstance(err, dict) else {"message": err}
-        message = scrub_message(str(fields.get("message") or "stream error"), secrets)[:500]
-        kwargs: dict[str, Any] = {"param": scrub_field(fields.get("param"), secrets)}
-        if type_ := scrub_field(fields.get("type"), secrets):
+        message, type_, code, param = _scrubbed(err, self.secrets(), "stream error")
+        kwargs: dict[str, Any] = {"param": param}
+        if type_:
             kwargs["type"] = type_
-        if code := scrub_field(fields.get("code"), secrets):
+        if code:
             kwargs["code"] = code
         return StreamInterruptedError(f"upstream '{self.name}': {message}", **kwargs)
 
@@ -152,6 +143,14 @@ class HTTPBackend(Backend):
                 f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})") from None
         finally:
             await response.aclose()
+
+
+def _scrubbed(err: Any, secrets: tuple[str, ...], default: str) -> tuple[str, str | None, str | None, str | None]:
+    """An upstream error object's message, type, code and param, each scrubbed: its key may be quoted in any."""
+    fields = err if isinstance(err, dict) else {"message": err}
+    message = scrub_message(str(fields.get("message") or default), secrets)[:500]
+    type_, code, param = (scrub_field(fields.get(k), secrets) for k in ("type", "code", "param"))
+    return message, type_, code, param
 
 
 def _check_headers(headers: dict[str, str], path: str) -> None:
