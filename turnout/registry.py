@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -40,3 +42,11 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+def import_modules(package: str, path: list[str], skip: tuple[str, ...] = ("base",)) -> None:
+    """Import every module of a package, so that each registers its classes: adding a component is adding its
+    file, with no import list to edit."""
+    for module in pkgutil.iter_modules(path):
+        if module.name not in skip and not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

@@ -133,29 +133,40 @@ class Dispatcher:
 
     async def complete(self, chain: list[str], body: dict[str, Any], headers: dict[str, str] | None,
                        log: DispatchLog) -> tuple[str, dict[str, Any]]:
-        async def call(model: str, timeout: float) -> dict[str, Any]:
+        return await self.call(chain, lambda backend: backend.complete(body, headers), log)
+
+    async def call(self, chain: list[str], operation: Callable[[Backend], Awaitable[T]],
+                   log: DispatchLog) -> tuple[str, T]:
+        """Any one-shot call (a completion, embeddings, a passed-through request) down the chain, with the same
+        retries, fallbacks, breakers and deadline; returns the model that answered and its answer."""
+        async def attempt(model: str, timeout: float) -> T:
             health = self.health(model)
             health.stats.in_flight += 1
             start = time.monotonic()
             try:
                 async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
-                    result = await self.backends[model].complete(body, headers)
+                    result = await operation(self.backends[model])
             finally:
                 health.stats.in_flight -= 1
             health.stats.observe_latency(time.monotonic() - start)
             return result
 
-        return await self._run(chain, call, log)
+        return await self._run(chain, attempt, log)
 
     async def stream(self, chain: list[str], body: dict[str, Any], headers: dict[str, str] | None,
                      log: DispatchLog) -> tuple[str, AsyncIterator[list[str]]]:
         """The first model (of the chain) that starts answering; its stream with the first batch in hand."""
+        return await self.open_stream(chain, lambda backend: backend.stream(body, headers), log)
 
-        async def call(model: str, timeout: float) -> AsyncIterator[list[str]]:
+    async def open_stream(self, chain: list[str], operation: Callable[[Backend], AsyncIterator[list[T]]],
+                          log: DispatchLog) -> tuple[str, AsyncIterator[list[T]]]:
+        """Any streamed call down the chain: retried and failed over until a model sends its first batch."""
+
+        async def call(model: str, timeout: float) -> AsyncIterator[list[T]]:
             health = self.health(model)
             health.stats.in_flight += 1
             start = time.monotonic()
-            batches = self.backends[model].stream(body, headers)
+            batches = operation(self.backends[model])
             try:
                 async with asyncio.timeout(timeout):
                     first = await anext(batches)
@@ -220,7 +231,7 @@ class Dispatcher:
         raise last
 
 
-async def _continue(first: list[str], batches: AsyncIterator[list[str]], health: BackendHealth) -> AsyncIterator[list[str]]:
+async def _continue(first: list[T], batches: AsyncIterator[list[T]], health: BackendHealth) -> AsyncIterator[list[T]]:
     try:
         yield first
         async for batch in batches:

@@ -1,15 +1,15 @@
-"""Server-sent events out: OpenAI chunk texts framed as `data:` lines, errors as an error event."""
+"""Streaming a response out: the internal chunks framed by the request's door, errors as its error event."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from turnout.doors import Framer
 from turnout.errors import (
     StreamInterruptedError,
     TurnoutError,
@@ -19,7 +19,6 @@ from turnout.errors import (
 
 log = logging.getLogger("turnout.stream")
 
-DONE = b"data: [DONE]\n\n"
 CLIENT_GONE = "client_disconnected"
 
 
@@ -70,44 +69,42 @@ class LastFrame(bytes):
     """What the relay yields last: the response can end with it."""
 
 
-def frame(data: str) -> bytes:
-    return b"data: " + data.encode("utf-8") + b"\n\n"
-
-
 async def relay(
     first: list[str],
     rest: AsyncIterator[list[str]],
     *,
+    framer: Framer,
     on_chunk: Callable[[str], None],
     on_end: Callable[[str | None], None],
-    trailer: Callable[[], str] | None = None,
+    trailer: Callable[[], str],
     secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[bytes]:
-    """Yield the upstream's chunk batches as SSE, one write per batch. A failure mid-stream ends the stream with an
-    OpenAI error event (never a silent truncation); `on_end` always runs, with the error code if there was one
-    (`client_disconnected` when the client went away first)."""
+    """Yield the upstream's chunk batches in the door's framing, one write per batch. A failure mid-stream ends the
+    stream with the door's error event (never a silent truncation); `on_end` always runs, with the error code if
+    there was one (`client_disconnected` when the client went away first)."""
     error: str | None = None
     try:
         for chunk in first:
             on_chunk(chunk)
-        yield b"".join(map(frame, first))
+        if data := framer.frames(first):
+            yield data
         async for batch in rest:
             for chunk in batch:
                 on_chunk(chunk)
-            yield b"".join(map(frame, batch))
-        # the trailer is an SSE comment: clients ignore it, scripts can read it
-        yield LastFrame(b": " + trailer().encode() + b"\n\n" + DONE if trailer is not None else DONE)
+            if data := framer.frames(batch):
+                yield data
+        yield LastFrame(await framer.end(trailer()))
     except (asyncio.CancelledError, GeneratorExit):
         error = CLIENT_GONE
         raise
     except TurnoutError as exc:
         error = scrub_field(exc.code, secrets) or StreamInterruptedError.code
         log.warning("stream ended by upstream failure: %s", scrub_message(exc.message, secrets))
-        yield LastFrame(frame(json.dumps(exc.to_dict(secrets))))
+        yield LastFrame(framer.error(exc, secrets))
     except Exception as exc:  # noqa: BLE001 - the client gets a clean error event, never a hang
         error = StreamInterruptedError.code
         log.error("stream failed: %s", type(exc).__name__)
-        yield LastFrame(frame(json.dumps(StreamInterruptedError("the stream failed inside turnout").to_dict())))
+        yield LastFrame(framer.error(StreamInterruptedError("the stream failed inside turnout"), secrets))
     finally:
         on_end(error)
         close = getattr(rest, "aclose", None)

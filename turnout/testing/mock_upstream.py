@@ -314,8 +314,23 @@ async def list_requests(request: Request) -> Response:
     return JSONResponse(mock.requests)
 
 
+def _more_wire_formats() -> list[Route]:
+    """The routes of each other wire format's mock: every module `mock_<format>.py` beside this one exposes its
+    own as ROUTES (they share Mock, its directives and its request log)."""
+    import importlib
+    import pkgutil
+
+    import turnout.testing
+
+    routes: list[Route] = []
+    for module in pkgutil.iter_modules(turnout.testing.__path__):
+        if module.name.startswith("mock_") and module.name != "mock_upstream":
+            routes += importlib.import_module(f"turnout.testing.{module.name}").ROUTES
+    return routes
+
+
 def create_mock_upstream(record: bool = True) -> Starlette:
-    app = Starlette(routes=[
+    app = Starlette(routes=[*_more_wire_formats(),
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
         Route("/openai/deployments/{deployment}/chat/completions", openai_chat, methods=["POST"]),
         Route("/v1/messages", anthropic_messages, methods=["POST"]),

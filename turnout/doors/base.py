@@ -1,0 +1,89 @@
+"""The Door interface and its registry. A door is one inbound protocol (OpenAI chat completions, the Responses
+API, Anthropic's Messages API, ...): it translates that protocol's requests into the internal form (a chat
+completions body) and the internal answers back, whole or streamed, and shapes errors the way that protocol's
+clients expect. Everything between — authentication, limits, routing, plugins, backends, cost — is the same for
+every door and is driven by the server's Exchange (server/exchange.py), which calls the door at three points."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from turnout.errors import TurnoutError
+from turnout.registry import Registry
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from turnout.context import Caller, RoutingContext
+    from turnout.pipeline import Route, Router
+
+#: one internal stream chunk: the JSON text of an OpenAI `chat.completion.chunk`
+Chunk = str
+
+
+class Call(Protocol):
+    """What a door may read of the request it translates (the server's Exchange provides it)."""
+
+    router: Router
+    headers: dict[str, str]  # the request's, names lower-cased
+    caller: Caller  # who is asking (the tenant: stored state is kept per key)
+    ctx: RoutingContext | None  # set once the request is translated
+    route: Route | None  # set once it is routed
+
+
+class Framer(abc.ABC):
+    """Turns a stream of internal chunks into this protocol's stream, one write per batch of chunks."""
+
+    media_type: ClassVar[str] = "text/event-stream"
+
+    @abc.abstractmethod
+    def frames(self, batch: list[Chunk]) -> bytes:
+        """The bytes to send for a batch of internal chunks (may be empty)."""
+
+    @abc.abstractmethod
+    async def end(self, trailer: str) -> bytes:
+        """The bytes that close a stream that finished; `trailer` is turnout's cost comment, for doors whose
+        framing can carry one."""
+
+    @abc.abstractmethod
+    def error(self, exc: TurnoutError, secrets: tuple[str, ...]) -> bytes:
+        """The bytes that end a stream that failed after it started: this protocol's error event."""
+
+
+class Door(abc.ABC):
+    name: ClassVar[str]
+    #: the POST endpoints that take this protocol's requests
+    paths: ClassVar[tuple[str, ...]]
+    #: OpenAPI requestBody for those endpoints, if the door documents one
+    openapi: ClassVar[dict[str, Any] | None] = None
+
+    @abc.abstractmethod
+    async def inbound(self, body: Any, call: Call) -> dict[str, Any]:
+        """The request as an internal chat completions body. Raise InvalidRequestError naming the bad field in
+        this protocol's terms (its `param`), never a KeyError or a TypeError."""
+
+    @abc.abstractmethod
+    async def outbound(self, completion: dict[str, Any], call: Call) -> dict[str, Any]:
+        """An internal chat completion as this protocol's response body."""
+
+    @abc.abstractmethod
+    def framer(self, call: Call) -> Framer:
+        """A new Framer for one streamed answer."""
+
+    def error_body(self, exc: TurnoutError, secrets: tuple[str, ...]) -> dict[str, Any]:
+        """This protocol's error body; every field scrubbed (an upstream's error may have filled any)."""
+        return exc.to_dict(secrets)
+
+    def routes(self) -> list[BaseRoute]:
+        """Other endpoints of this protocol that are not routed requests (stored objects, token counts)."""
+        return []
+
+    def owns(self, path: str) -> bool:
+        """Whether a path belongs to this protocol (its errors then take this door's shape)."""
+        return any(path == p or path.startswith(p + "/") for p in self.paths)
+
+
+doors: Registry[Door] = Registry("door", attr="name")
+register = doors.register
+
