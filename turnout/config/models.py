@@ -71,6 +71,10 @@ class ModelConfig(Strict):
     retry: RetryConfig | None = Field(None, description="default: server.retry")
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     health_check: HealthCheckConfig | None = None
+    embeddings: bool = Field(False, description="serves POST /v1/embeddings (an embedding model, not a chat one)")
+    responses_api: bool = Field(
+        False, description="the upstream speaks OpenAI's Responses API itself: /v1/responses requests routed to "
+                           "it are passed through unchanged instead of translated to chat completions")
 
 
 class SignalConfig(BaseModel):

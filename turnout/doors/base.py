@@ -7,6 +7,7 @@ every door and is driven by the server's Exchange (server/exchange.py), which ca
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from turnout.errors import TurnoutError
@@ -70,6 +71,30 @@ class Door(abc.ABC):
     @abc.abstractmethod
     def framer(self, call: Call) -> Framer:
         """A new Framer for one streamed answer."""
+
+    async def complete(self, call: Call) -> dict[str, Any]:
+        """The answer, by default the Router's (the plugins, then the backend chain), in the internal form. A door
+        that passes its own protocol through to an upstream that speaks it overrides this (and `tally`)."""
+        assert call.ctx is not None and call.route is not None
+        return await call.router.complete(call.ctx, call.route)
+
+    async def stream(self, call: Call) -> AsyncIterator[list[Chunk]]:
+        """The streamed answer, by default the Router's: batches of internal chunks for this door's Framer."""
+        assert call.ctx is not None and call.route is not None
+        return await call.router.stream(call.ctx, call.route)
+
+    def tally(self, data: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+        """What an answer, or one streamed chunk, used: its usage (named as chat's: prompt_tokens,
+        completion_tokens) and the characters of text it carries (the estimate when there is no usage)."""
+        usage = data.get("usage")
+        chars = 0
+        for choice in data.get("choices") or ():
+            if isinstance(choice, dict):
+                part = choice.get("message") or choice.get("delta")
+                content = part.get("content") if isinstance(part, dict) else None
+                if isinstance(content, str):
+                    chars += len(content)
+        return (usage if isinstance(usage, dict) else None), chars
 
     def error_body(self, exc: TurnoutError, secrets: tuple[str, ...]) -> dict[str, Any]:
         """This protocol's error body; every field scrubbed (an upstream's error may have filled any)."""

@@ -92,10 +92,9 @@ class Exchange:
                 holds_slot = False  # the stream releases the slot and the reservation when it ends
                 self.reservation = None
                 return response
-            result = await current.complete(ctx, route)
+            result = await self.door.complete(self)
             headers = self.route_headers()  # after the plugins, which may re-target or add headers
-            usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
-            chars = _completion_chars(result)
+            usage, chars = self.door.tally(result)
             cost = self.cost(usage, chars)
             headers["x-turnout-cost-usd"] = f"{cost:.8f}"
             await current.access.settle(self.reservation, self.tokens(usage, chars), cost)
@@ -161,7 +160,7 @@ class Exchange:
     # ----- streaming --------------------------------------------------------------------------------------
     async def _stream(self, ctx: RoutingContext, route: Route) -> Response:
         current, reservation = self.router, self.reservation
-        chunks = await current.stream(ctx, route)
+        chunks = await self.door.stream(self)
         headers = self.route_headers()
         try:
             first = await anext(chunks)
@@ -169,6 +168,7 @@ class Exchange:
             raise UpstreamError(f"upstream '{route.model}' returned an empty stream") from None
         usage: dict[str, Any] = {}
         completion_chars = 0
+        tally = self.door.tally
 
         def on_chunk(chunk: str) -> None:
             nonlocal completion_chars
@@ -176,12 +176,11 @@ class Exchange:
                 data = loads(chunk)
             except ValueError:
                 return
-            if isinstance(data.get("usage"), dict):
-                usage.update(data["usage"])
-            for choice in data.get("choices") or ():
-                content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
-                if isinstance(content, str):
-                    completion_chars += len(content)
+            if isinstance(data, dict):
+                used, chars = tally(data)
+                if used:
+                    usage.update(used)
+                completion_chars += chars
 
         def trailer() -> str:
             return f"turnout cost_usd={self.cost(usage or None, completion_chars):.8f}"
@@ -202,11 +201,3 @@ class Exchange:
         return EventStreamResponse(body, media_type=framer.media_type,
                                    headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
 
-
-def _completion_chars(result: dict[str, Any]) -> int:
-    chars = 0
-    for choice in result.get("choices") or []:
-        message = (choice.get("message") or {}) if isinstance(choice, dict) else {}
-        if isinstance(message.get("content"), str):
-            chars += len(message["content"])
-    return chars
