@@ -92,12 +92,13 @@ def encode_bodies(body: dict[str, Any] | Sequence[dict[str, Any]]) -> list[bytes
 
 
 def drive(url: str, body: dict[str, Any] | Sequence[dict[str, Any]], *, requests: int, concurrency: int,
-          stream: bool, headers: dict[str, str] | None = None, pids: Sequence[int] = (),
+          stream: bool | str, headers: dict[str, str] | None = None, pids: Sequence[int] = (),
           generator: str | None = None, mark_header: str | None = None, warmup: int | None = None,
           max_seconds: float = 120.0, before_counting: Callable[[], None] | None = None) -> Result:
     """POST `requests` bodies (cycling through `body` when it is a list) with `concurrency` connections, after
     `warmup` requests (default: twice the concurrency, at least 20) that open the connections and are not
-    counted; `before_counting` runs in between. The bodies of the warm-up come first in the cycle, so distinct
+    counted; `before_counting` runs in between. `stream`: True for chat's streams (complete when they end with
+    [DONE]), or the text that marks the end of another protocol's stream (its last event's name). The bodies of the warm-up come first in the cycle, so distinct
     bodies stay distinct when there are enough of them. The CPU of the processes `pids` (and their children)
     is measured over the counted part."""
     from urllib.parse import urlsplit
@@ -144,6 +145,7 @@ async def _aiohttp(url, bodies, headers, requests, concurrency, stream, mark_hea
     import aiohttp
 
     latencies: list[float] = []
+    done = (b"[DONE]" if stream is True else str(stream).encode()) if stream else b""
     marks: Counter[str] = Counter()
     errors = sent = 0
     deadline = time.monotonic() + max_seconds
@@ -160,7 +162,7 @@ async def _aiohttp(url, bodies, headers, requests, concurrency, stream, mark_hea
                 try:
                     async with session.post(url, data=data, headers=headers) as response:
                         payload = await response.read()
-                        ok = response.status == 200 and (not stream or payload.rstrip().endswith(b"[DONE]"))
+                        ok = response.status == 200 and (not stream or done in payload[-4096:])
                         if mark_header:
                             marks[response.headers.get(mark_header, "-")] += 1
                 except (TimeoutError, aiohttp.ClientError):

@@ -35,7 +35,7 @@ function request()
 end
 function response(status, hdrs, body)
   got = got + 1
-  if status ~= 200 or (stream and not string.find(body, "[DONE]", -24, true)) then bad = bad + 1 end
+  if status ~= 200 or (stream and not string.find(body, stream, -4096, true)) then bad = bad + 1 end
   if mark then
     local value = "-"
     for k, v in pairs(hdrs) do if string.lower(k) == mark then value = v end end
@@ -64,17 +64,22 @@ end
 
 def _lua_string(text: str) -> str:
     level = 0
-    while f"]{'=' * level}]" in text:
+    while f"]{'=' * level}]" in text + "]":  # a text ending in "]" would close the bracket early too
         level += 1
     return f"[{'=' * level}[{text}]{'=' * level}]"
 
 
-def script(bodies: list[bytes], headers: dict[str, str], path: str, limit: int, stream: bool,
+def end_marker(stream: bool | str) -> str | None:
+    """What a complete streamed response has near its end: chat's [DONE], or another protocol's last event."""
+    return "[DONE]" if stream is True else stream or None
+
+
+def script(bodies: list[bytes], headers: dict[str, str], path: str, limit: int, stream: bool | str,
            mark_header: str | None) -> str:
     lua_headers = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
     replacements = {"{BODIES}": "{" + ", ".join(_lua_string(b.decode()) for b in bodies) + "}",
                     "{HEADERS}": "{" + lua_headers + "}", "PATH": _lua_string(path), "LIMIT": str(limit),
-                    "STREAM": "true" if stream else "false",
+                    "STREAM": _lua_string(marker) if (marker := end_marker(stream)) else "nil",
                     "MARK": _lua_string(mark_header.lower()) if mark_header else "nil"}
     text = SCRIPT
     for placeholder, value in replacements.items():
@@ -83,7 +88,7 @@ def script(bodies: list[bytes], headers: dict[str, str], path: str, limit: int, 
 
 
 def run_wrk(url: str, bodies: list[bytes], headers: dict[str, str], *, requests: int, concurrency: int,
-            stream: bool, mark_header: str | None, max_seconds: float) -> Result:
+            stream: bool | str, mark_header: str | None, max_seconds: float) -> Result:
     parts = urlsplit(url)
     if parts.hostname != "127.0.0.1":
         raise ValueError(f"benchmarks only target 127.0.0.1, not {url}")

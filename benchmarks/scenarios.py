@@ -11,6 +11,8 @@ turnout scenarios (one `turnout serve` process each, 1 worker unless said):
   neural        jailbreak, domain and complexity signals on the request embedding + PII redaction (neural.yaml)
   cache miss    configs/cache.yaml, every prompt new: each request's prompt was never sent before
   cache hit     configs/cache.yaml, every prompt seen before: all prompts sent once, then repeated (exact hits)
+  responses     heuristic.yaml driven through POST /v1/responses (translated to chat for the upstream)
+  messages      heuristic.yaml driven through POST /v1/messages (Anthropic's API, translated likewise)
 Prompts: 500 LLMRouter queries (../shared/data/llmrouter, under 1,200 characters, seeded shuffle, no two alike
 to the semantic cache) for every system; the cache-miss scenario has a second such set, and its cache is
 emptied (DELETE /v1/cache?all=true) after each warm-up, so every counted request is a miss. Whether a cache scenario got what it claims is checked
@@ -72,6 +74,7 @@ class System:
     headers: dict[str, str] = field(default_factory=dict)
     fresh_prompts: bool = False  # cache miss: the cache is emptied after each warm-up, then sent unseen prompts
     mark_header: str | None = None
+    door: str = "chat"  # the inbound protocol it is driven with (DOORS)
 
 
 def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> tuple[list[str], list[str], dict]:
@@ -114,8 +117,25 @@ def load_prompts(shared: Path, count: int, max_chars: int = 1200) -> tuple[list[
         "encoder": params.encoder, "each_below_similarity": params.threshold}
 
 
-def bodies(prompts: list[str], model: str, stream: bool) -> list[dict]:
-    return [{"model": model, "stream": stream, "messages": [{"role": "user", "content": p}]} for p in prompts]
+# per inbound protocol: its path, a request body for a prompt, and the name of the last event of its streams
+DOORS = {
+    "chat": ("/v1/chat/completions", lambda model, p, stream: {
+        "model": model, "stream": stream, "messages": [{"role": "user", "content": p}]}, True),
+    "responses": ("/v1/responses", lambda model, p, stream: {
+        "model": model, "stream": stream, "input": p}, "response.completed"),
+    "messages": ("/v1/messages", lambda model, p, stream: {
+        "model": model, "stream": stream, "max_tokens": 256, "messages": [{"role": "user", "content": p}]},
+        "message_stop"),
+}
+
+
+def bodies(prompts: list[str], model: str, stream: bool, door: str = "chat") -> list[dict]:
+    make = DOORS[door][1]
+    return [make(model, p, stream) for p in prompts]
+
+
+def stream_mark(system: "System", stream: bool) -> bool | str:
+    return DOORS[system.door][2] if stream else False
 
 
 class Fleet:
@@ -124,7 +144,7 @@ class Fleet:
     def __init__(self, tmp: Path, console: Console) -> None:
         self.tmp, self.console, self.procs, self.systems = tmp, console, [], []
 
-    def turnout(self, name: str, config: str, upstream: str, workers: int = 1, **kw) -> None:
+    def turnout(self, name: str, config: str, upstream: str, workers: int = 1, door: str = "chat", **kw) -> None:
         text = (HERE / "configs" / config).read_text().replace("${UPSTREAM}", upstream)
         path = self.tmp / f"{name.replace(' ', '-')}.yaml"
         path.write_text(text)
@@ -133,8 +153,8 @@ class Fleet:
                       "--workers", str(workers), "--log-level", "warning", "--no-watch"],
                      f"http://127.0.0.1:{port}/readyz", self.tmp / f"{path.stem}.log", timeout=180)
         self.procs.append(proc)
-        self.systems.append(System(name, f"turnout serve --workers {workers}, configs/{config}",
-                                   f"http://127.0.0.1:{port}/v1/chat/completions", "auto", [proc.pid], **kw))
+        self.systems.append(System(name, f"turnout serve --workers {workers}, configs/{config}, {DOORS[door][0]}",
+                                   f"http://127.0.0.1:{port}{DOORS[door][0]}", "auto", [proc.pid], door=door, **kw))
 
     def peer(self, name: str, how: str, starter, *args) -> None:
         port = free_port()
@@ -170,6 +190,9 @@ def start_all(args, fleet: Fleet, upstream: str, mock_pid: int) -> None:
     if want("heuristic"):
         fleet.turnout("turnout heuristic", "heuristic.yaml", upstream)
         fleet.turnout(f"turnout heuristic ×{args.workers}", "heuristic.yaml", upstream, workers=args.workers)
+    for door in ("responses", "messages"):  # the same policy through another door: what translation costs
+        if want(door):
+            fleet.turnout(f"turnout heuristic {DOORS[door][0]}", "heuristic.yaml", upstream, door=door)
     if want("neural"):
         fleet.turnout("turnout neural+PII", "neural.yaml", upstream)
     if want("cache-miss"):
@@ -204,8 +227,8 @@ def measure(args, systems: list[System], prompts: list[str], fresh: list[str], c
     for stream in ([False] if args.no_stream else [False, True]):
         for system in systems:  # the cache-hit scenario: every prompt once, so that all later ones hit
             if system.mark_header and not system.fresh_prompts:
-                drive(system.url, bodies(prompts, system.model, stream), requests=len(prompts), concurrency=16,
-                      stream=stream, headers=system.headers, warmup=0, generator=generator,
+                drive(system.url, bodies(prompts, system.model, stream, system.door), requests=len(prompts),
+                      concurrency=16, stream=stream_mark(system, stream), headers=system.headers, warmup=0, generator=generator,
                       max_seconds=args.max_seconds)
         for c in args.concurrency:
             parts: dict[str, list[Result]] = {s.name: [] for s in systems}
@@ -221,8 +244,8 @@ def measure(args, systems: list[System], prompts: list[str], fresh: list[str], c
                             raise SystemExit(f"the cache-miss scenario has {len(fresh)} prompts and a drive needs "
                                              f"{per_round + c}: lower --requests or raise --rounds")
                         texts, forget = fresh, partial(forget_cache, system.url)
-                    result = drive(system.url, bodies(texts, system.model, stream), requests=per_round,
-                                   concurrency=c, stream=stream, headers=system.headers, pids=system.pids,
+                    result = drive(system.url, bodies(texts, system.model, stream, system.door),
+                                   requests=per_round, concurrency=c, stream=stream_mark(system, stream), headers=system.headers, pids=system.pids,
                                    generator=generator, mark_header=system.mark_header, warmup=warmup,
                                    max_seconds=args.max_seconds, before_counting=forget)
                     parts[system.name].append(result)
@@ -288,7 +311,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--no-stream", action="store_true", help="plain requests only (about half the time)")
-    parser.add_argument("--only", help="comma-separated: floor,heuristic,neural,cache-miss,cache-hit,litellm,"
+    parser.add_argument("--only", help="comma-separated: floor,heuristic,responses,messages,neural,cache-miss,cache-hit,litellm,"
                                        "routellm,portkey (direct always runs)")
     parser.add_argument("--loadgen", choices=["wrk", "aiohttp"], help="default: wrk when installed")
     parser.add_argument("--workers", type=int, default=2, help="LiteLLM's workers and turnout's second row")
