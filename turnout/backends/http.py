@@ -52,17 +52,19 @@ class HTTPBackend(Backend):
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def post(self, url: str | httpx.URL, payload: dict[str, Any], *, stream: bool = False,
+    async def post(self, url: str | httpx.URL, payload: dict[str, Any] | bytes, *, stream: bool = False,
                    headers: dict[str, str] | None = None) -> httpx.Response | Reply:
         """POST and return a successful response (its body unread when streaming); raise UpstreamError.
-        `headers` (from plugins) are sent too, but never replace the backend's own (auth, content type)."""
+        `headers` (from plugins) are sent too, but never replace the backend's own (auth, content type).
+        `payload` bytes go as they are (a signed body must be the bytes that were signed)."""
+        content = payload if isinstance(payload, bytes) else dumps(payload)
         try:
             if self._aiohttp is not None:
                 sent = {**wire_headers(headers), **self._wire_headers} if headers else self._wire_headers
                 response: httpx.Response | Reply = await self._aiohttp.post(
-                    str(url), dumps(payload), sent, self._client_timeout, read=not stream)
+                    str(url), content, sent, self._client_timeout, read=not stream)
             else:
-                request = httpx.Request("POST", url, content=dumps(payload),
+                request = httpx.Request("POST", url, content=content,
                                         headers={**headers, **self._headers} if headers else self._headers,
                                         extensions=self._extensions)
                 response = await self.transport.handle_async_request(request)
