@@ -24,9 +24,13 @@ class AzureBackend(OpenAIBackend):
 
     @cached_property
     def url(self) -> httpx.URL:
+        return self.endpoint("chat/completions")
+
+    def endpoint(self, operation: str) -> httpx.URL:
+        """A deployment's endpoint: chat/completions, embeddings or completions, with the api-version."""
         base = (self.config.base_url or "").rstrip("/")
         version = self.config.api_version or DEFAULT_API_VERSION
-        return httpx.URL(f"{base}/openai/deployments/{self.config.deployment}/chat/completions?api-version={version}")
+        return httpx.URL(f"{base}/openai/deployments/{self.config.deployment}/{operation}?api-version={version}")
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         # the deployment names the model; Azure ignores `model`, so keep the caller's

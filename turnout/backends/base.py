@@ -7,7 +7,8 @@ import abc
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from turnout.config import ModelConfig
+from turnout.config import ConfigError, ConfigIssue, ModelConfig
+from turnout.errors import InvalidRequestError
 from turnout.params import Params, validate_params
 from turnout.registry import Registry
 
@@ -24,6 +25,11 @@ class Backend(abc.ABC):
         self.config = config
         self.upstream_model = config.model or name
         self.options = validate_params(self.Options, config.options, f"{path or 'models.' + name}.options")
+        if config.embeddings and type(self).embed is Backend.embed:
+            # the provider knows whether it can embed; the loader cannot (it imports no backend)
+            raise ConfigError([ConfigIssue(f"{path or 'models.' + name}.embeddings",
+                                           f"provider '{config.provider}' does not serve embeddings; "
+                                           f"providers that do: {', '.join(embedding_providers())}")])
 
     @abc.abstractmethod
     async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -34,6 +40,12 @@ class Backend(abc.ABC):
     def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         """Send a streaming chat completion; yield batches of OpenAI chunk JSON texts (the chunks that
         arrived together). Errors before the first batch raise UpstreamError; after it, StreamInterruptedError."""
+
+    async def embed(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Send an OpenAI embeddings request (`model` still the caller's); return OpenAI's embeddings list object.
+        A provider that serves embeddings overrides this; `embeddings: true` on any other is a config error."""
+        raise InvalidRequestError(f"model '{self.name}' (provider '{self.provider}') does not serve embeddings",
+                                  param="model", code="model_not_embeddings")
 
     async def aclose(self) -> None:
         """Release connections. Called once the backend has no request in flight."""
@@ -48,6 +60,10 @@ class Backend(abc.ABC):
 backends: Registry[Backend] = Registry("provider", attr="provider")
 register = backends.register
 
+
+
+def embedding_providers() -> list[str]:
+    return [name for name in backends.names() if backends.get(name).embed is not Backend.embed]
 
 
 def build_backend(name: str, config: ModelConfig) -> Backend:

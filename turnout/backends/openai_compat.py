@@ -8,6 +8,8 @@ from functools import cached_property
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from turnout.backends.base import Chunk, register
 from turnout.backends.http import HTTPBackend
 from turnout.errors import StreamInterruptedError, UpstreamError
@@ -42,20 +44,34 @@ class OpenAIBackend(HTTPBackend):
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "model": self.upstream_model}
 
+    def endpoint(self, operation: str) -> str | httpx.URL:
+        """The URL of one of the upstream's OpenAI endpoints ("embeddings", "completions", ...)."""
+        return f"{(self.config.base_url or '').rstrip('/')}/{operation}"
+
     async def complete(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        response = await self.post(self.url, self.payload(body), headers=headers)
+        return await self._post_json(self.url, self.payload(body), headers, "choices", "a chat completion")
+
+    async def _post_json(self, url: str | httpx.URL, payload: dict[str, Any], headers: dict[str, str] | None,
+                         key: str, what: str) -> dict[str, Any]:
+        """POST and return the JSON object answered, which must hold the list `key`."""
+        response = await self.post(url, payload, headers=headers)
         try:
             data = loads(response.content)
         except ValueError:
             raise UpstreamError(f"upstream '{self.name}' returned a body that is not JSON",
                                 upstream_status=response.status_code, status=502) from None  # answered: never resent
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(f"upstream '{self.name}' returned JSON that is not a chat completion",
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise UpstreamError(f"upstream '{self.name}' returned JSON that is not {what}",
                                 upstream_status=response.status_code, status=502)
         return data
 
-    async def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
-        response = await self.post(self.url, self.payload(body), stream=True, headers=headers)
+    def stream(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
+        return self._relay(self.url, self.payload(body), headers)
+
+    async def _relay(self, url: str | httpx.URL, payload: dict[str, Any],
+                     headers: dict[str, str] | None) -> AsyncIterator[list[Chunk]]:
+        """An OpenAI-style stream (chat or text completion chunks, then [DONE]) relayed batch by batch."""
+        response = await self.post(url, payload, stream=True, headers=headers)
         finished = done = False
         async for events in self.sse_batches(response):
             if done:
@@ -76,3 +92,16 @@ class OpenAIBackend(HTTPBackend):
                 yield batch
         if not finished:
             raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")
+
+    # ----- embeddings and legacy text completions: passed through, only `model` replaced -----
+    async def embed(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        return await self._post_json(self.endpoint("embeddings"), self.payload(body), headers, "data",
+                                     "an embeddings list")
+
+    async def text_completion(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        return await self._post_json(self.endpoint("completions"), self.payload(body), headers, "choices",
+                                     "a text completion")
+
+    def text_completion_stream(self, body: dict[str, Any],
+                               headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
+        return self._relay(self.endpoint("completions"), self.payload(body), headers)

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import unicodedata
+from base64 import b64encode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,6 +100,26 @@ def load_recording(dataset: str, model: str) -> Recording:
     return Recording(prompts, [r["answers"][model] for r in rows], exact, vectorizer, matrix, max_chars)
 
 
+ENCODER = "minilm-static"
+ENCODER_DIM = 384
+
+
+def _encode(texts: list[str]) -> Any:
+    from turnout.models.encoders import get_encoder
+
+    return get_encoder(ENCODER).encode(texts)
+
+
+def embedding_texts(body: dict[str, Any]) -> list[str]:
+    """An embeddings request's input as texts; token ids mean nothing to this encoder's own tokenizer."""
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise InvalidRequestError("input: the demo encoder takes text (a string or a list of strings), not token "
+                                  "ids", param="input")
+    return texts
+
+
 class ReplayOptions(Params):
     dataset: str = Field("builtin", description="'builtin' or a JSONL(.gz) file of {prompt, answers: {model: text}}")
     answers_of: str | None = Field(None, description="recorded model to answer as; defaults to `model`")
@@ -116,6 +137,8 @@ class ReplayBackend(Backend):
     def __init__(self, name: str, config: ModelConfig, *, path: str = "") -> None:
         super().__init__(name, config, path=path)
         self.recorded_model = self.options.answers_of or self.upstream_model
+        if config.embeddings:
+            return  # an embeddings model answers from the packaged encoder, not from a recording
         try:
             self.recording = load_recording(self.options.dataset, self.recorded_model)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -158,6 +181,23 @@ class ReplayBackend(Backend):
                  "total_tokens": prompt_tokens + completion_tokens}
         meta = {"match": match, "similarity": round(similarity, 4), "recorded_prompt": recorded}
         return answer, usage, meta
+
+    async def embed(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Real sentence vectors from turnout's packaged static encoder (`minilm-static`, 384 dimensions): a demo
+        of the endpoint, good for trying similarity search, not a hosted embedding model."""
+        texts = embedding_texts(body)
+        if body.get("dimensions") not in (None, ENCODER_DIM):
+            raise InvalidRequestError(f"dimensions: the demo encoder's vectors have {ENCODER_DIM} dimensions",
+                                      param="dimensions")
+        # off the loop: the first call loads the encoder, and a long list of inputs is a few ms per input
+        vectors = await asyncio.to_thread(_encode, texts)
+        base64 = body.get("encoding_format") == "base64"
+        data = [{"object": "embedding", "index": i,
+                 "embedding": b64encode(row.astype("<f4").tobytes()).decode() if base64 else row.tolist()}
+                for i, row in enumerate(vectors)]
+        tokens = sum(estimate_tokens(t) for t in texts)
+        return {"object": "list", "data": data, "model": self.upstream_model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
     def _id(self, body: dict[str, Any]) -> str:
         return "chatcmpl-replay-" + hashlib.sha1(repr(body.get("messages")).encode()).hexdigest()[:20]

@@ -10,7 +10,7 @@ import abc
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from turnout.errors import TurnoutError
+from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.registry import Registry
 
 if TYPE_CHECKING:
@@ -71,6 +71,16 @@ class Door(abc.ABC):
     @abc.abstractmethod
     def framer(self, call: Call) -> Framer:
         """A new Framer for one streamed answer."""
+
+    async def route(self, call: Call) -> Route:
+        """Where the request goes: by default the Router's decisions, to a chat model. A door whose requests only
+        some models serve (embeddings) overrides this."""
+        assert call.ctx is not None
+        route = await call.router.route(call.ctx)
+        if call.router.config.models[route.model].embeddings:
+            raise InvalidRequestError(f"model: '{route.model}' is an embeddings model; send it POST /v1/embeddings",
+                                      param="model", code="model_not_chat")
+        return route
 
     async def complete(self, call: Call) -> dict[str, Any]:
         """The answer, by default the Router's (the plugins, then the backend chain), in the internal form. A door

@@ -82,7 +82,7 @@ class Exchange:
                                    type="service_unavailable", code="overloaded", headers={"retry-after": "1"})
             current.acquire()
             holds_slot = True
-            route = self.route = await current.route(ctx)
+            route = self.route = await self.door.route(self)
             # at the dearest model the request may end on; settled below, or by the stream when it ends
             if current.access.reserves(key):
                 self.reservation = await current.access.reserve(key, current.access.estimate(
