@@ -227,3 +227,27 @@ def test_google_client_reads_errors(google_client, upstream):
     keyed = httpx.post(f"{upstream.url}/v1beta/models/gemini-mock:generateContent?key={TEST_KEY}",
                        json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]})
     assert keyed.status_code == 400  # the mock refuses a key in the URL, so a test would catch one
+
+
+def test_structured_output_schema_is_cut_to_what_gemini_takes(client, upstream_requests):
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Place(BaseModel):
+        city: str
+        country: str | None = None
+
+    class Echo(BaseModel):
+        echo: str
+        where: Place | None = None
+        mood: Literal["calm", "loud"] | None = None
+
+    parsed = client.chat.completions.parse(model="gem", response_format=Echo,
+                                           messages=[{"role": "user", "content": "json please"}])
+    assert parsed.choices[0].message.parsed == Echo(echo="json please")
+    config = upstream_requests()[-1]["body"]["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    where = config["responseSchema"]["properties"]["where"]  # a $ref into $defs, inlined
+    assert where["nullable"] is True and where["properties"]["city"] == {"type": "string", "title": "City"}
+    assert "additionalProperties" not in json.dumps(config) and "$" not in json.dumps(config)

@@ -6,6 +6,7 @@ It shares the mock's request log and directives (see mock_upstream): #tool, #err
   #block           the prompt is blocked: promptFeedback.blockReason SAFETY and no candidate
   #block:output    the answer is blocked: a candidate with finishReason SAFETY and no content
   #think           the answer comes after a thought part, and usage counts thoughtsTokenCount
+With generationConfig.responseMimeType application/json the answer is the JSON text {"echo": <text>}.
 Like the real API it refuses what it does not know: a request without `x-goog-api-key` (403), a key in the
 query string (400: this mock's rule, so that a key in a URL fails a test), unknown request fields, schema keys
 outside Gemini's OpenAPI subset, a functionResponse that is not an object, and a replayed functionCall without
@@ -145,6 +146,8 @@ def _answer(body: dict[str, Any], text: str, responses: list[dict[str, Any]]) ->
         return [{"functionCall": call, "thoughtSignature": SIGNATURE}], "STOP"
     if responses and not text:
         return [{"text": f"tool said: {json.dumps(responses[0].get('response'))}"}], "STOP"
+    if (body.get("generationConfig") or {}).get("responseMimeType") == "application/json":
+        return [{"text": json.dumps({"echo": text})}], "STOP"
     return [{"text": _reply(text)}], "STOP"
 
 
