@@ -31,6 +31,7 @@ class Call(Protocol):
     caller: Caller  # who is asking (the tenant: stored state is kept per key)
     ctx: RoutingContext | None  # set once the request is translated
     route: Route | None  # set once it is routed
+    state: dict[str, Any]  # the door's own notes on this request (the body as it came, ...), empty at first
 
 
 class Framer(abc.ABC):

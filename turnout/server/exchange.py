@@ -52,6 +52,7 @@ class Exchange:
         self.caller = Caller()
         self.ctx: RoutingContext | None = None
         self.route: Route | None = None
+        self.state: dict[str, Any] = {}  # the door's notes on this request (Call.state)
         self.reservation: Reservation | None = None
         self.start = time.perf_counter()
 
