@@ -192,4 +192,33 @@ def check_references(config: Config) -> list[ConfigIssue]:
             issues.append(ConfigIssue(f"models.{name}.base_url", f"required for provider '{model.provider}'"))
         if model.provider == "azure" and not model.deployment:
             issues.append(ConfigIssue(f"models.{name}.deployment", "required for provider 'azure'"))
+        if model.responses_api and model.provider not in ("openai", "azure"):
+            issues.append(ConfigIssue(f"models.{name}.responses_api", f"provider '{model.provider}' does not speak "
+                                      "the Responses API; only openai and azure models may pass it through"))
+    return issues + check_embeddings(config)
+
+
+def _kind(embeddings: bool) -> str:
+    return "an embeddings model" if embeddings else "a chat model"
+
+
+def check_embeddings(config: Config) -> list[ConfigIssue]:
+    """Embeddings models serve POST /v1/embeddings and nothing else: decisions, which route chat requests, may not
+    list one, and a model falls back only to one of its own kind. (Whether a provider can embed at all is its
+    backend's to say: `models.X.embeddings` is checked when the backend is built.)"""
+    issues: list[ConfigIssue] = []
+    models = config.models
+    for i, decision in enumerate(config.decisions):
+        for field, names in (("models", decision.models), ("fallbacks", decision.fallbacks)):
+            for j, name in enumerate(names):
+                if name in models and models[name].embeddings:
+                    issues.append(ConfigIssue(f"decisions[{i}].{field}[{j}]", (
+                        f"'{name}' is an embeddings model (models.{name}.embeddings); decisions route chat "
+                        "requests, and embeddings asked of an alias go to the embeddings models in config order")))
+    for name, model in models.items():
+        for j, fallback in enumerate(model.fallbacks):
+            if fallback in models and fallback != name and models[fallback].embeddings != model.embeddings:
+                issues.append(ConfigIssue(f"models.{name}.fallbacks[{j}]", (
+                    f"'{fallback}' is {_kind(models[fallback].embeddings)} and '{name}' is "
+                    f"{_kind(model.embeddings)} (models.X.embeddings): a fallback must serve the same requests")))
     return issues

@@ -257,6 +257,15 @@ class StateConfig(Strict):
     namespace: str = "turnout"
 
 
+class ResponsesConfig(Strict):
+    """Responses kept for `previous_response_id` and GET /v1/responses/{id} (where `state.store` says: this
+    process's memory, or Redis shared by every process)."""
+
+    ttl_s: float = Field(30 * 86400, gt=0, description="a stored response is forgotten this long after it was made")
+    max_stored: int = Field(10_000, ge=1, description="memory store only: the most responses kept; the oldest go "
+                                                      "first (Redis keeps each until its TTL)")
+
+
 class Config(Strict):
     _load_warnings: list[Any] = PrivateAttr(default_factory=list)
     _base_dir: str | None = PrivateAttr(default=None)  # the config file's folder: relative paths start there
@@ -268,6 +277,7 @@ class Config(Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     auth: AuthConfig | None = Field(None, description="no auth section: no API keys are required")
     state: StateConfig = Field(default_factory=StateConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
 
     @property
     def load_warnings(self) -> list[Any]:
@@ -287,4 +297,5 @@ class Config(Strict):
         """The configured decisions; with none, one default decision over every model."""
         if self.decisions:
             return self.decisions
-        return [DecisionConfig(name="default", models=list(self.models))]
+        chat = [name for name, model in self.models.items() if not model.embeddings]  # decisions route chat
+        return [DecisionConfig(name="default", models=chat or list(self.models))]
