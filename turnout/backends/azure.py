@@ -32,6 +32,15 @@ class AzureBackend(OpenAIBackend):
         version = self.config.api_version or DEFAULT_API_VERSION
         return httpx.URL(f"{base}/openai/deployments/{self.config.deployment}/{operation}?api-version={version}")
 
+    @property
+    def responses_url(self) -> httpx.URL:
+        # the Responses API is served by Azure's v1 API (no api-version), the deployment named as the model
+        return httpx.URL(f"{(self.config.base_url or '').rstrip('/')}/openai/v1/responses")
+
+    @property
+    def responses_model(self) -> str:
+        return self.config.deployment or self.upstream_model
+
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
         # the deployment names the model; Azure ignores `model`, so keep the caller's
         return dict(body)

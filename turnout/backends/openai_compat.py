@@ -105,3 +105,48 @@ class OpenAIBackend(HTTPBackend):
     def text_completion_stream(self, body: dict[str, Any],
                                headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
         return self._relay(self.endpoint("completions"), self.payload(body), headers)
+
+    # ----- the Responses API, passed through (models with `responses_api: true`) -----
+    @property
+    def responses_url(self) -> str | httpx.URL:
+        return self.endpoint("responses")
+
+    @property
+    def responses_model(self) -> str:
+        return self.upstream_model
+
+    async def responses(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """A Responses API request with only `model` replaced; the upstream's `response` object."""
+        return await self._post_json(self.responses_url, {**body, "model": self.responses_model}, headers, "output",
+                                     "a Responses API response")
+
+    async def responses_stream(self, body: dict[str, Any],
+                               headers: dict[str, str] | None = None) -> AsyncIterator[list[Chunk]]:
+        """A streamed Responses API request: its events' JSON texts, batch by batch. An `error` or
+        `response.failed` event ends it as a StreamInterruptedError (scrubbed, never relayed as it came)."""
+        response = await self.post(self.responses_url, {**body, "model": self.responses_model}, stream=True,
+                                   headers=headers)
+        finished = False
+        async for events in self.sse_batches(response):
+            if finished:
+                continue  # read to the end so the connection goes back to the pool
+            batch = []
+            for _event, data in events:
+                try:
+                    event = loads(data)
+                except ValueError:
+                    continue
+                kind = event.get("type") if isinstance(event, dict) else None
+                if kind in ("error", "response.failed"):
+                    if batch:
+                        yield batch
+                    failed = event.get("response") if kind == "response.failed" else {"error": event}
+                    raise self.stream_error(failed.get("error") if isinstance(failed, dict) else None)
+                batch.append(data)
+                if kind in ("response.completed", "response.incomplete"):
+                    finished = True
+                    break
+            if batch:
+                yield batch
+        if not finished:
+            raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")
