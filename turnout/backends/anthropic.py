@@ -13,6 +13,7 @@ from pydantic import Field
 from turnout.backends.anthropic_wire import StreamTranslator, from_anthropic, to_anthropic
 from turnout.backends.base import Chunk, register
 from turnout.backends.http import HTTPBackend
+from turnout.backends.transport import Reply
 from turnout.errors import StreamInterruptedError, UpstreamError
 from turnout.jsonutil import dumps_str, loads
 from turnout.params import Params
@@ -56,10 +57,40 @@ class AnthropicBackend(HTTPBackend):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         response = await self.post(self.url, self.payload({**body, "stream": True}), stream=True, headers=headers)
         translator = StreamTranslator(include_usage)
-        async for events in self.sse_batches(response):
+        async for events in self.events(response):
+            try:
+                batch = [dumps_str(chunk) for event, _data in events for chunk in translator.feed(event)]
+            except (AttributeError, TypeError, ValueError):  # a field of the wrong JSON type
+                raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event") from None
+            if batch:
+                yield batch
+
+    # ----- native: an Anthropic body as it came (the Messages door), Anthropic's answer as it is ------------
+    async def messages(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.post(self.url, body)
+        try:
+            message = loads(response.content)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise UpstreamError(f"upstream '{self.name}' returned a body that is not an Anthropic message",
+                                upstream_status=response.status_code, status=502)
+        return message
+
+    async def messages_stream(self, body: dict[str, Any]) -> AsyncIterator[list[str]]:
+        """Batches of the upstream's stream events, each the JSON text of its `data`."""
+        response = await self.post(self.url, body, stream=True)
+        async for events in self.events(response):
+            yield [data for _event, data in events]
+
+    async def events(self, response: httpx.Response | Reply) -> AsyncIterator[list[tuple[dict[str, Any], str]]]:
+        """The stream's events (parsed, and as sent), batched by network read, up to message_stop. An error
+        event raises, scrubbed; so does a stream that ends before its stop reason."""
+        finished = stopped = False
+        async for sse in self.sse_batches(response):
             batch = []
-            for _event, data in events:
-                if translator.stopped:
+            for _event, data in sse:
+                if stopped:
                     break  # keep reading to the end so the connection goes back to the pool
                 try:
                     event = loads(data)
@@ -67,18 +98,20 @@ class AnthropicBackend(HTTPBackend):
                     event = None
                 if not isinstance(event, dict):
                     raise StreamInterruptedError(f"upstream '{self.name}' sent an event that is not a JSON object")
-                if event.get("type") == "error":
+                kind = event.get("type")
+                if kind == "error":
                     if batch:
                         yield batch
                     err = event.get("error")
                     # Anthropic names the kind of error in `type` (overloaded_error, ...): OpenAI's `code`
                     raise self.stream_error({"message": err.get("message"), "code": err.get("type")}
                                             if isinstance(err, dict) else err)
-                try:
-                    batch += [dumps_str(chunk) for chunk in translator.feed(event)]
-                except (AttributeError, TypeError, ValueError):  # a field of the wrong JSON type
-                    raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event") from None
+                delta = event.get("delta")
+                finished = finished or kind == "message_stop" or (
+                    kind == "message_delta" and isinstance(delta, dict) and bool(delta.get("stop_reason")))
+                stopped = kind == "message_stop"
+                batch.append((event, data))
             if batch:
                 yield batch
-        if not translator.finished:
+        if not finished:
             raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")

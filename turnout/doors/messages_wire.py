@@ -1,0 +1,484 @@
+"""Pure translation for the Messages door: an Anthropic Messages request into the internal chat body, and the
+internal answers (a chat completion, a stream of chunks) back into an Anthropic message and its events. The
+other direction (internal form to an Anthropic upstream) is backends/anthropic_wire.
+
+Errors name the field as Anthropic does (`messages.1.content.0.type: ...`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from turnout.backends.anthropic_wire import usage_of
+from turnout.context import tokens_for_chars
+from turnout.doors.chat_schema import TURNOUT_FIELDS
+from turnout.errors import InvalidRequestError, UpstreamError
+from turnout.jsonutil import dumps_str, loads
+from turnout.plugins.semantic_cache import CacheRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+#: chat finish_reason -> Anthropic stop_reason ("stop" may become stop_sequence, see stop_reason_of)
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+#: extended thinking's budget_tokens -> chat's reasoning_effort: under 4096 low, under 16384 medium, else high
+EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
+#: Anthropic's output_config.effort -> reasoning_effort (chat has nothing above high)
+EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})  # the chat form has no place for them
+TOOL_ERROR_PREFIX = "[tool error] "  # a tool_result with is_error: true; the chat form has no flag for it
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")  # unknown fields go upstream untouched when passed natively
+
+
+class Metadata(Open):
+    user_id: str | None = None
+
+
+class CountTokensRequest(Open):
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)  # no chat equivalent: dropped when translated
+    metadata: Metadata | None = None
+    stream: StrictBool | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    cache: StrictBool | CacheRequest | None = None  # turnout's own (semantic cache controls): never forwarded
+
+
+class MessagesRequest(CountTokensRequest):
+    max_tokens: int = Field(ge=1)  # required, as Anthropic's API has it
+
+
+class TextBlock(Open):
+    type: Literal["text"]
+    text: str
+
+
+class ImageBlock(Open):
+    type: Literal["image"]
+    source: dict[str, Any]
+
+
+class Base64Source(Open):
+    type: Literal["base64"]
+    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    data: str = Field(min_length=1)
+
+
+class URLSource(Open):
+    type: Literal["url"]
+    url: str = Field(pattern=r"^https?://")
+
+
+class ToolUseBlock(Open):
+    type: Literal["tool_use"]
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    input: dict[str, Any]
+
+
+class ToolResultBlock(Open):
+    type: Literal["tool_result"]
+    tool_use_id: str = Field(min_length=1)
+    content: str | list[dict[str, Any]] = ""
+    is_error: StrictBool = False
+
+
+class DocumentBlock(Open):
+    type: Literal["document"]
+    source: dict[str, Any]
+
+
+class ToolSpec(Open):
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = None
+    input_schema: dict[str, Any]
+    strict: StrictBool | None = None
+
+
+class ToolChoice(Open):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = Field(None, min_length=1)
+    disable_parallel_tool_use: StrictBool | None = None
+
+
+class ThinkingConfig(Open):
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
+    budget_tokens: int | None = Field(None, ge=1)
+
+
+# ----- errors ---------------------------------------------------------------------------------------------
+def invalid(param: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{param}: {message}", param=param)
+
+
+def _is_branch(part: Any) -> bool:
+    """pydantic's label for a union branch (str, list[...], CacheRequest), not a field of the request."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part or part[:1].isupper())
+
+
+def _parse(model: type[M], value: Any, path: str = "") -> M:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))  # the most specific
+        param = ".".join([path] * bool(path) + [str(p) for p in err["loc"] if not _is_branch(p)])
+        message = "Field required" if err["type"] == "missing" else err["msg"]
+        raise (invalid(param, message) if param else InvalidRequestError(message)) from None
+
+
+def _kind(block: Any, path: str) -> str:
+    if not isinstance(block, dict):
+        raise invalid(path, "Input should be an object")
+    kind = block.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise invalid(f"{path}.type", "Field required")
+    return kind
+
+
+def _unsupported(path: str, kind: str, where: str = "") -> InvalidRequestError:
+    return invalid(f"{path}.type", f"'{kind[:60]}' blocks are not supported{where} by turnout's translation "
+                                   "of the Messages API")
+
+
+# ----- request --------------------------------------------------------------------------------------------
+def check_request(body: Any, *, counting: bool = False) -> CountTokensRequest:
+    """The request validated (max_tokens required unless it is a count_tokens body); the first bad field named."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    return _parse(CountTokensRequest if counting else MessagesRequest, body)
+
+
+def to_chat(body: dict[str, Any], request: CountTokensRequest) -> dict[str, Any]:
+    """A validated Messages request (`body` as sent, `request` its checked form) as an internal chat body."""
+    messages = _system(request.system)
+    for i, message in enumerate(request.messages):
+        messages += _message(message, f"messages.{i}")
+    out: dict[str, Any] = {"model": request.model, "messages": messages}
+    if request.max_tokens is not None:
+        out["max_tokens"] = request.max_tokens
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    if request.stop_sequences:
+        out["stop"] = list(request.stop_sequences)
+    if request.metadata is not None and request.metadata.user_id:
+        out["user"] = request.metadata.user_id
+    if request.stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}  # so message_delta can carry the real output count
+    if request.tools:
+        out["tools"] = [_tool(tool, f"tools.{i}") for i, tool in enumerate(request.tools)]
+    if request.tool_choice is not None:
+        out.update(_tool_choice(request.tool_choice))
+    if (effort := _effort(request.thinking, request.output_config)) is not None:
+        out["reasoning_effort"] = effort
+    out.update({name: body[name] for name in TURNOUT_FIELDS if name in body})
+    return out
+
+
+def _system(system: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if isinstance(system, str):
+        return [{"role": "system", "content": system}] if system else []
+    texts = [_parse(TextBlock, block, f"system.{i}").text for i, block in enumerate(system or ())]
+    return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
+
+
+def _message(message: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    role = message.get("role")
+    if role not in ("user", "assistant"):
+        raise invalid(f"{path}.role", "Input should be 'user' or 'assistant'")
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list):
+        raise invalid(f"{path}.content", "Field required" if content is None else
+                      "Input should be a string or a list of content blocks")
+    return _user(content, path) if role == "user" else _assistant(content, path)
+
+
+def _user(blocks: list[Any], path: str) -> list[dict[str, Any]]:
+    """tool_result blocks become `tool` messages (first: they answer the assistant turn before), the rest one
+    user message."""
+    results, parts = [], []
+    for j, block in enumerate(blocks):
+        where = f"{path}.content.{j}"
+        kind = _kind(block, where)
+        if kind == "text":
+            parts.append({"type": "text", "text": _parse(TextBlock, block, where).text})
+        elif kind == "image":
+            parts.append(_image(block, where))
+        elif kind == "document":
+            parts.append(_document(block, where))
+        elif kind == "tool_result":
+            results.append(_tool_result(block, where))
+        elif kind not in DROPPED_BLOCKS:
+            raise _unsupported(where, kind, " in user turns")
+    return results + ([{"role": "user", "content": parts}] if parts or not results else [])
+
+
+def _assistant(blocks: list[Any], path: str) -> list[dict[str, Any]]:
+    texts, calls = [], []
+    for j, block in enumerate(blocks):
+        where = f"{path}.content.{j}"
+        kind = _kind(block, where)
+        if kind == "text":
+            texts.append(_parse(TextBlock, block, where).text)
+        elif kind == "tool_use":
+            use = _parse(ToolUseBlock, block, where)
+            calls.append({"id": use.id, "type": "function",
+                          "function": {"name": use.name, "arguments": dumps_str(use.input)}})
+        elif kind not in DROPPED_BLOCKS:
+            raise _unsupported(where, kind, " in assistant turns")
+    if not texts and not calls:
+        return []  # only thinking: nothing of it survives in the chat form
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    return [message]
+
+
+def _image(block: dict[str, Any], path: str) -> dict[str, Any]:
+    source = _parse(ImageBlock, block, path).source
+    kind = source.get("type")
+    if kind == "base64":
+        b64 = _parse(Base64Source, source, f"{path}.source")
+        return {"type": "image_url", "image_url": {"url": f"data:{b64.media_type};base64,{b64.data}"}}
+    if kind == "url":
+        return {"type": "image_url", "image_url": {"url": _parse(URLSource, source, f"{path}.source").url}}
+    raise invalid(f"{path}.source.type", "only 'base64' and 'url' image sources are translated")
+
+
+def _document(block: dict[str, Any], path: str) -> dict[str, Any]:
+    """A plain-text document becomes a text part; a PDF or a file cannot be said in the chat form."""
+    source = _parse(DocumentBlock, block, path).source
+    if source.get("type") == "text" and isinstance(source.get("data"), str):
+        text = source["data"]
+    elif source.get("type") == "content" and isinstance(source.get("content"), (str, list)):
+        inner = source["content"]
+        text = inner if isinstance(inner, str) else "\n".join(
+            _parse(TextBlock, b, f"{path}.source.content.{k}").text for k, b in enumerate(inner))
+    else:
+        raise invalid(f"{path}.source.type", "only plain-text documents (source type 'text' or 'content') are "
+                                             "translated; PDF, URL and file documents are not")
+    title = block.get("title")
+    return {"type": "text", "text": f"{title}\n\n{text}" if isinstance(title, str) and title else text}
+
+
+def _tool_result(block: dict[str, Any], path: str) -> dict[str, Any]:
+    result = _parse(ToolResultBlock, block, path)
+    if isinstance(result.content, str):
+        text = result.content
+    else:
+        texts = []
+        for k, inner in enumerate(result.content):
+            where = f"{path}.content.{k}"
+            if _kind(inner, where) != "text":
+                raise invalid(f"{where}.type", "only text blocks are translated inside a tool_result")
+            texts.append(_parse(TextBlock, inner, where).text)
+        text = "\n".join(texts)
+    return {"role": "tool", "tool_call_id": result.tool_use_id,
+            "content": TOOL_ERROR_PREFIX + text if result.is_error else text}
+
+
+def _tool(tool: dict[str, Any], path: str) -> dict[str, Any]:
+    kind = tool.get("type")
+    if kind not in (None, "custom"):
+        raise invalid(f"{path}.type", f"server tool '{str(kind)[:60]}' is not supported: only custom tools "
+                                      "(name, description, input_schema) are translated")
+    spec = _parse(ToolSpec, tool, path)
+    function: dict[str, Any] = {"name": spec.name, "parameters": spec.input_schema}
+    if spec.description:
+        function["description"] = spec.description
+    if spec.strict is not None:
+        function["strict"] = spec.strict
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    spec = _parse(ToolChoice, choice, "tool_choice")
+    if spec.type == "tool":
+        if spec.name is None:
+            raise invalid("tool_choice.name", "Field required")
+        out: dict[str, Any] = {"tool_choice": {"type": "function", "function": {"name": spec.name}}}
+    else:
+        out = {"tool_choice": {"auto": "auto", "any": "required", "none": "none"}[spec.type]}
+    if spec.disable_parallel_tool_use and spec.type != "none":
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def _effort(thinking: dict[str, Any] | None, output_config: dict[str, Any] | None) -> str | None:
+    """output_config.effort when given, else extended thinking's budget (see EFFORT_BUDGETS); adaptive or
+    disabled thinking leave the model's default."""
+    effort = (output_config or {}).get("effort")
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise invalid("output_config.effort", f"Input should be one of {', '.join(map(repr, EFFORTS))}")
+        return EFFORTS[effort]
+    if thinking is None:
+        return None
+    spec = _parse(ThinkingConfig, thinking, "thinking")
+    if spec.type != "enabled":
+        return None
+    if spec.budget_tokens is None:
+        raise invalid("thinking.budget_tokens", "Field required")
+    return next((name for limit, name in EFFORT_BUDGETS if spec.budget_tokens < limit), "high")
+
+
+# ----- response -------------------------------------------------------------------------------------------
+def stop_reason_of(finish: str | None, matched: Any, stops: list[str]) -> tuple[str, str | None]:
+    """Anthropic's stop_reason and stop_sequence. A stop sequence is known when the upstream names the one that
+    matched (vLLM and others put it in the choice's `stop_reason`)."""
+    if finish in (None, "stop") and isinstance(matched, str) and matched in stops:
+        return "stop_sequence", matched
+    return STOP_REASONS.get(finish or "stop", "end_turn"), None
+
+
+def usage_from_chat(usage: dict[str, Any] | None, input_estimate: int, output_estimate: int) -> dict[str, Any]:
+    """Anthropic's usage from chat's (input_tokens leave out the cached part, as Anthropic counts them)."""
+    usage = usage if isinstance(usage, dict) else {}
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    prompt = prompt if isinstance(prompt, int) and prompt >= 0 else input_estimate
+    out = {"input_tokens": max(0, prompt - cached),
+           "output_tokens": completion if isinstance(completion, int) and completion >= 0 else output_estimate}
+    if cached:
+        out["cache_read_input_tokens"] = cached
+    return out
+
+
+def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
+    fn = call.get("function") or {}
+    raw = fn.get("arguments") or "{}"
+    try:
+        arguments = loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise UpstreamError("the upstream answered a tool call whose arguments are not a JSON object", status=502)
+    return {"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "", "input": arguments}
+
+
+def from_chat(completion: dict[str, Any], message_id: str, stops: list[str], input_estimate: int) -> dict[str, Any]:
+    """An internal chat completion as an Anthropic message."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") or {}
+    text = message.get("content") if isinstance(message.get("content"), str) else ""
+    calls = [_tool_use(c) for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    content = ([{"type": "text", "text": text}] if text or not calls else []) + calls
+    reason, sequence = stop_reason_of(choice.get("finish_reason"), choice.get("stop_reason"), stops)
+    return {"id": message_id, "type": "message", "role": "assistant", "model": completion.get("model") or "",
+            "content": content, "stop_reason": reason, "stop_sequence": sequence,
+            "usage": usage_from_chat(completion.get("usage"), input_estimate, tokens_for_chars(len(text)))}
+
+
+def native_usage(data: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+    """Usage (in chat's names) and text characters of an Anthropic message or stream event, as Door.tally."""
+    kind = data.get("type")
+    if kind == "message":
+        usage = data.get("usage")
+        chars = sum(len(b.get("text") or "") for b in data.get("content") or () if isinstance(b, dict)
+                    and isinstance(b.get("text"), str))
+        return (usage_of(usage) if isinstance(usage, dict) else None), chars
+    if kind == "message_start":
+        usage = (data.get("message") or {}).get("usage") if isinstance(data.get("message"), dict) else None
+        return (usage_of(usage) if isinstance(usage, dict) else None), 0
+    if kind == "message_delta" and isinstance(data.get("usage"), dict):
+        # counts so far, not increments; only those present (message_start gave the input count)
+        whole = usage_of(data["usage"])
+        keep = {"completion_tokens"} | ({"prompt_tokens"} if data["usage"].get("input_tokens") is not None else set())
+        return {k: v for k, v in whole.items() if k in keep}, 0
+    if kind == "content_block_delta" and isinstance(data.get("delta"), dict):
+        text = data["delta"].get("text")
+        return None, len(text) if isinstance(text, str) else 0
+    return None, 0
+
+
+class EventWriter:
+    """Internal chat chunks into Anthropic's stream events: message_start, then per block content_block_start /
+    content_block_delta (text_delta, input_json_delta) / content_block_stop, then message_delta and message_stop
+    once the stream has ended (the usage chunk comes after the finish reason)."""
+
+    def __init__(self, message_id: str, stops: list[str], input_estimate: int) -> None:
+        self.message_id, self.stops, self.input_estimate = message_id, stops, input_estimate
+        self.started = False
+        self.index = -1  # the open block's index; -1: none yet
+        self.open: str | None = None  # "text", or "tool:<chat tool index>"
+        self.tools: dict[int, int] = {}  # chat tool_calls index -> block index
+        self.finish: str | None = None
+        self.matched: Any = None
+        self.usage: dict[str, Any] | None = None
+        self.chars = 0
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if not self.started:
+            self.started = True
+            events.append({"type": "message_start", "message": {
+                "id": self.message_id, "type": "message", "role": "assistant", "model": chunk.get("model") or "",
+                "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": {"input_tokens": self.input_estimate, "output_tokens": 0}}})
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                if self.open != "text":
+                    events += self._start({"type": "text", "text": ""}, "text")
+                self.chars += len(delta["content"])
+                events.append(self._delta({"type": "text_delta", "text": delta["content"]}))
+            for call in delta.get("tool_calls") or ():
+                events += self._tool_delta(call)
+            if choice.get("finish_reason"):
+                self.finish, self.matched = choice["finish_reason"], choice.get("stop_reason")
+        return events
+
+    def _tool_delta(self, call: dict[str, Any]) -> list[dict[str, Any]]:
+        events = []
+        j = call.get("index", 0)
+        fn = call.get("function") or {}
+        if j not in self.tools:
+            events += self._start({"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
+                                   "input": {}}, f"tool:{j}")
+            self.tools[j] = self.index
+        if fn.get("arguments"):
+            self.chars += len(fn["arguments"])
+            events.append({"type": "content_block_delta", "index": self.tools[j],
+                           "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]}})
+        return events
+
+    def _start(self, block: dict[str, Any], what: str) -> list[dict[str, Any]]:
+        events = self._stop()
+        self.index += 1
+        self.open = what
+        return events + [{"type": "content_block_start", "index": self.index, "content_block": block}]
+
+    def _stop(self) -> list[dict[str, Any]]:
+        if self.open is None:
+            return []
+        self.open = None
+        return [{"type": "content_block_stop", "index": self.index}]
+
+    def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "content_block_delta", "index": self.index, "delta": delta}
+
+    def finish_events(self) -> list[dict[str, Any]]:
+        reason, sequence = stop_reason_of(self.finish, self.matched, self.stops)
+        usage = usage_from_chat(self.usage, self.input_estimate, tokens_for_chars(self.chars))
+        return self._stop() + [{"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                                "usage": usage}, {"type": "message_stop"}]
