@@ -88,7 +88,8 @@ def test_tool_messages_become_one_turn_of_function_responses():
         {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "[1, 2]"}]},
         user("so?")]})
     assert out["contents"][1] == {"role": "model", "parts": [
-        {"text": "on it"}, {"functionCall": {"name": "lookup", "args": {"q": "x"}}},
+        {"text": "on it"}, {"functionCall": {"name": "lookup", "args": {"q": "x"}},
+                            "thoughtSignature": "skip_thought_signature_validator"},
         {"functionCall": {"name": "fetch", "args": {}}}]}
     assert out["contents"][2] == {"role": "user", "parts": [
         {"functionResponse": {"name": "lookup", "response": {"hits": 3}}},
@@ -100,6 +101,8 @@ def test_thought_signature_goes_back_with_its_call():
     signed = {**CALL, "extra_content": {"google": {"thought_signature": "c2ln"}}}
     out = to_gemini({"messages": [user("go"), {"role": "assistant", "tool_calls": [signed]}]})
     assert out["contents"][1]["parts"][0]["thoughtSignature"] == "c2ln"
+    unsigned = {"messages": [user("go"), {"role": "assistant", "tool_calls": [CALL]}]}
+    assert "thoughtSignature" not in to_gemini(unsigned, sign_unsigned=False)["contents"][1]["parts"][0]
 
 
 def test_tools_and_tool_choice():
@@ -235,6 +238,10 @@ def test_safety_settings_option():
     options = {"safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}
     backend = build_backend("g", ModelConfig(provider="gemini", options=options))
     assert backend.payload({"messages": [user("x")]})["safetySettings"] == options["safety_settings"]
+    unsigned = {"messages": [user("go"), {"role": "assistant", "tool_calls": [CALL]}]}
+    off = build_backend("g", ModelConfig(provider="gemini", options={"sign_unsigned_calls": False}))
+    assert "thoughtSignature" not in off.payload(unsigned)["contents"][1]["parts"][0]
+    assert backend.payload(unsigned)["contents"][1]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
     with pytest.raises(ConfigError) as info:
         build_backend("g", ModelConfig(provider="gemini", options={"safety_settings": [
             {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "NEVER"}]}))

@@ -98,11 +98,24 @@ def test_function_tool_over_two_turns(client, upstream_requests):
     assert second.choices[0].finish_reason == "stop"
     contents = upstream_requests()[-1]["body"]["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
-    # the call goes back with the signature Gemini signed it with (the mock refuses it otherwise)
-    assert contents[1]["parts"][0]["functionCall"] == {"name": "get_weather", "args": {"city": "Paris",
-                                                                                       "unit": "celsius"}}
+    # the call goes back with the signature Gemini signed it with
+    assert contents[1]["parts"][0] == {"functionCall": {"name": "get_weather", "args": {"city": "Paris",
+                                                                                        "unit": "celsius"}},
+                                       "thoughtSignature": "bW9jay10aG91Z2h0LXNpZ25hdHVyZQ=="}
     assert contents[2]["parts"] == [{"functionResponse": {"name": "get_weather",
                                                           "response": {"result": "18C and sunny"}}}]
+
+
+def test_a_client_that_drops_the_signature_still_gets_an_answer(client, upstream_requests):
+    # what langchain and most agent loops send back: id, name, arguments, nothing else
+    rebuilt = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_x", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]}
+    answer = client.chat.completions.create(model="gem", tools=[WEATHER_TOOL], messages=[
+        {"role": "user", "content": "weather in Rome"}, rebuilt,
+        {"role": "tool", "tool_call_id": "call_x", "content": '{"temp": 21}'}])
+    assert answer.choices[0].message.content == 'tool said: {"temp": 21}'
+    part = upstream_requests()[-1]["body"]["contents"][1]["parts"][0]
+    assert part["thoughtSignature"] == "skip_thought_signature_validator"
 
 
 def test_named_tool_choice(client, upstream_requests):

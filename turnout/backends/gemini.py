@@ -44,6 +44,9 @@ class SafetySetting(BaseModel):
 class GeminiOptions(Params):
     safety_settings: list[SafetySetting] = Field(default_factory=list,
                                                  description="sent as safetySettings with every request")
+    sign_unsigned_calls: bool = Field(True, description="a replayed tool call without its thought signature is "
+                                      "sent with Google's skip_thought_signature_validator (Gemini 3 refuses it "
+                                      "otherwise)")
 
 
 def _openai_error(err: Any) -> Any:
@@ -90,7 +93,7 @@ class GeminiBackend(HTTPBackend):
         return httpx.URL(f"{self._model_url}:streamGenerateContent?alt=sse")
 
     def payload(self, body: dict[str, Any]) -> dict[str, Any]:
-        payload = to_gemini(body)
+        payload = to_gemini(body, self.options.sign_unsigned_calls)
         if self.options.safety_settings:
             payload["safetySettings"] = [s.model_dump() for s in self.options.safety_settings]
         return payload

@@ -4,7 +4,9 @@ Field names follow the REST API (camelCase), as google-genai's `types.py` docume
 ids: it matches a functionResponse to its functionCall by name and order, so ids are made up here (or taken from
 `functionCall.id` when Gemini sends one) and a tool message's name is found from the call it answers. Gemini 3
 signs its function calls (`thoughtSignature`) and refuses a replayed call without its signature: it travels in
-`tool_calls[].extra_content.google.thought_signature`, as in Google's own OpenAI-compatible endpoint.
+`tool_calls[].extra_content.google.thought_signature`, as in Google's own OpenAI-compatible endpoint. A client
+that drops it (it rebuilds tool calls from id, name and arguments), or a call another model made before a fallback,
+gets Google's documented sentinel instead, which tells Gemini to skip the check: a refused turn helps nobody.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ FINISH_REASONS = {
                      "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"), "content_filter"),
 }
 # a prompt blocked before any candidate: no `finishReason` at all, only promptFeedback.blockReason
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # sent as this literal string, not base64 of it
 TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 # the extension of a URL, for the mimeType Gemini requires on fileData
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
@@ -186,9 +189,20 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI chat completion request as a Gemini generateContent request (the model is in the URL)."""
+def _sign_unsigned(contents: list[dict[str, Any]]) -> None:
+    # Gemini 3 checks the first functionCall of each model turn (parallel calls after it carry no signature)
+    for content in contents:
+        calls = [p for p in content["parts"] if "functionCall" in p] if content["role"] == "model" else []
+        if calls and not calls[0].get("thoughtSignature"):
+            calls[0]["thoughtSignature"] = SKIP_SIGNATURE
+
+
+def to_gemini(body: dict[str, Any], sign_unsigned: bool = True) -> dict[str, Any]:
+    """An OpenAI chat completion request as a Gemini generateContent request (the model is in the URL).
+    `sign_unsigned`: a replayed call that came back without its thought signature gets SKIP_SIGNATURE."""
     system, contents = _contents(body.get("messages") or [])
+    if sign_unsigned:
+        _sign_unsigned(contents)
     out: dict[str, Any] = {"contents": contents}
     if any(system):
         out["systemInstruction"] = {"parts": [{"text": s} for s in system if s]}

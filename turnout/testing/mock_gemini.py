@@ -10,7 +10,7 @@ With generationConfig.responseMimeType application/json the answer is the JSON t
 Like the real API it refuses what it does not know: a request without `x-goog-api-key` (403), a key in the
 query string (400: this mock's rule, so that a key in a URL fails a test), unknown request fields, schema keys
 outside Gemini's OpenAPI subset, a functionResponse that is not an object, and a replayed functionCall without
-the thoughtSignature it was sent with (as Gemini 3 does).
+the thoughtSignature it was sent with or Google's skip sentinel (as Gemini 3 does).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from turnout.testing.mock_upstream import (FAKE_KEY_IN_ERRORS, TOOL_ARGS, JSONRe
                                            _directive, _paced, _reply, _sse, _words)
 
 SIGNATURE = "bW9jay10aG91Z2h0LXNpZ25hdHVyZQ=="  # what the mock signs its function calls with
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented "do not check" value
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
                 504: "DEADLINE_EXCEEDED"}
@@ -72,11 +73,15 @@ def _content_problem(contents: Any) -> str | None:
     for i, content in enumerate(contents):
         if content.get("role") not in ("user", "model") or not content.get("parts"):
             return f"* GenerateContentRequest.contents[{i}]: a role (user or model) and parts are required"
+        calls = 0
         for j, part in enumerate(content["parts"]):
             response = (part.get("functionResponse") or {}).get("response", {})
             if not isinstance(response, dict):
                 return f"contents[{i}].parts[{j}].function_response.response: Starting an object on a scalar field"
-            if "functionCall" in part and part.get("thoughtSignature") != SIGNATURE:
+            calls += "functionCall" in part
+            # the first call of a turn is checked; the parallel calls after it carry no signature
+            if calls == 1 and "functionCall" in part and part.get("thoughtSignature") not in (SIGNATURE,
+                                                                                              SKIP_SIGNATURE):
                 return f"Function call is missing a thought_signature in functionCall parts (contents[{i}].parts[{j}])"
     return None
 
