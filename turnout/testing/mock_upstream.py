@@ -1,7 +1,7 @@
 """A mock LLM server speaking OpenAI's /v1/chat/completions and Anthropic's /v1/messages wire formats.
 
 It answers "echo: <last user text>". Directives in the last user message change its behaviour:
-  #tool            answer with a tool call (get_weather) instead of text
+  #tool            answer with a tool call (get_weather) instead of text (text once a tool result is last)
   #error:<status>  fail with that status and a provider-shaped error body (#error:429 adds Retry-After)
   #sleep:<s>       wait s seconds before answering
   #trickle:<s>     stream, waiting s seconds between chunks (the first comes at once)
@@ -193,7 +193,10 @@ async def openai_chat(request: Request) -> Response:
         return early
     model, created, cid = body.get("model", "mock"), MOCK_CREATED, "chatcmpl-mock"
     n = int(body.get("n") or 1)
-    tool = _directive(text, "tool") is not None and body.get("tools")
+    # a tool's result after the last user turn is answered with text, so agent loops end
+    answered = bool(body.get("messages")) and isinstance(body["messages"][-1], dict) \
+        and body["messages"][-1].get("role") == "tool"
+    tool = _directive(text, "tool") is not None and body.get("tools") and not answered
     reply = _reply(text)
     prompt_tokens, completion_tokens = max(1, len(text) // 4), len(_words(reply))
     if _directive(text, "negativeusage") is not None:
