@@ -78,6 +78,9 @@ def test_generation_config_and_response_formats():
                      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
     assert out["generationConfig"]["responseSchema"] == {"type": "object", "properties": {"a": {"type": "string"}}}
     assert "generationConfig" not in to_gemini({"messages": [user("hi")], "response_format": {"type": "text"}})
+    thinking = [to_gemini({"messages": [user("hi")], "reasoning_effort": e})["generationConfig"]["thinkingConfig"]
+                for e in ("none", "low", "high")]
+    assert thinking == [{"thinkingBudget": 0}, {"thinkingBudget": 1024}, {"thinkingBudget": 24576}]
 
 
 def test_tool_messages_become_one_turn_of_function_responses():

@@ -39,7 +39,7 @@ def client(gemini_turnout):
 
 def test_plain_text_and_usage(client, upstream_requests):
     result = client.chat.completions.with_raw_response.create(
-        model="gem", max_tokens=50, temperature=0.2, top_p=0.9, stop="END", seed=7,
+        model="gem", max_tokens=50, temperature=0.2, top_p=0.9, stop="END", seed=7, reasoning_effort="low",
         messages=[{"role": "user", "content": "hello gemini"}])
     parsed = result.parse()
     assert parsed.choices[0].message.content == "echo: hello gemini"
@@ -53,7 +53,7 @@ def test_plain_text_and_usage(client, upstream_requests):
     assert sent["body"] == {
         "contents": [{"role": "user", "parts": [{"text": "hello gemini"}]}],
         "generationConfig": {"temperature": 0.2, "topP": 0.9, "seed": 7, "maxOutputTokens": 50,
-                             "stopSequences": ["END"]}}
+                             "stopSequences": ["END"], "thinkingConfig": {"thinkingBudget": 1024}}}
 
 
 def test_system_and_multi_turn(client, upstream_requests):
@@ -264,3 +264,13 @@ def test_structured_output_schema_is_cut_to_what_gemini_takes(client, upstream_r
     where = config["responseSchema"]["properties"]["where"]  # a $ref into $defs, inlined
     assert where["nullable"] is True and where["properties"]["city"] == {"type": "string", "title": "City"}
     assert "additionalProperties" not in json.dumps(config) and "$" not in json.dumps(config)
+
+
+def test_several_candidates_and_a_malformed_answer(client, upstream_requests):
+    answer = client.chat.completions.create(model="gem", n=2, messages=[{"role": "user", "content": "twice"}])
+    assert [c.index for c in answer.choices] == [0, 1]
+    assert {c.message.content for c in answer.choices} == {"echo: twice"}
+    assert upstream_requests()[-1]["body"]["generationConfig"] == {"candidateCount": 2}
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="gem", messages=[{"role": "user", "content": "#malformed"}])
+    assert info.value.status_code == 502 and "not a Gemini response" in info.value.body["message"]

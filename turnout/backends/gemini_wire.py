@@ -26,6 +26,9 @@ FINISH_REASONS = {
 }
 # a prompt blocked before any candidate: no `finishReason` at all, only promptFeedback.blockReason
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # sent as this literal string, not base64 of it
+# reasoning_effort as a thinking budget, the mapping Google's own OpenAI-compatible endpoint uses (Gemini 3 takes
+# budgets too, and refuses a request that sets both a budget and a thinkingLevel)
+THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 # the extension of a URL, for the mimeType Gemini requires on fileData
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
@@ -180,6 +183,8 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if (body.get("n") or 1) > 1:
         config["candidateCount"] = body["n"]
+    if (budget := THINKING_BUDGETS.get(str(body.get("reasoning_effort")))) is not None:
+        config["thinkingConfig"] = {"thinkingBudget": budget}
     fmt = body.get("response_format") or {}
     if fmt.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"

@@ -33,6 +33,10 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
                 504: "DEADLINE_EXCEEDED"}
 REQUEST_FIELDS = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings",
                   "cachedContent", "labels"}
+GENERATION_FIELDS = {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences",
+                     "presencePenalty", "frequencyPenalty", "seed", "responseMimeType", "responseSchema",
+                     "responseJsonSchema", "responseLogprobs", "logprobs", "thinkingConfig", "responseModalities",
+                     "mediaResolution", "speechConfig"}
 SCHEMA_FIELDS = {"type", "format", "title", "description", "nullable", "enum", "items", "minItems", "maxItems",
                  "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
                  "example", "anyOf", "propertyOrdering", "default", "minimum", "maximum"}
@@ -96,6 +100,8 @@ def _request_problem(body: Any) -> str | None:
             where = f"tools[{t}].function_declarations[{d}].parameters"
             if problem := _schema_problem(declaration.get("parameters"), where):
                 return problem
+    if unknown := sorted(set(body.get("generationConfig") or {}) - GENERATION_FIELDS):
+        return f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'generation_config\''
     schema = (body.get("generationConfig") or {}).get("responseSchema")
     return _schema_problem(schema, "generation_config.response_schema") or _content_problem(body.get("contents"))
 
