@@ -161,11 +161,11 @@ def test_throttling_is_retried_then_answers(serve, upstream, upstream_requests):
     assert len(upstream_requests()) == 2  # a fresh signature on the retry: the mock accepted both
 
 
-def test_throttling_exception_first_in_stream_is_retried(serve, upstream, upstream_requests):
+@pytest.mark.parametrize("text", ["x #streamexception", "x #streamexception #trickle:0.05"])  # one read, or two
+def test_throttling_exception_before_the_answer_is_retried(serve, upstream, upstream_requests, text):
     client = client_of(serve(bedrock_config(upstream.url, retry={"attempts": 1, "backoff_s": 0.01})))
-    with pytest.raises(openai.RateLimitError) as info:
-        list(client.chat.completions.create(model="nova", stream=True,
-                                            messages=[{"role": "user", "content": "x #streamexception"}]))
+    with pytest.raises(openai.RateLimitError) as info:  # a 429 before any byte, not an event inside a 200
+        list(client.chat.completions.create(model="nova", stream=True, messages=[{"role": "user", "content": text}]))
     assert info.value.body["code"] == "throttlingException"
     assert len(upstream_requests()) == 2
 
@@ -244,7 +244,7 @@ def test_mock_refuses_what_aws_refuses(upstream, case, kind):
         "missing": {"content-type": "application/json"},
         "wrong": _sign(url, body, "wrong-secret"),
         "stale": _sign(url, body, TEST_SECRET_ACCESS_KEY,
-                       datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)),
+                       datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=6)),
         "unknown key": {**good, "Authorization": good["Authorization"].replace(TEST_ACCESS_KEY_ID, "AKIAUNKNOWN0000000")},
         "tampered body": good,
     }[case]

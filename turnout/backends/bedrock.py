@@ -6,14 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import ConfigProvider, Credentials, EnvProvider, SharedCredentialProvider
-from botocore.exceptions import BotoCoreError
 from pydantic import Field, SecretStr
 
 from turnout.backends.base import Chunk, register
@@ -37,6 +33,9 @@ from turnout.errors import (
 )
 from turnout.jsonutil import dumps, dumps_str, loads
 from turnout.params import Params, validate_params
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 SERVICE = "bedrock"  # the signing name; the endpoint's host says bedrock-runtime
 SEGMENT_SAFE = "!$&'()*+,;=:@"  # RFC 3986 pchar, beside the unreserved characters quote() keeps anyway
@@ -67,6 +66,8 @@ def resolve_region(options: BedrockOptions, path: str) -> str:
 def resolve_credentials(options: BedrockOptions, path: str) -> Credentials:
     """The options' keys, else the environment, else the shared credentials and config files. Never the
     instance-metadata or container providers: they reach the network, and a router answers only its backends."""
+    from botocore.credentials import Credentials
+
     if options.access_key_id or options.secret_access_key:
         if not options.access_key_id or not _secret(options.secret_access_key):
             missing = "secret_access_key" if options.access_key_id else "access_key_id"
@@ -74,6 +75,13 @@ def resolve_credentials(options: BedrockOptions, path: str) -> Credentials:
                                            + ("access_key_id" if options.access_key_id else "secret_access_key"))])
         return Credentials(options.access_key_id, _secret(options.secret_access_key),
                            _secret(options.session_token) or None)
+    from botocore.credentials import (
+        ConfigProvider,
+        EnvProvider,
+        SharedCredentialProvider,
+    )
+    from botocore.exceptions import BotoCoreError
+
     profile = options.profile or os.environ.get("AWS_PROFILE") or "default"
     providers = [
         EnvProvider(),
@@ -105,11 +113,18 @@ class BedrockBackend(HTTPBackend):
         if config.api_key is not None:
             raise ConfigError([ConfigIssue(f"{path}.api_key", "bedrock requests are signed with AWS credentials: "
                                            "set options.access_key_id and options.secret_access_key instead")])
+        try:  # botocore signs, and decodes the event stream; imported only where a bedrock model is configured
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+        except ImportError:
+            raise ConfigError([ConfigIssue(f"{path}.provider", "provider 'bedrock' needs botocore: "
+                                           "pip install 'turnout[bedrock]'")]) from None
         self.region = resolve_region(options, f"{path}.options")
         self.credentials = resolve_credentials(options, f"{path}.options")
         super().__init__(name, config, path=path)
         # one signer for every request: it holds only the credentials, the service and the region
         self.signer = SigV4Auth(self.credentials, SERVICE, self.region)
+        self._request_class = AWSRequest
 
     def secrets(self) -> tuple[str, ...]:
         # the key id is no secret to AWS, but it names the account: kept out of errors and logs as well
@@ -133,7 +148,7 @@ class BedrockBackend(HTTPBackend):
         own = {**self.config.headers, "content-type": "application/json"}
         taken = {k.lower() for k in own} | UNSIGNABLE
         headers = {**{k: v for k, v in (extra or {}).items() if k.lower() not in taken}, **own}
-        request = AWSRequest(method="POST", url=url, data=content, headers=headers)
+        request = self._request_class(method="POST", url=url, data=content, headers=headers)
         self.signer.add_auth(request)
         return dict(request.headers.items())
 
@@ -170,23 +185,21 @@ class BedrockBackend(HTTPBackend):
         response = await self.send("converse-stream", body, headers, stream=True)
         translator = StreamTranslator(self.upstream_model, include_usage, response.headers.get("x-amzn-requestid"))
         decoder = EventDecoder()
+        # the role chunk alone is held back until the answer begins: an exception right after messageStart (a
+        # throttle) then still fails the request before its first byte, and is retried like a 429
+        held: list[Chunk] = []
         started = False
         try:
             async for block in response.aiter_bytes():
-                batch: list[Chunk] = []
-                try:
-                    for kind, event in decoder.feed(block):
-                        batch += [dumps_str(chunk) for chunk in translator.feed(kind, event)]
-                except StreamException as exc:
-                    if batch:
+                batch, exc = self._translate(decoder, translator, block)
+                batch, held = held + batch, []
+                if exc is not None:
+                    if translator.answering and batch:
                         yield batch
-                    raise self.exception_error(exc, started or bool(batch)) from None
-                except StreamFault as exc:
-                    raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event stream ({exc})") \
-                        from None
-                except (AttributeError, TypeError):  # a field of the wrong JSON type
-                    raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event") from None
-                if batch:
+                    raise self.exception_error(exc, translator.answering) from None
+                if not translator.answering:
+                    held = batch
+                elif batch:
                     started = True
                     yield batch
         except httpx.TimeoutException:
@@ -205,6 +218,21 @@ class BedrockBackend(HTTPBackend):
             raise StreamInterruptedError(f"upstream '{self.name}' ended the stream before it finished")
         if include_usage and not translator.stopped:  # no metadata event: say what is known, not nothing
             yield [dumps_str(translator.usage_chunk({}))]
+
+    def _translate(self, decoder: EventDecoder, translator: StreamTranslator,
+                   block: bytes) -> tuple[list[Chunk], StreamException | None]:
+        """One network read's chunks, and the exception event that ended them, if one did."""
+        batch: list[Chunk] = []
+        try:
+            for kind, event in decoder.feed(block):
+                batch += [dumps_str(chunk) for chunk in translator.feed(kind, event)]
+        except StreamException as exc:
+            return batch, exc
+        except StreamFault as exc:
+            raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event stream ({exc})") from None
+        except (AttributeError, TypeError):  # a field of the wrong JSON type
+            raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event") from None
+        return batch, None
 
     def exception_error(self, exc: StreamException, started: bool) -> UpstreamError:
         """An exception event, scrubbed. Before anything was relayed it counts as the HTTP error Bedrock would

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
-
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from turnout.errors import InvalidRequestError
 from turnout.jsonutil import loads
@@ -235,13 +234,18 @@ class EventDecoder:
     botocore's EventStreamBuffer checks each frame's prelude and message CRC32s."""
 
     def __init__(self) -> None:
-        self._buffer = EventStreamBuffer()
+        from botocore.eventstream import (  # botocore: only with a bedrock model
+            EventStreamBuffer,
+            ParserError,
+        )
 
-    def feed(self, data: bytes) -> list[tuple[str, dict[str, Any]]]:
-        """The events complete so far; raises StreamException at an exception or error frame, StreamFault at
-        bytes that are not valid frames."""
+        self._buffer = EventStreamBuffer()
+        self._parser_error = ParserError
+
+    def feed(self, data: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The events complete so far, in order; raises StreamException at an exception or error frame (after
+        the events before it), StreamFault at bytes that are not valid frames."""
         self._buffer.add_data(data)
-        events = []
         try:
             for message in self._buffer:
                 headers = message.headers
@@ -254,12 +258,11 @@ class EventDecoder:
                 payload = loads(message.payload) if message.payload else {}
                 if not isinstance(payload, dict):
                     raise StreamFault("an event payload is not a JSON object")
-                events.append((str(headers.get(":event-type", "")), payload))
-        except ParserError as exc:
+                yield str(headers.get(":event-type", "")), payload
+        except self._parser_error as exc:
             raise StreamFault(type(exc).__name__) from None
         except ValueError:
             raise StreamFault("an event payload is not JSON") from None
-        return events
 
 
 def _message_of(payload: bytes) -> str:
@@ -277,6 +280,7 @@ class StreamTranslator:
         self.include_usage = include_usage
         self.id, self.model, self.created = completion_id(request_id), model, int(time.time())
         self.tool_index: dict[int, int] = {}  # Converse content block index → OpenAI tool_calls index
+        self.answering = False  # a chunk beyond the role was made: the answer has begun
         self.finished = False  # messageStop was seen
         self.stopped = False  # metadata was seen: nothing more comes
 
@@ -293,6 +297,12 @@ class StreamTranslator:
                 "choices": [], "usage": usage_of(usage)}
 
     def feed(self, kind: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+        chunks = self._chunks(kind, event)
+        if chunks and kind != "messageStart":
+            self.answering = True
+        return chunks
+
+    def _chunks(self, kind: str, event: dict[str, Any]) -> list[dict[str, Any]]:
         if kind == "messageStart":
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "contentBlockStart":

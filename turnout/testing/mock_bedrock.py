@@ -2,7 +2,7 @@
 mock_upstream: #tool, #error:<status>, #sleep, #trickle, #midstream-fail, #flaky, #leakerror, #leakstream,
 #malformed) and two of its own:
   #throttle:<n>         answer 429 ThrottlingException the first n times this exact text is asked
-  #streamexception:<t>  (streams) an exception event of type t (default throttlingException) as the first frame
+  #streamexception:<t>  (streams) messageStart, then an exception event of type t (default throttlingException)
 
 Like AWS it checks every request's Signature Version 4 (recomputed with botocore from the request as received
 and the secret it knows for the access key id): a missing, malformed, wrong or stale signature is a 403 in
@@ -14,20 +14,26 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hmac
+import itertools
 import json
 import re
 import struct
 import zlib
 from typing import Any
 
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from turnout.testing.mock_upstream import TOOL_ARGS, Mock, _credentials, _directive, _paced, _reply, _words
+from turnout.testing.mock_upstream import (
+    TOOL_ARGS,
+    Mock,
+    _credentials,
+    _directive,
+    _paced,
+    _reply,
+    _words,
+)
 
 # Identities the mock knows: access key id → (secret, session token or None)
 TEST_ACCESS_KEY_ID = "AKIAMOCKBEDROCKTEST01"
@@ -37,6 +43,7 @@ TEST_TEMP_SECRET_ACCESS_KEY = "mockBedrockTempSecret/9876543210+zyxwvuTSRQ"
 TEST_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEMockSessionToken0123456789abcdefghijklmnopqrstuvwxyz"
 IDENTITIES = {TEST_ACCESS_KEY_ID: (TEST_SECRET_ACCESS_KEY, None),
               TEST_TEMP_ACCESS_KEY_ID: (TEST_TEMP_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN)}
+SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
 MAX_SKEW = datetime.timedelta(minutes=5)  # AWS refuses a signature more than 5 minutes from its clock
 REQUEST_ID = "4f6d3c2a-mock-bedrock-request"
 ERROR_TYPES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
@@ -54,6 +61,12 @@ def aws_error(status: int, kind: str, message: str, headers: dict[str, str] | No
 
 def signature_problem(request: Request, body: bytes) -> JSONResponse | None:
     """None when the request is signed as AWS would accept it; else AWS's 403."""
+    from botocore.auth import (
+        SigV4Auth,  # botocore only once a Bedrock request comes: the mock serves without it
+    )
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     auth = request.headers.get("authorization")
     if not auth:
         return aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -67,10 +80,10 @@ def signature_problem(request: Request, body: bytes) -> JSONResponse | None:
         return aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
     stamp = request.headers.get("x-amz-date", "")
     try:
-        when = datetime.datetime.strptime(stamp, SIGV4_TIMESTAMP).replace(tzinfo=datetime.timezone.utc)
+        when = datetime.datetime.strptime(stamp, SIGV4_TIMESTAMP).replace(tzinfo=datetime.UTC)
     except ValueError:
         return aws_error(403, "IncompleteSignatureException", "Date must be in ISO-8601 'basic format'.")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if abs(now - when) > MAX_SKEW:
         return aws_error(403, "InvalidSignatureException", f"Signature expired: {stamp} is now earlier than "
                          f"{(now - MAX_SKEW).strftime(SIGV4_TIMESTAMP)} ({now.strftime(SIGV4_TIMESTAMP)} - 5 min.)")
@@ -105,7 +118,7 @@ def shape_problem(body: Any) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
         return "messages: required, a non-empty list"
     roles = [m.get("role") for m in body["messages"]]
-    if roles[0] != "user" or any(a == b for a, b in zip(roles, roles[1:])) or not set(roles) <= {"user", "assistant"}:
+    if roles[0] != "user" or any(a == b for a, b in itertools.pairwise(roles)) or not set(roles) <= {"user", "assistant"}:
         return "A conversation must start with a user message and alternate user and assistant roles."
     for i, message in enumerate(body["messages"]):
         if not message.get("content"):
@@ -174,7 +187,7 @@ def _tool_name(body: dict[str, Any], text: str) -> str | None:
 
 
 async def converse(request: Request) -> Response:
-    mock, body, text, early = await _prepare(request)
+    _, body, text, early = await _prepare(request)
     if early is not None:
         return early
     if _directive(text, "malformed") is not None:
@@ -236,7 +249,8 @@ async def converse_stream(request: Request) -> Response:
         return early
     events = _stream_events(text, _tool_name(body, text))
     if (kind := _directive(text, "streamexception")) is not None:
-        events = [exception(kind or "throttlingException", "Too many tokens, please wait before trying again.")]
+        events = events[:1] + [exception(kind or "throttlingException",
+                                         "Too many tokens, please wait before trying again.")]
     if (where := _directive(text, "leakstream")) is not None:
         key = _credentials(request.headers)
         events = events[:0 if where == "first" else 2] + [exception(f"leak{key}", f"rejected {key}")]
