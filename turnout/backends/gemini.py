@@ -62,9 +62,9 @@ def _openai_error(err: Any) -> Any:
 def _retry_after(err: Any) -> str | None:
     """A 429's RetryInfo (`"retryDelay": "17s"`): Gemini sends it in the body, never as a Retry-After header."""
     for detail in (err.get("details") or []) if isinstance(err, dict) else []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            if match := RETRY_DELAY.fullmatch(str(detail.get("retryDelay", ""))):
-                return match.group(1)
+        if (isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo")
+                and (match := RETRY_DELAY.fullmatch(str(detail.get("retryDelay", ""))))):
+            return match.group(1)
     return None
 
 

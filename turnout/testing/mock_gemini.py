@@ -23,8 +23,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from turnout.testing.mock_upstream import (FAKE_KEY_IN_ERRORS, TOOL_ARGS, JSONResponse, Mock, _credentials,
-                                           _directive, _paced, _reply, _sse, _words)
+from turnout.testing.mock_upstream import (
+    FAKE_KEY_IN_ERRORS,
+    TOOL_ARGS,
+    JSONResponse,
+    Mock,
+    _credentials,
+    _directive,
+    _paced,
+    _reply,
+    _sse,
+    _words,
+)
 
 SIGNATURE = "bW9jay10aG91Z2h0LXNpZ25hdHVyZQ=="  # what the mock signs its function calls with
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented "do not check" value
