@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from turnout import __version__
+from turnout.config import Config
 from turnout.doors import Door
 from turnout.doors.chat import ChatDoor
-from turnout.errors import InvalidRequestError, TurnoutError
+from turnout.errors import InvalidRequestError, ModelNotFoundError, TurnoutError
 from turnout.pipeline import Router
 from turnout.plugins.semantic_cache import cache_stores
 from turnout.server import metrics
@@ -93,19 +96,37 @@ async def prometheus_metrics(request: Request):
     return Response(body, media_type=content_type)
 
 
+def _model_objects(config: Config) -> dict[str, dict[str, Any]]:
+    """What /v1/models lists, by id: the aliases, and (with allow_direct) every model, embeddings ones marked."""
+    objects = {alias: {"id": alias, "object": "model", "created": 0, "owned_by": "turnout",
+                       "turnout": {"kind": "alias"}} for alias in config.routing.aliases}
+    if config.routing.allow_direct:
+        for name, m in config.models.items():
+            about = {"kind": "embeddings" if m.embeddings else "model", "upstream_model": m.model or name}
+            if m.embeddings:
+                about["embeddings"] = True
+            objects[name] = {"id": name, "object": "model", "created": 0, "owned_by": m.provider, "turnout": about}
+    return objects
+
+
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request):
     _guard(request, "models")
     current: Router = request.app.state.holder.router
-    config = current.config
-    data = [{"id": alias, "object": "model", "created": 0, "owned_by": "turnout", "turnout": {"kind": "alias"}}
-            for alias in config.routing.aliases]
-    if config.routing.allow_direct:
-        data += [{"id": name, "object": "model", "created": 0, "owned_by": m.provider,
-                  "turnout": {"kind": "model", "upstream_model": m.model or name}}
-                 for name, m in config.models.items()]
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": list(_model_objects(current.config).values())}
+
+
+@router.get("/v1/models/{model_id:path}")
+@router.get("/models/{model_id:path}", include_in_schema=False)
+async def retrieve_model(request: Request, model_id: str):
+    """One entry of the list (ids may hold slashes: "meta-llama/Llama-3.1-8B")."""
+    _guard(request, "models")
+    current: Router = request.app.state.holder.router
+    found = _model_objects(current.config).get(model_id)
+    if found is None:
+        raise ModelNotFoundError(f"The model '{model_id}' does not exist here", param="model")
+    return found
 
 
 @router.get("/healthz")
