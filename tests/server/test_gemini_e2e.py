@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -202,6 +203,24 @@ def test_midstream_failure_is_an_error_event(client):
                                             messages=[{"role": "user", "content": "one two three #midstream-fail"}])
     with pytest.raises(openai.APIError):
         list(stream)
+
+
+def test_other_doors_reach_gemini_too(gemini_turnout, upstream_requests):
+    """The Anthropic Messages and OpenAI Responses doors meet the backend in the one internal form. An Anthropic
+    client's tool loop has nowhere to keep Gemini's signature: the replayed call is sent with the skip sentinel."""
+    claude_like = anthropic.Anthropic(base_url=gemini_turnout.url, api_key="unused", max_retries=0)
+    tools = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    asked = [{"role": "user", "content": "weather in Oslo #tool"}]
+    first = claude_like.messages.create(model="gem", max_tokens=64, tools=tools, messages=asked)
+    assert first.stop_reason == "tool_use" and first.content[-1].input == {"city": "Paris", "unit": "celsius"}
+    second = claude_like.messages.create(model="gem", max_tokens=64, tools=tools, messages=[
+        *asked, {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[-1].id, "content": "-3C"}]}])
+    assert second.content[0].text == 'tool said: {"result": "-3C"}'
+    assert upstream_requests()[-1]["body"]["contents"][1]["parts"][0]["thoughtSignature"] == \
+        "skip_thought_signature_validator"
+    responses = openai.OpenAI(base_url=f"{gemini_turnout.url}/v1", api_key="unused", max_retries=0).responses
+    assert responses.create(model="gem", input="via responses").output_text == "echo: via responses"
 
 
 # The mock speaks Gemini's real wire format: the official client reads its answers.
