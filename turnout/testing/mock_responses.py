@@ -80,7 +80,7 @@ async def responses(request: Request) -> Response:
     events = _events(body, item, final, reply if not tool else None)
     where = _directive(text, "leakstream")
     if where is not None:
-        error = {"type": "error", **_leaky_error(_credentials(request.headers), False)["error"]}
+        error = {**_leaky_error(_credentials(request.headers), False)["error"], "type": "error"}
         events = events[:0 if where == "first" else 2] + [_sse(error, "error")]
     return StreamingResponse(_paced(mock, events, text), media_type="text/event-stream")
 
