@@ -116,9 +116,23 @@ def test_tools_and_tool_choice():
     assert "toolConfig" not in to_gemini({"messages": [user("x")], "tool_choice": "auto"})  # no tools: nothing
 
 
+@pytest.mark.parametrize("mode, config", [("auto", {"mode": "AUTO"}),
+                                          ("required", {"mode": "ANY", "allowedFunctionNames": ["b"]})])
+def test_allowed_tools_choice(mode, config):
+    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {
+        "x": {"type": "string"}}}}} for n in ("a", "b")]
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": [
+        {"type": "function", "function": {"name": "b"}}]}}
+    out = to_gemini({"messages": [user("x")], "tools": tools, "tool_choice": choice})
+    assert [d["name"] for d in out["tools"][0]["functionDeclarations"]] == ["b"]
+    assert out["toolConfig"] == {"functionCallingConfig": config}
+
+
 @pytest.mark.parametrize("messages, param", [
     ([{"role": "tool", "tool_call_id": "nowhere", "content": "x"}], "messages[0].tool_call_id"),
     ([{"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "{nope"}}]}],
+     "messages[0].tool_calls[0].function.arguments"),
+    ([{"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "[1]"}}]}],
      "messages[0].tool_calls[0].function.arguments"),
     ([{"role": "user", "content": [{"type": "video", "video": {}}]}], "messages[0].content[0].type"),
     ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,raw"}}]}],

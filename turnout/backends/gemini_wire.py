@@ -24,13 +24,13 @@ FINISH_REASONS = {
     **dict.fromkeys(("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
                      "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"), "content_filter"),
 }
-# a prompt blocked before any candidate: no `finishReason` at all, only promptFeedback.blockReason
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # sent as this literal string, not base64 of it
 # reasoning_effort as a thinking budget, the mapping Google's own OpenAI-compatible endpoint uses (Gemini 3 takes
 # budgets too, and refuses a request that sets both a budget and a thinkingLevel)
 THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-# the extension of a URL, for the mimeType Gemini requires on fileData
+# the extension of a URL, for the mimeType Gemini requires on fileData (not `mimetypes`: it reads the host's
+# mime.types on first use, blocking I/O on the loop, and answers differently from host to host)
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
               "gif": "image/gif", "heic": "image/heic", "heif": "image/heif", "pdf": "application/pdf",
               "wav": "audio/wav", "mp3": "audio/mp3"}
@@ -58,7 +58,7 @@ def _url_part(url: str, param: str) -> dict[str, Any]:
         ext = url.split("?")[0].rsplit(".", 1)[-1].lower()
         if ext not in MIME_TYPES:
             raise InvalidRequestError(
-                f"Gemini needs the media type of '{url[:100]}', and its extension does not say it "
+                "Gemini needs the media type of a URL, and this one's extension does not say it "
                 f"(known: {', '.join(sorted(MIME_TYPES))}); send it as a base64 data: URL instead", param=param)
         return {"fileData": {"mimeType": MIME_TYPES[ext], "fileUri": url}}
     raise InvalidRequestError("the URL must be a data: URL or an http(s) URL", param=param)
@@ -95,7 +95,9 @@ def _function_call(call: dict[str, Any], param: str) -> dict[str, Any]:
         args = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
         raise InvalidRequestError("tool call arguments are not valid JSON", param=f"{param}.function.arguments") from None
-    part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args if isinstance(args, dict) else {}}}
+    if not isinstance(args, dict):  # Gemini's args is an object (a protobuf Struct), as OpenAI's always are
+        raise InvalidRequestError("tool call arguments must be a JSON object", param=f"{param}.function.arguments")
+    part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args}}
     signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
     if signature:
         part["thoughtSignature"] = signature
@@ -162,7 +164,19 @@ def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"functionDeclarations": declarations}]
 
 
+def _allowed(choice: dict[str, Any]) -> tuple[str, list[str]]:
+    """OpenAI's `allowed_tools` choice: its mode and the names it allows."""
+    allowed = choice.get("allowed_tools") or {}
+    names = [(t.get("function") or {}).get("name", "") for t in allowed.get("tools") or [] if isinstance(t, dict)]
+    return allowed.get("mode", "auto"), names
+
+
 def _tool_config(choice: Any) -> dict[str, Any] | None:
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        mode, names = _allowed(choice)
+        # allowedFunctionNames goes with ANY only; under auto the other tools are left out of the request instead
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": names} if mode == "required"
+                else {"mode": "AUTO"}}
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name", "")
         return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
@@ -211,9 +225,13 @@ def to_gemini(body: dict[str, Any], sign_unsigned: bool = True) -> dict[str, Any
     out: dict[str, Any] = {"contents": contents}
     if any(system):
         out["systemInstruction"] = {"parts": [{"text": s} for s in system if s]}
-    if body.get("tools"):
-        out["tools"] = _tools(body["tools"])
-        if (tool_config := _tool_config(body.get("tool_choice"))) is not None:
+    tools, choice = body.get("tools") or [], body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        names = set(_allowed(choice)[1])
+        tools = [t for t in tools if (t.get("function") or {}).get("name") in names]
+    if tools:
+        out["tools"] = _tools(tools)
+        if (tool_config := _tool_config(choice)) is not None:
             out["toolConfig"] = tool_config
     if config := _generation_config(body):
         out["generationConfig"] = config
