@@ -101,7 +101,6 @@ def load_recording(dataset: str, model: str) -> Recording:
 
 
 ENCODER = "minilm-static"
-ENCODER_DIM = 384
 
 
 def _encode(texts: list[str]) -> Any:
@@ -183,14 +182,14 @@ class ReplayBackend(Backend):
         return answer, usage, meta
 
     async def embed(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        """Real sentence vectors from turnout's packaged static encoder (`minilm-static`, 384 dimensions): a demo
+        """Real sentence vectors from turnout's packaged static encoder (`minilm-static`, 256 dimensions): a demo
         of the endpoint, good for trying similarity search, not a hosted embedding model."""
         texts = embedding_texts(body)
-        if body.get("dimensions") not in (None, ENCODER_DIM):
-            raise InvalidRequestError(f"dimensions: the demo encoder's vectors have {ENCODER_DIM} dimensions",
-                                      param="dimensions")
         # off the loop: the first call loads the encoder, and a long list of inputs is a few ms per input
         vectors = await asyncio.to_thread(_encode, texts)
+        if body.get("dimensions") not in (None, vectors.shape[1]):
+            raise InvalidRequestError(f"dimensions: the demo encoder's vectors have {vectors.shape[1]} dimensions",
+                                      param="dimensions")
         base64 = body.get("encoding_format") == "base64"
         data = [{"object": "embedding", "index": i,
                  "embedding": b64encode(row.astype("<f4").tobytes()).decode() if base64 else row.tolist()}
