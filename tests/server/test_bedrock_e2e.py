@@ -9,6 +9,7 @@ import datetime
 import json
 from typing import Any
 
+import anthropic
 import botocore.session
 import httpx
 import openai
@@ -67,6 +68,20 @@ def test_plain_completion_signed_and_translated(client, upstream_requests):
     assert sent["body"] == {"messages": [{"role": "user", "content": [{"text": "hello bedrock"}]}],
                             "inferenceConfig": {"maxTokens": 50, "temperature": 0.2, "topP": 0.9,
                                                 "stopSequences": ["END"]}}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_both_connection_layers_send_what_was_signed(serve, upstream, upstream_requests, transport):
+    config = bedrock_config(upstream.url)
+    config["models"]["nova"].update(transport=transport, headers={"x-team": "blue"},
+                                    model="arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.x-v1:0")
+    client = client_of(serve(config))
+    for stream in (False, True):
+        answer = client.chat.completions.create(model="nova", stream=stream, messages=[{"role": "user", "content": "hi"}])
+        assert list(answer) if stream else answer.choices
+    sent = upstream_requests()[-1]
+    assert sent["raw_path"] == "/model/arn:aws:bedrock:eu-west-1:123456789012:inference-profile%2Feu.x-v1:0/converse-stream"
+    assert "SignedHeaders=content-type;host;x-amz-date;x-team," in sent["headers"]["authorization"]
 
 
 def test_system_and_multi_turn(client, upstream_requests):
@@ -280,3 +295,19 @@ def test_botocore_client_parses_the_mock(upstream):
                         if "toolUse" in e.get("contentBlockDelta", {}).get("delta", {}))
     assert json.loads(arguments) == {"city": "Paris", "unit": "celsius"}
     assert error == "mock failure 400"
+
+
+def test_a_body_that_is_not_converse_is_a_502(client):
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="nova", messages=[{"role": "user", "content": "#malformed"}])
+    assert info.value.status_code == 502 and "not a Converse response" in info.value.body["message"]
+
+
+def test_another_door_reaches_bedrock_too(serve, upstream):
+    """The Anthropic Messages door, translated to the internal form, then to Converse: no pair-wise code."""
+    sdk = anthropic.Anthropic(base_url=serve(bedrock_config(upstream.url)).url, api_key="unused", max_retries=0)
+    message = sdk.messages.create(model="nova", max_tokens=32, messages=[{"role": "user", "content": "via messages"}])
+    assert message.content[0].text == "echo: via messages" and message.stop_reason == "end_turn"
+    with sdk.messages.stream(model="nova", max_tokens=32, messages=[{"role": "user", "content": "a b"}]) as stream:
+        assert "".join(stream.text_stream) == "echo: a b"
+        assert stream.get_final_message().usage.output_tokens == 3
