@@ -111,7 +111,11 @@ def test_upstream_errors_and_midstream_failures(server):
     via = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.RateLimitError) as exc:
         via.completions.create(model="small", prompt="#error:429")
-    assert TEST_KEY not in str(exc.value.body)
+    assert exc.value.body["code"] == "mock_429"
+    for model in ("small", "claude"):  # passed through, and translated
+        response = httpx.post(f"{server.url}/v1/completions", json={"model": model, "prompt": "#leakerror:400"})
+        assert response.status_code == 400 and "[redacted]" in response.text, response.text
+        assert TEST_KEY not in response.text and TEST_KEY not in str(response.headers)
     with httpx.stream("POST", f"{server.url}/v1/completions",
                       json={"model": "small", "prompt": "one two three four #midstream-fail", "stream": True}) as r:
         body = r.read().decode()

@@ -4,8 +4,9 @@ serve nothing else (a chat request to one is refused, as are embeddings asked of
 Routing: a model name (with `routing.allow_direct`) goes to that model, then its own fallbacks. An alias goes to
 the config's embeddings models the caller may use, in config order: the first, then its fallbacks, then the
 others. Decisions route chat requests only (the loader refuses an embeddings model in one), so an alias's
-embeddings skip them; their signals still see the text, as one user message, in the route explanation. The
-request goes to the backends as it came, with `model` replaced: plugins, written for chat answers, do not run."""
+embeddings skip them and their signals. The request goes to the backends as it came, with `model` replaced:
+plugins, written for chat answers, do not run. The internal body still carries the text as one user message, for
+the token estimate that reservations and a missing `usage` fall back on."""
 
 from __future__ import annotations
 
