@@ -174,6 +174,10 @@ def test_upstream_errors_mapped_and_scrubbed(client, status, error, code):
     assert body["code"] == code and "[redacted]" in body["message"] and "sk-" not in json.dumps(body)
     if status == 429:  # Gemini's RetryInfo in the body becomes a Retry-After
         assert info.value.response.headers["retry-after"] == "1"
+    with pytest.raises(error) as info:  # a stream refused before it starts is the same error status
+        client.chat.completions.create(model="gem", stream=True,
+                                       messages=[{"role": "user", "content": f"#error:{status}"}])
+    assert info.value.body["code"] == code and "sk-" not in json.dumps(info.value.body)
 
 
 def test_hostile_error_never_shows_the_key(client):
