@@ -20,6 +20,9 @@ from turnout.params import Params
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
+#: stream events and the field of each that must be an object
+NESTED = {"message_start": "message", "content_block_start": "content_block", "content_block_delta": "delta",
+          "message_delta": "delta"}
 
 
 class AnthropicOptions(Params):
@@ -81,6 +84,10 @@ class AnthropicBackend(HTTPBackend):
         """Batches of the upstream's stream events, each the JSON text of its `data`."""
         response = await self.post(self.url, body, stream=True)
         async for events in self.events(response):
+            for event, _data in events:  # relayed as they are: a client's SDK must be able to read them
+                field = NESTED.get(event.get("type"))
+                if field is not None and not isinstance(event.get(field), dict):
+                    raise StreamInterruptedError(f"upstream '{self.name}' sent a malformed event")
             yield [data for _event, data in events]
 
     async def events(self, response: httpx.Response | Reply) -> AsyncIterator[list[tuple[dict[str, Any], str]]]:
