@@ -270,6 +270,25 @@ def test_passthrough_stream_failure_and_a_route_with_plugins_is_translated(clien
     assert tool.output[0].type == "function_call" and tool.output[0].call_id == "call_mock_1"
 
 
+def test_what_only_a_responses_upstream_takes_is_passed_through_or_refused(client, upstream_requests):
+    content = [{"type": "input_text", "text": "summarise"}, {"type": "input_file", "file_id": "file_1"}]
+    body = {"input": [{"role": "user", "content": content}, {"type": "web_search_call", "id": "ws_1",
+                                                             "status": "completed"}],
+            "tools": [{"type": "web_search"}, WEATHER], "tool_choice": {"type": "web_search"}}
+    response = client.responses.create(model="native", **body)
+    assert response.output_text == "echo: summarise"
+    assert upstream_requests()[-1]["body"] == {"model": "mock-native", **body}
+    # continued on a chat model: the past turn's web search call is left out of the history, its answer kept
+    client.responses.create(model="small", input="and then?", previous_response_id=response.id)
+    assert [m["role"] for m in upstream_requests()[-1]["body"]["messages"]] == ["user", "assistant", "user"]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="small", **body)  # translated: no chat model takes these
+    assert err.value.body["param"] == "input[0].content[1].type"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="small", input="x", tools=[{"type": "web_search"}], stream=True)
+    assert err.value.body["param"] == "tools[0].type"
+
+
 def test_responses_api_only_for_openai_and_azure(upstream):
     cfg = base_config(upstream.url)
     cfg["models"]["claude"]["responses_api"] = True

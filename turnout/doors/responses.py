@@ -26,7 +26,7 @@ from turnout.access import allowed
 from turnout.doors.base import Call, Chunk, Door, Framer, register
 from turnout.doors.responses_output import Turn, adopt, chat_usage, from_completion, record, replayable
 from turnout.doors.responses_stream import RelayFramer, ResponsesFramer
-from turnout.doors.responses_wire import ResponsesRequest, check_request, to_chat
+from turnout.doors.responses_wire import ResponsesRequest, check_request, routable, to_chat
 from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.state.responses import ResponseStore, StoreUnavailable, response_store
 
@@ -83,7 +83,16 @@ class ResponsesDoor(Door):
         if request.previous_response_id:
             previous = await load(call.router, turn.owner, request.previous_response_id, "previous_response_id")
             turn.history = list(previous.get("conversation") or ())
-        chat = to_chat(request, body, turn.history)
+        try:
+            chat = to_chat(request, body, turn.history)
+        except InvalidRequestError as exc:
+            # built-in tools, file inputs, ...: refused unless the route turns out to pass the request through
+            if not (exc.code or "").startswith("unsupported") or \
+                    not any(m.responses_api for m in call.router.config.models.values()):
+                raise
+            turn.deferred = exc
+            lenient = routable(body)
+            chat = to_chat(check_request(lenient), lenient, turn.history)
         call.state["turn"] = turn  # read by the answer's shaping, whole or streamed
         return chat
 
@@ -125,6 +134,12 @@ class ResponsesDoor(Door):
         models = router.config.models
         return chain if chain and all(models[m].responses_api for m in chain) else None
 
+    @staticmethod
+    def refuse_deferred(call: Call) -> None:
+        deferred = call.state["turn"].deferred
+        if deferred is not None:
+            raise deferred
+
     def upstream_body(self, turn: Turn) -> dict[str, Any]:
         body = {k: v for k, v in turn.body.items() if k not in _OURS}
         if turn.history:
@@ -134,6 +149,7 @@ class ResponsesDoor(Door):
     async def complete(self, call: Call) -> dict[str, Any]:
         chain = self.passthrough_chain(call)
         if chain is None:
+            self.refuse_deferred(call)
             return await super().complete(call)
         turn, route, ctx = call.state["turn"], call.route, call.ctx
         assert route is not None and ctx is not None
@@ -148,6 +164,7 @@ class ResponsesDoor(Door):
     async def stream(self, call: Call) -> AsyncIterator[list[Chunk]]:
         chain = self.passthrough_chain(call)
         if chain is None:
+            self.refuse_deferred(call)
             return await super().stream(call)
         turn, route, ctx = call.state["turn"], call.route, call.ctx
         assert route is not None and ctx is not None

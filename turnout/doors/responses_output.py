@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.doors.responses_wire import ResponsesRequest, input_items
+from turnout.errors import TurnoutError
 
 
 def new_id(prefix: str) -> str:
@@ -28,6 +29,7 @@ class Turn:
     id: str = field(default_factory=lambda: new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
     passthrough: bool = False  # answered by an upstream that speaks the Responses API itself
+    deferred: TurnoutError | None = None  # what translation refused; raised unless the route passes it through
 
     @property
     def store(self) -> bool:

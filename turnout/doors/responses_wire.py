@@ -225,9 +225,10 @@ def to_response_format(fmt: dict[str, Any]) -> dict[str, Any] | None:
 
 def to_chat(request: ResponsesRequest, body: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
     """The internal chat body: instructions first, then the stored conversation (`history`, items), then this
-    request's input."""
+    request's input. Of the history, what a chat model cannot take (a pass-through upstream's web search calls,
+    its file inputs) is left out: it is the record of a past turn, whose answer the history keeps."""
     messages = [{"role": "system", "content": request.instructions}] if request.instructions else []
-    messages += to_messages(history, "previous_response_id")
+    messages += to_messages(routable_items(history), "previous_response_id")
     current = to_messages(input_items(request.input))
     if not current and not history:
         raise bad("input", "at least one input item is needed")
@@ -254,3 +255,36 @@ def to_chat(request: ResponsesRequest, body: dict[str, Any], history: list[dict[
     if isinstance(body.get("cache"), (bool, dict)):
         chat["cache"] = body["cache"]  # turnout's own control, as on chat
     return chat
+
+
+# ----- what a pass-through request is routed on -------------------------------------------------------------
+_ITEMS = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
+
+
+def routable(body: dict[str, Any]) -> dict[str, Any]:
+    """The request without what only an upstream speaking the Responses API can take (built-in tools, file
+    inputs, other item types): what its route is chosen on. Such a request is refused after all unless its
+    route passes it through."""
+    out = dict(body)
+    if isinstance(body.get("tools"), list):
+        out["tools"] = [t for t in body["tools"] if isinstance(t, dict) and t.get("type") == "function"] or None
+    if isinstance(body.get("tool_choice"), dict) and body["tool_choice"].get("type") != "function":
+        out.pop("tool_choice")
+    if isinstance(body.get("input"), list):
+        out["input"] = routable_items(body["input"])
+    return out
+
+
+def routable_items(items: list[Any]) -> list[Any]:
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("type", "message" if "role" in item else None) not in _ITEMS:
+            continue
+        for key in ("content", "output"):
+            if isinstance(item.get(key), list):
+                item = {**item, key: [p for p in item[key] if isinstance(p, dict) and (
+                    p.get("type") in _PARTS or (p.get("type") == "input_image" and p.get("image_url")
+                                                and not p.get("file_id")))]}
+        out.append(item)
+    return out
