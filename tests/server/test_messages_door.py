@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import anthropic
@@ -86,6 +87,7 @@ def test_stream_text_final_message_and_usage(client, upstream_requests, model, u
     assert final.stop_reason == "end_turn" and final.model == upstream_model
     assert (final.usage.input_tokens, final.usage.output_tokens) == (4, 4)  # the upstream's counts, not estimates
     assert headers["x-turnout-model"] == model and headers["content-type"].startswith("text/event-stream")
+    assert headers["x-turnout-decision"] == "direct" and float(headers["x-turnout-cost-usd"]) > 0
     sent = upstream_requests()[-1]["body"]
     assert sent["stream"] is True
     if model == "small":
@@ -236,10 +238,13 @@ def test_errors_in_anthropic_shape(serve, upstream):
     assert caught.value.body["error"]["type"] == "rate_limit_error" and caught.value.response.headers["retry-after"]
     response = httpx.get(server.url + "/v1/messages", headers={"x-api-key": KEY})
     assert response.status_code == 405 and response.json()["type"] == "error"
+    response = httpx.post(server.url + "/v1/messages/batches", headers={"x-api-key": KEY}, json={})
+    assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
 
 
 @pytest.mark.parametrize("model", ["small", "claude"])
-def test_upstream_failures_are_anthropic_errors_without_keys(client, model):
+def test_upstream_failures_are_anthropic_errors_without_keys(client, model, caplog):
+    caplog.set_level(logging.DEBUG)
     with pytest.raises(anthropic.InternalServerError) as caught:
         ask(client, model, "break #error:500")
     body = caught.value.body
@@ -248,9 +253,14 @@ def test_upstream_failures_are_anthropic_errors_without_keys(client, model):
     with pytest.raises(anthropic.APIStatusError) as caught:  # a hostile upstream quoting the key it was sent
         ask(client, model, "leak #leakerror:500")
     assert TEST_KEY not in json.dumps(caught.value.body) and TEST_KEY not in str(caught.value)
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        ask(client, model, "busy #error:529")
+    assert caught.value.body["error"]["type"] == "overloaded_error"  # the upstream's, said the client's way
+    assert TEST_KEY not in caplog.text and FAKE_KEY_IN_ERRORS not in caplog.text
 
 
-@pytest.mark.parametrize("model, text", [("small", "cut short #midstream-fail"), ("claude", "leak #leakstream")])
+@pytest.mark.parametrize("model, text", [("small", "cut short #midstream-fail"), ("claude", "leak #leakstream"),
+                                         ("claude", "garbled #badevent")])
 def test_failure_mid_stream_is_an_error_event(client, model, text):
     with pytest.raises(anthropic.APIStatusError) as caught:
         with client.messages.stream(model=model, max_tokens=64, messages=[{"role": "user", "content": text}]) as s:

@@ -19,7 +19,7 @@ from turnout.backends.base import Backend
 from turnout.doors.base import Call, Chunk, Door, Framer, register
 from turnout.doors.chat_schema import TURNOUT_FIELDS
 from turnout.doors.messages_wire import EventWriter, MessagesRequest, check_request, from_chat, native_usage, to_chat
-from turnout.errors import TurnoutError, scrub_field, scrub_message
+from turnout.errors import TurnoutError, UpstreamError, scrub_field, scrub_message
 from turnout.jsonutil import dumps_str, loads
 
 #: HTTP status -> Anthropic's error type
@@ -33,6 +33,8 @@ KNOWN_TYPES = frozenset(ERROR_TYPES.values()) | {"billing_error", "timeout_error
 def error_type(exc: TurnoutError) -> str:
     if exc.code in KNOWN_TYPES and exc.status >= 500:
         return exc.code  # an Anthropic upstream's own word for its failure (its type arrives as our code)
+    if isinstance(exc, UpstreamError) and exc.upstream_status in (503, 529):
+        return "overloaded_error"  # answered 502 (an upstream's 5xx), but the client may wait and retry
     if exc.status in ERROR_TYPES:
         return ERROR_TYPES[exc.status]
     return "api_error" if exc.status >= 500 else "invalid_request_error"
