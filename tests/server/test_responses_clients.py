@@ -14,7 +14,13 @@ def server(serve, upstream):
 
 
 def test_openai_agents_sdk_runs_a_tool_and_finishes(server, upstream_requests):
-    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from agents import (
+        Agent,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)  # no export to OpenAI's tracing endpoint

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,9 +24,21 @@ from starlette.routing import Route
 
 from turnout.access import allowed
 from turnout.doors.base import Call, Chunk, Door, Framer, register
-from turnout.doors.responses_output import Turn, adopt, chat_usage, from_completion, record, replayable
+from turnout.doors.responses_output import (
+    Turn,
+    adopt,
+    chat_usage,
+    from_completion,
+    record,
+    replayable,
+)
 from turnout.doors.responses_stream import RelayFramer, ResponsesFramer
-from turnout.doors.responses_wire import ResponsesRequest, check_request, routable, to_chat
+from turnout.doors.responses_wire import (
+    ResponsesRequest,
+    check_request,
+    routable,
+    to_chat,
+)
 from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.state.responses import ResponseStore, StoreUnavailable, response_store
 
@@ -73,7 +85,7 @@ async def load(router: Router, owner: str, response_id: str, param: str | None =
 @register("responses")
 class ResponsesDoor(Door):
     paths = ("/v1/responses", "/responses")
-    openapi = {"requestBody": {"required": True, "content": {"application/json": {
+    openapi: ClassVar[dict[str, Any] | None] = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": ResponsesRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     # ----- translation ----------------------------------------------------------------------------------
