@@ -4,8 +4,8 @@ with only `model` set to the upstream model id."""
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from collections.abc import AsyncIterator
+from functools import cached_property
 from typing import Any
 
 import httpx

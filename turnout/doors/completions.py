@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter
 
@@ -143,7 +143,7 @@ async def stream_through_chat(backend: Backend, request: dict[str, Any],
 @register("completions")
 class CompletionsDoor(Door):
     paths = ("/v1/completions", "/completions")
-    openapi = {"requestBody": {"required": True, "content": {"application/json": {
+    openapi: ClassVar[dict[str, Any] | None] = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": CompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:

@@ -10,7 +10,7 @@ the token estimate that reservations and a missing `usage` fall back on."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt, StrictStr, TypeAdapter
 
@@ -45,7 +45,7 @@ def embeddings_models(call: Call) -> list[str]:
 @register("embeddings")
 class EmbeddingsDoor(Door):
     paths = ("/v1/embeddings", "/embeddings")
-    openapi = {"requestBody": {"required": True, "content": {"application/json": {
+    openapi: ClassVar[dict[str, Any] | None] = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": EmbeddingsRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:

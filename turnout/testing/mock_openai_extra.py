@@ -14,7 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from turnout.testing.mock_upstream import MOCK_CREATED, JSONResponse, Mock, _paced, _reply, _sse, _words
+from turnout.testing.mock_upstream import (
+    MOCK_CREATED,
+    JSONResponse,
+    Mock,
+    _paced,
+    _reply,
+    _sse,
+    _words,
+)
 
 MOCK_DIM = 8
 
