@@ -18,7 +18,8 @@ from turnout.backends.anthropic import AnthropicBackend
 from turnout.backends.base import Backend
 from turnout.doors.base import Call, Chunk, Door, Framer, register
 from turnout.doors.chat_schema import TURNOUT_FIELDS
-from turnout.doors.messages_wire import EventWriter, MessagesRequest, check_request, from_chat, native_usage, to_chat
+from turnout.doors.messages_output import EventWriter, from_chat, native_usage
+from turnout.doors.messages_wire import MessagesRequest, check_request, to_chat
 from turnout.errors import TurnoutError, UpstreamError, scrub_field, scrub_message
 from turnout.jsonutil import dumps_str, loads
 
