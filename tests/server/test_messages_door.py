@@ -53,13 +53,15 @@ def test_create_translated_to_an_openai_model(client, upstream_requests):
 def test_create_passed_natively_to_claude(client, upstream_requests):
     body = {"model": "claude", "max_tokens": 64, "messages": [
         {"role": "user", "content": [{"type": "text", "text": "hi claude", "cache_control": {"type": "ephemeral"}}]}]}
-    raw = client.messages.with_raw_response.create(**body, extra_body={"top_k": 3})
+    raw = client.messages.with_raw_response.create(**body, extra_body={"top_k": 3},
+                                                   extra_headers={"anthropic-beta": "turnout-test-2026-12-01"})
     message = raw.parse()
     assert message.id == "msg_mock" and message.model == "claude-mock" and message.content[0].text == "echo: hi claude"
     assert raw.headers["x-turnout-model"] == "claude" and raw.headers["x-turnout-decision"] == "direct"
     assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx((2 * 3 + 3 * 15) / 1e6)
     sent = upstream_requests()[-1]
     assert sent["path"] == "/v1/messages" and sent["headers"]["x-api-key"] == TEST_KEY
+    assert sent["headers"]["anthropic-beta"] == "turnout-test-2026-12-01"  # beta flags go with the body
     # as it came (top_k and cache_control too), but for the upstream's model id
     assert sent["body"] == {**body, "top_k": 3, "model": "claude-mock", "stream": False}
 

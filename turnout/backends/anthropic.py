@@ -69,8 +69,8 @@ class AnthropicBackend(HTTPBackend):
                 yield batch
 
     # ----- native: an Anthropic body as it came (the Messages door), Anthropic's answer as it is ------------
-    async def messages(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.post(self.url, body)
+    async def messages(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.post(self.url, body, headers=headers)
         try:
             message = loads(response.content)
         except ValueError:
@@ -80,9 +80,10 @@ class AnthropicBackend(HTTPBackend):
                                 upstream_status=response.status_code, status=502)
         return message
 
-    async def messages_stream(self, body: dict[str, Any]) -> AsyncIterator[list[str]]:
+    async def messages_stream(self, body: dict[str, Any], headers: dict[str, str] | None = None
+                              ) -> AsyncIterator[list[str]]:
         """Batches of the upstream's stream events, each the JSON text of its `data`."""
-        response = await self.post(self.url, body, stream=True)
+        response = await self.post(self.url, body, stream=True, headers=headers)
         async for events in self.events(response):
             for event, _data in events:  # relayed as they are: a client's SDK must be able to read them
                 field = NESTED.get(event.get("type"))

@@ -99,6 +99,12 @@ class MessagesDoor(Door):
         body = {k: v for k, v in call.state["body"].items() if k not in TURNOUT_FIELDS}
         return {**body, "model": backend.upstream_model, "stream": stream}
 
+    @staticmethod
+    def native_headers(call: Call) -> dict[str, str] | None:
+        """The client's beta flags go with its body: they name features of the body's own fields."""
+        beta = call.headers.get("anthropic-beta")
+        return {"anthropic-beta": beta} if beta else None
+
     def chain(self, call: Call) -> list[str]:
         assert call.ctx is not None and call.route is not None
         return allowed(call.ctx.caller, call.router.dispatcher.chain(call.route.model, call.route.fallbacks))
@@ -111,7 +117,7 @@ class MessagesDoor(Door):
 
         async def answer(backend: Backend) -> dict[str, Any]:
             if isinstance(backend, AnthropicBackend):
-                return await backend.messages(self.native_body(call, backend, False))
+                return await backend.messages(self.native_body(call, backend, False), self.native_headers(call))
             return await backend.complete(ctx.body)  # a fallback that speaks chat: the translated body
 
         call.route.model, result = await call.router.dispatcher.call(self.chain(call), answer, call.route.dispatch)
@@ -126,7 +132,7 @@ class MessagesDoor(Door):
 
         def answer(backend: Backend) -> AsyncIterator[list[Chunk]]:
             if isinstance(backend, AnthropicBackend):
-                return backend.messages_stream(self.native_body(call, backend, True))
+                return backend.messages_stream(self.native_body(call, backend, True), self.native_headers(call))
             return backend.stream(ctx.body)
 
         call.route.model, batches = await call.router.dispatcher.open_stream(self.chain(call), answer,
