@@ -123,6 +123,8 @@ class Weather(BaseModel):
 def test_json_schema_output(client, upstream_requests):
     parsed = client.responses.parse(model="auto", input="the weather as json", text_format=Weather)
     assert parsed.output_parsed == Weather(city="Paris", celsius=18)
+    with client.responses.stream(model="auto", input="stream the weather as json", text_format=Weather) as stream:
+        assert stream.get_final_response().output_parsed == Weather(city="Paris", celsius=18)
     client.responses.create(model="auto", input="weather", text={"format": {
         "type": "json_schema", "name": "weather", "strict": True, "schema": Weather.model_json_schema()}})
     sent = upstream_requests()[-1]["body"]
@@ -287,6 +289,16 @@ def test_what_only_a_responses_upstream_takes_is_passed_through_or_refused(clien
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model="small", input="x", tools=[{"type": "web_search"}], stream=True)
     assert err.value.body["param"] == "tools[0].type"
+
+
+def test_passthrough_to_azure(serve, upstream, upstream_requests):
+    cfg = config(upstream.url)
+    cfg["models"]["azure-gpt"]["responses_api"] = True
+    client = openai.OpenAI(base_url=f"{serve(cfg).url}/v1", api_key="x", max_retries=0)
+    assert client.responses.create(model="azure-gpt", input="hello azure").output_text == "echo: hello azure"
+    sent = upstream_requests()[-1]
+    assert sent["path"] == "/openai/v1/responses" and sent["body"]["model"] == "gpt-dep"
+    assert sent["headers"]["api-key"] == TEST_KEY
 
 
 def test_responses_api_only_for_openai_and_azure(upstream):

@@ -119,4 +119,5 @@ def _events(body: dict[str, Any], item: dict[str, Any], final: dict[str, Any], r
     return out
 
 
-ROUTES = [Route("/v1/responses", responses, methods=["POST"])]
+ROUTES = [Route("/v1/responses", responses, methods=["POST"]),
+          Route("/openai/v1/responses", responses, methods=["POST"])]  # Azure's v1 API
