@@ -23,6 +23,10 @@ class Choice:
     model: str
     scores: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    #: the context vector a contextual selector used (kept in the outcome record so the learner can update)
+    features: tuple[float, ...] | None = None
+    #: the pick was exploration, not exploitation
+    explored: bool = False
 
 
 @dataclass
