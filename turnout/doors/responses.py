@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from turnout.access import allowed
@@ -40,6 +40,7 @@ from turnout.doors.responses_wire import (
     to_chat,
 )
 from turnout.errors import InvalidRequestError, TurnoutError
+from turnout.jsonutil import dumps
 from turnout.state.responses import ResponseStore, StoreUnavailable, response_store
 
 if TYPE_CHECKING:
@@ -80,6 +81,10 @@ async def load(router: Router, owner: str, response_id: str, param: str | None =
     if found is None:
         raise not_found(response_id, param)
     return found
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return Response(dumps(data), media_type="application/json")  # as routed answers are written
 
 
 @register("responses")
@@ -215,7 +220,7 @@ class ResponsesDoor(Door):
         caller, _ = router.access.authenticate(headers)  # any valid key; what it reads is its own
         return router, caller.key_id
 
-    async def stored(self, request: Request) -> JSONResponse:
+    async def stored(self, request: Request) -> Response:
         router, owner = self._owner(request)
         response_id = request.path_params["response_id"]
         if request.method == "DELETE":
@@ -225,10 +230,10 @@ class ResponsesDoor(Door):
                 raise unavailable() from None
             if not deleted:
                 raise not_found(response_id, None)
-            return JSONResponse({"id": response_id, "object": "response", "deleted": True})
-        return JSONResponse((await load(router, owner, response_id))["response"])
+            return _json({"id": response_id, "object": "response", "deleted": True})
+        return _json((await load(router, owner, response_id))["response"])
 
-    async def input_items(self, request: Request) -> JSONResponse:
+    async def input_items(self, request: Request) -> Response:
         router, owner = self._owner(request)
         found = await load(router, owner, request.path_params["response_id"])
         query = request.query_params
@@ -251,6 +256,5 @@ class ResponsesDoor(Door):
                 raise InvalidRequestError(f"after: no input item '{after[:100]}' in this response", param="after")
             start = ids.index(after) + 1
         page = items[start:start + limit]
-        return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                             "last_id": page[-1]["id"] if page else None,
-                             "has_more": start + limit < len(items)})
+        return _json({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                      "last_id": page[-1]["id"] if page else None, "has_more": start + limit < len(items)})
