@@ -266,6 +266,21 @@ class ResponsesConfig(Strict):
                                                       "first (Redis keeps each until its TTL)")
 
 
+class OutcomesConfig(Strict):
+    """A record of every routed request (decision, model, scores, cost, latency), kept where `state.store` says,
+    listed by GET /v1/router/outcomes, rated by POST /v1/feedback and fed to online selectors."""
+
+    enabled: bool = Field(True, description="write a record for every routed request")
+    store_prompt: bool = Field(False, description="keep the last user message in the record, PII-redacted "
+                                                  "(off: a record holds no request text)")
+    ttl_s: float = Field(7 * 86400, gt=0, description="Redis store: a record is forgotten this long after it "
+                                                      "was written")
+    max_records: int = Field(100_000, ge=1, description="memory store only: the most records kept; the oldest go "
+                                                        "first")
+    backlog: int = Field(10_000, ge=1, description="records waiting to be written; beyond it new ones are "
+                                                   "dropped (and counted) rather than slowing requests")
+
+
 class Config(Strict):
     _load_warnings: list[Any] = PrivateAttr(default_factory=list)
     _base_dir: str | None = PrivateAttr(default=None)  # the config file's folder: relative paths start there
@@ -278,6 +293,7 @@ class Config(Strict):
     auth: AuthConfig | None = Field(None, description="no auth section: no API keys are required")
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
 
     @property
     def load_warnings(self) -> list[Any]:
