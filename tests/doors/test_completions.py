@@ -120,3 +120,30 @@ def test_upstream_errors_and_midstream_failures(server):
                       json={"model": "small", "prompt": "one two three four #midstream-fail", "stream": True}) as r:
         body = r.read().decode()
     assert r.status_code == 200 and '"error"' in body and "[DONE]" not in body
+
+
+def guarded_config(upstream_url: str) -> dict:
+    """Every request meets a PII plugin that redacts e-mail addresses, on every door."""
+    config = embeddings_config(upstream_url)
+    config["plugins"] = [{"pii": {"action": "redact", "types": ["email"]}}]
+    return config
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_plugins_are_no_way_around(serve, upstream, upstream_requests, stream):
+    """The legacy endpoint is no way around a route's plugins: the prompt goes through them in the chat form."""
+    server = serve(guarded_config(upstream.url))
+    via = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    prompt = "write to jane.doe@example.com about the invoice"
+    if stream:
+        text = "".join(c.choices[0].text for c in via.completions.create(model="small", prompt=prompt, stream=True)
+                       if c.choices)
+    else:
+        text = via.completions.create(model="small", prompt=prompt).choices[0].text
+    sent = upstream_requests()[-1]
+    assert sent["path"] == "/v1/chat/completions"  # not passed through: the plugins need the chat form
+    assert "jane.doe@example.com" not in str(sent["body"])
+    assert text.startswith("echo: write to") and "jane.doe@example.com" not in text
+    with pytest.raises(openai.BadRequestError) as refused:  # two prompts are two conversations: refused by name
+        via.completions.create(model="small", prompt=["one", "two"])
+    assert refused.value.body["param"] == "prompt"

@@ -2,13 +2,14 @@
 signals and decisions see). An OpenAI-compatible upstream (openai, azure) gets the request as it came, `model`
 replaced, at its own /completions: suffix, echo, logprobs, best_of and token-id prompts all work there. Any other
 upstream is asked through chat, one call per prompt, and its answers come back as text_completion objects (echo
-works; suffix, logprobs, best_of > 1 and token-id prompts are refused, naming the field). Plugins, written for
-chat answers, do not run on this door."""
+works; suffix, logprobs, best_of > 1 and token-id prompts are refused, naming the field). A route with plugins
+(PII redaction, a jailbreak guard, the semantic cache) always goes through the Router in the chat form, so the
+legacy endpoint is no way around them: one prompt per request there, as plugins see one conversation."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter
@@ -24,7 +25,7 @@ from turnout.jsonutil import dumps_str, loads
 if TYPE_CHECKING:
     from turnout.backends import Backend
 
-#: where the internal body keeps the completions request itself
+#: where the request's notes (Call.state) keep the completions request itself
 REQUEST = "completions_request"
 #: request fields that mean the same to chat completions, copied into the internal (chat) body
 CHAT_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "n", "stream", "stream_options", "user", "seed",
@@ -63,16 +64,20 @@ def _chat_body(request: dict[str, Any], prompt: str) -> dict[str, Any]:
     return {**body, "model": request["model"], "messages": [{"role": "user", "content": prompt}]}
 
 
-def _translatable(request: dict[str, Any], backend: Backend) -> list[str]:
+def _translatable(request: dict[str, Any], who: str) -> list[str]:
     """The prompts, if this request means the same asked through chat; else the field that would be lost."""
     prompts = _prompts(request)
     lost = "prompt" if prompts is None else next(
         (f for f in ("suffix", "logprobs") if request.get(f) is not None),
         "best_of" if (request.get("best_of") or 1) > 1 else None)
     if lost or prompts is None:
-        raise InvalidRequestError(f"{lost}: model '{backend.name}' (provider '{backend.provider}') is asked through "
-                                  f"chat completions, which have no such thing", param=lost)
+        raise InvalidRequestError(f"{lost}: {who} is asked through chat completions, which have no such thing",
+                                  param=lost)
     return prompts
+
+
+def _asked_by(backend: Backend) -> str:
+    return f"model '{backend.name}' (provider '{backend.provider}')"
 
 
 def _text_choice(text: str, index: int, finish: Any) -> dict[str, Any]:
@@ -86,10 +91,7 @@ def _add_usage(total: dict[str, int], usage: Any) -> None:
                 total[key] = total.get(key, 0) + usage[key]
 
 
-async def complete_through_chat(backend: Backend, request: dict[str, Any],
-                                headers: dict[str, str] | None) -> dict[str, Any]:
-    prompts = _translatable(request, backend)
-    answers = await asyncio.gather(*(backend.complete(_chat_body(request, p), headers) for p in prompts))
+def _as_text_completion(request: dict[str, Any], prompts: list[str], answers: list[dict[str, Any]]) -> dict[str, Any]:
     n, echo = request.get("n") or 1, bool(request.get("echo"))
     choices, usage = [], {}
     for p, (prompt, answer) in enumerate(zip(prompts, answers)):
@@ -104,21 +106,28 @@ async def complete_through_chat(backend: Backend, request: dict[str, Any],
             "usage": usage or None}
 
 
-async def stream_through_chat(backend: Backend, request: dict[str, Any],
-                              headers: dict[str, str] | None) -> AsyncIterator[list[Chunk]]:
+async def complete_through_chat(backend: Backend, request: dict[str, Any],
+                                headers: dict[str, str] | None) -> dict[str, Any]:
+    prompts = _translatable(request, _asked_by(backend))
+    answers = await asyncio.gather(*(backend.complete(_chat_body(request, p), headers) for p in prompts))
+    return _as_text_completion(request, prompts, list(answers))
+
+
+async def as_text_chunks(request: dict[str, Any], prompts: list[str],
+                         streams: Callable[[str], Awaitable[AsyncIterator[list[Chunk]]]],
+                         who: str) -> AsyncIterator[list[Chunk]]:
     """Each prompt's chat stream in turn, its chunks as text_completion chunks; one usage chunk at the end."""
-    prompts = _translatable(request, backend)
     n, echo = request.get("n") or 1, bool(request.get("echo"))
     usage: dict[str, int] = {}
     head: dict[str, Any] = {}
     for p, prompt in enumerate(prompts):
-        async for batch in backend.stream(_chat_body(request, prompt), headers):
+        async for batch in await streams(prompt):
             out = []
             for chunk in batch:
                 try:
                     data = loads(chunk)
                 except ValueError:
-                    raise StreamInterruptedError(f"upstream '{backend.name}' sent a chunk that is not JSON") from None
+                    raise StreamInterruptedError(f"{who} sent a chunk that is not JSON") from None
                 head = head or {"id": "cmpl-" + str(data.get("id", "")).removeprefix("chatcmpl-"),
                                 "object": "text_completion", "created": data.get("created", 0),
                                 "model": data.get("model", request["model"])}
@@ -140,6 +149,25 @@ async def stream_through_chat(backend: Backend, request: dict[str, Any],
         yield [dumps_str({**head, "choices": [], "usage": usage})]
 
 
+def stream_through_chat(backend: Backend, request: dict[str, Any],
+                        headers: dict[str, str] | None) -> AsyncIterator[list[Chunk]]:
+    prompts = _translatable(request, _asked_by(backend))
+
+    async def streams(prompt: str) -> AsyncIterator[list[Chunk]]:
+        return backend.stream(_chat_body(request, prompt), headers)
+
+    return as_text_chunks(request, prompts, streams, f"upstream '{backend.name}'")
+
+
+def _one_prompt(request: dict[str, Any]) -> list[str]:
+    """A route with plugins: the request must mean the same as one chat conversation."""
+    prompts = _translatable(request, "a route with plugins")
+    if len(prompts) != 1:
+        raise InvalidRequestError("prompt: this route runs plugins, which see one conversation: send one prompt "
+                                  "per request", param="prompt")
+    return prompts
+
+
 @register("completions")
 class CompletionsDoor(Door):
     paths = ("/v1/completions", "/completions")
@@ -151,15 +179,21 @@ class CompletionsDoor(Door):
             raise InvalidRequestError("the request body must be a JSON object")
         texts = check_text_or_tokens(body, "prompt")
         check_body(_adapter, body)
-        return {**_chat_body(body, "\n".join(texts or ())), REQUEST: body}
+        call.state[REQUEST] = body
+        return _chat_body(body, "\n".join(texts or ()))
 
     def _chain(self, call: Call) -> tuple[list[str], dict[str, Any], dict[str, str] | None]:
         ctx, route = call.ctx, call.route
         assert ctx is not None and route is not None
         chain = allowed(ctx.caller, call.router.dispatcher.chain(route.model, route.fallbacks))
-        return chain, ctx.body[REQUEST], ctx.upstream_headers or None
+        return chain, call.state[REQUEST], ctx.upstream_headers or None
 
     async def complete(self, call: Call) -> dict[str, Any]:
+        assert call.route is not None and call.ctx is not None
+        if call.route.plugins:  # through the Router in the chat form: the plugins see it and may answer
+            request = call.state[REQUEST]
+            prompts = _one_prompt(request)
+            return _as_text_completion(request, prompts, [await call.router.complete(call.ctx, call.route)])
         chain, request, headers = self._chain(call)
 
         async def ask(backend: Backend) -> dict[str, Any]:
@@ -174,6 +208,16 @@ class CompletionsDoor(Door):
         return answer
 
     async def stream(self, call: Call) -> AsyncIterator[list[Chunk]]:
+        assert call.route is not None and call.ctx is not None
+        if call.route.plugins:
+            request, ctx, route = call.state[REQUEST], call.ctx, call.route
+            prompts = _one_prompt(request)
+            first = await call.router.stream(ctx, route)  # opened now: a refusal is an error status, not an event
+
+            async def streams(prompt: str) -> AsyncIterator[list[Chunk]]:
+                return first
+
+            return as_text_chunks(request, prompts, streams, f"upstream '{route.model}'")
         chain, request, headers = self._chain(call)
 
         def ask(backend: Backend) -> AsyncIterator[list[Chunk]]:
