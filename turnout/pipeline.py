@@ -45,6 +45,9 @@ class Route:
     elapsed_us: float = 0.0
     fallbacks: list[str] = field(default_factory=list)  # the decision's, tried after the model's own
     dispatch: DispatchLog = field(default_factory=DispatchLog)
+    session: str | None = None  # the conversation's id (a hash: never the raw header or user), when one is kept
+    switched: bool = False  # this request moved its session to another model
+    sticky: Any = None  # turnout.sessions.Stick: what stickiness found and did (for the explanation and metrics)
 
     def decisions(self) -> list[DecisionTrace]:
         """Every decision with whether it matched; built only when an explanation is asked for."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator
@@ -166,6 +167,36 @@ def _header_safe(name: str) -> str:
 HeaderSafeName = Annotated[str, AfterValidator(_header_safe)]
 
 
+class StickinessConfig(Strict):
+    """Session-aware routing: a conversation stays on the model it was first routed to (keeping the upstream's
+    prefix cache warm and its answers consistent) unless a higher-priority decision forces a switch. Sessions
+    are per caller (API key): two tenants never share one, whatever ids they send."""
+
+    mode: Literal["session", "none"] = Field("session", description="session: pin a conversation to its model")
+    ttl_s: float = Field(3600.0, gt=0, description="a session is forgotten this long after its last request")
+    key: list[Literal["header", "user", "prefix"]] = Field(
+        default_factory=lambda: ["header", "user", "prefix"], min_length=1,
+        description="what identifies a conversation, the first present wins: the session header, the body's "
+                    "`user`, or a hash of the conversation's prefix (system + first user message)")
+    header: str = Field("x-session-id", description="the request header that names a session")
+    breaks: list[str] = Field(default_factory=list, description="decisions that may break the session even "
+                              "inside a tool-call loop (a jailbreak or PII guard, typically)")
+
+    @field_validator("header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value):
+            raise ValueError(f"{value!r} is not an HTTP header name")
+        return value.lower()  # request headers are looked up lowercased
+
+    @field_validator("key")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each key kind at most once")
+        return value
+
+
 class DecisionConfig(Strict):
     name: HeaderSafeName
     description: str = ""
@@ -175,6 +206,7 @@ class DecisionConfig(Strict):
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     plugins: list[PluginConfig] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list, description="tried after the chosen model's own fallbacks")
+    stickiness: StickinessConfig | None = Field(None, description="keep a conversation on its model (none: off)")
 
 
 class RoutingConfig(Strict):
