@@ -76,6 +76,9 @@ class ModelConfig(Strict):
     responses_api: bool = Field(
         False, description="the upstream speaks OpenAI's Responses API itself: /v1/responses requests routed to "
                            "it are passed through unchanged instead of translated to chat completions")
+    joules_per_token: float | None = Field(
+        None, ge=0, description="energy per token (prompt and completion): online selectors with an energy_weight "
+                                "net it off their reward")
 
 
 class SignalConfig(BaseModel):

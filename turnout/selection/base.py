@@ -28,6 +28,8 @@ class Candidate:
 class Selector(abc.ABC):
     #: True for selectors that must be fitted on a RoutingTable before they can select
     needs_fit: bool = False
+    #: True for selectors that learn from outcomes (`update`): the online ones
+    online: bool = False
     #: the encoder whose request embedding `select` reads (None: no embedding needed)
     encoder: str | None = None
 
@@ -37,6 +39,27 @@ class Selector(abc.ABC):
     @abc.abstractmethod
     def select(self, ctx: RoutingContext, candidates: Sequence[Candidate]) -> Choice:
         """Return one of the candidates, with every candidate's score and a reason."""
+
+    # ----- closing the loop (online selectors override these; offline ones ignore outcomes) -------------
+    def reward(self, outcome: Any, quality: float, ctx_objective: str | None = None) -> float:
+        """What an outcome was worth to this selector: its quality here (online selectors net off cost, latency
+        and energy)."""
+        return quality
+
+    async def update(self, outcome: Any, reward: float) -> None:
+        """Learn from one outcome (a turnout.outcomes.Outcome) and its reward."""
+        return None
+
+    def bind_state(self, state_config: Any, namespace: str) -> None:
+        """Keep learned state where `state_config` says (memory, or Redis under `namespace`)."""
+        return None
+
+    def bind_models(self, models: dict[str, Any]) -> None:
+        """The decision's models' configs (prices, energy per token), for rewards that net them off."""
+        return None
+
+    async def aclose(self) -> None:
+        return None
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _init_params(type(self))}
@@ -56,7 +79,7 @@ def _init_params(cls: type) -> dict[str, inspect.Parameter]:
 
 #: weights that price a model's cost or latency against its predicted quality: a negative one would pay a
 #: selector to pick the dearer (or slower) model, so it is rejected wherever params are read
-PENALTY_WEIGHTS = ("cost_weight", "latency_weight")
+PENALTY_WEIGHTS = ("cost_weight", "latency_weight", "energy_weight")
 
 
 @cache

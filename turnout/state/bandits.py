@@ -1,0 +1,203 @@
+"""What online selectors learn, kept per decision and arm (candidate model) as a vector of additive sufficient
+statistics (counts, sums, XᵀX): in this process's memory, or in Redis shared by every replica.
+
+Every update is an increment, so replicas never overwrite each other: in Redis one Lua script adds a delta to one
+hash per decision and arm (HINCRBYFLOAT on each field, atomically) and returns the hash as it now stands. `select`
+never waits on Redis: it reads a local view, refreshed in the background every `refresh_s` and after each own
+update. While Redis is unreachable the view keeps serving, own updates are kept as pending deltas and sent once
+it is back, and `unavailable` says so (the selector puts it in its reason)."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import numpy as np
+
+from turnout.state.redis import Guarded, StoreUnavailable, close, connect
+
+REFRESH_S = 0.5
+
+# KEYS[1]: the arm's hash; ARGV: field, delta, field, delta, ... Atomic: Redis runs a script alone.
+ADD_SCRIPT = """
+for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+class BanditState(abc.ABC):
+    """Per arm, a float vector of `size` additive statistics (zeros until something is learned)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._versions: dict[str, int] = {}
+
+    @abc.abstractmethod
+    def view(self, arm: str) -> np.ndarray:
+        """The arm's statistics as this process sees them now (do not modify)."""
+
+    @abc.abstractmethod
+    async def add(self, arm: str, delta: np.ndarray) -> None:
+        """Add `delta` to the arm's statistics (atomically, for every replica sharing them)."""
+
+    def version(self, arm: str) -> int:
+        """Changes whenever the arm's view changes: a selector caching something derived (an inverse) keys on it."""
+        return self._versions.get(arm, 0)
+
+    def _bump(self, arm: str) -> None:
+        self._versions[arm] = self._versions.get(arm, 0) + 1
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the shared statistics cannot be reached now (None: they can, or there is nothing shared)."""
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MemoryBanditState(BanditState):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.values: dict[str, np.ndarray] = {}
+
+    def view(self, arm: str) -> np.ndarray:
+        found = self.values.get(arm)
+        if found is None:
+            found = self.values[arm] = np.zeros(self.size)
+        return found
+
+    async def add(self, arm: str, delta: np.ndarray) -> None:
+        self.view(arm)
+        self.values[arm] = self.values[arm] + delta
+        self._bump(arm)
+
+
+class RedisBanditState(BanditState):
+    """One hash per arm, `{namespace}:{arm}`, fields "0".."size-1"."""
+
+    def __init__(self, url: str, namespace: str, size: int, refresh_s: float = REFRESH_S) -> None:
+        super().__init__(size)
+        self.url, self.namespace, self.refresh_s = url, namespace, refresh_s
+        self.snapshot: dict[str, np.ndarray] = {}  # as Redis last said
+        self.pending: dict[str, np.ndarray] = {}  # own deltas Redis has not taken yet
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._down_since: float | None = None
+        self._guard = Guarded("the shared bandit state (Redis)", "routing on this process's local view; "
+                                                                 "updates are kept and sent when it is back")
+
+    def key(self, arm: str) -> str:
+        return f"{self.namespace}:{arm}"
+
+    def view(self, arm: str) -> np.ndarray:
+        self._start()
+        base = self.snapshot.get(arm)
+        if base is None:
+            base = self.snapshot[arm] = np.zeros(self.size)
+        extra = self.pending.get(arm)
+        return base if extra is None else base + extra
+
+    @property
+    def unavailable(self) -> str | None:
+        if self._down_since is None:
+            return None
+        return f"shared bandit state unreachable for {time.monotonic() - self._down_since:.0f}s: routing on the local view"
+
+    async def add(self, arm: str, delta: np.ndarray) -> None:
+        self.pending[arm] = self.pending.get(arm, 0.0) + delta
+        self._bump(arm)
+        await self._flush(arm)
+
+    async def refresh(self) -> None:
+        """Send pending deltas, then read every known arm's hash (one round trip)."""
+        for arm in list(self.pending):
+            await self._flush(arm)
+        arms = list(self.snapshot)
+        if not arms:
+            return
+        try:
+            client = self._connection()
+            async with client.pipeline(transaction=False) as pipe:
+                for arm in arms:
+                    pipe.hgetall(self.key(arm))
+                replies = await self._guard(pipe.execute())
+        except StoreUnavailable:
+            self._down_since = self._down_since or time.monotonic()
+            return
+        self._down_since = None
+        for arm, reply in zip(arms, replies):
+            self._store(arm, reply)
+
+    async def _flush(self, arm: str) -> None:
+        delta = self.pending.pop(arm, None)
+        if delta is None:
+            return
+        args: list[str] = []
+        for i in np.flatnonzero(delta):
+            args += [str(int(i)), repr(float(delta[i]))]
+        try:
+            reply = await self._guard(self._connection().eval(ADD_SCRIPT, 1, self.key(arm), *args)) if args else None
+        except StoreUnavailable:
+            self.pending[arm] = self.pending.get(arm, 0.0) + delta  # kept (with any added meanwhile) for later
+            self._down_since = self._down_since or time.monotonic()
+            return
+        self._down_since = None
+        if reply is not None:
+            self._store(arm, reply)
+
+    def _store(self, arm: str, reply: Any) -> None:
+        values = np.zeros(self.size)
+        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+        for field, value in pairs:
+            index = int(field)
+            if index < self.size:
+                values[index] = float(value)
+        old = self.snapshot.get(arm)
+        self.snapshot[arm] = values
+        if old is None or not np.array_equal(old, values):
+            self._bump(arm)
+
+    def _connection(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a client belongs to the loop that opened it
+            self._client, self._loop = connect(self.url), loop
+        return self._client
+
+    def _start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # read outside a loop (a benchmark's sync loop): refreshed on the next update
+        self._task = loop.create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a refresh must never die: the next one tries again
+                await self.refresh()
+            await asyncio.sleep(self.refresh_s)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.refresh()  # what is pending goes before the process does
+        if self._client is not None:
+            await close(self._client)
+            self._client = None
+
+
+def build_bandit_state(state_config: Any, namespace: str, size: int) -> BanditState:
+    """The store `state:` names: memory (this process) or Redis (every replica pointing at it)."""
+    if state_config is not None and getattr(state_config, "store", "memory") == "redis":
+        return RedisBanditState(state_config.redis_url, namespace, size)
+    return MemoryBanditState(size)
