@@ -176,7 +176,7 @@ ALL_PARAMS = {
     "keyword": {"words": ["x"]}, "regex": {"patterns": ["x+"]}, "language": {"languages": ["en"]},
     "context_length": {"min_tokens": 10}, "conversation": {"min_turns": 1}, "structure": {"kinds": ["code", "math"]},
     "role": {"roles": ["a"]}, "header": {"name": "x-a"}, "metadata": {"key": "k"}, "user_flags": {"objectives": ["cost"]},
-    "pii": {},
+    "pii": {}, "reask": {"min_chars": 0}, "feedback": {},
 }
 NEURAL_PARAMS = {"embedding": {"examples": ["solve for x"]}, "domain": {"domains": ["math"]}, "complexity": {},
                  "jailbreak": {}}
