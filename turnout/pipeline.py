@@ -21,9 +21,12 @@ from turnout.decisions.analysis import analyse
 from turnout.completions import completion_as_chunks, single_batch
 from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError, scrub_field
 from turnout.models.request import request_embedding
+from turnout.outcomes import Outcome
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
+from turnout.sessions import Sessions, check_stickiness
 from turnout.signals import Signal, signals
+from turnout.state.outcomes import OutcomeStore, outcome_store
 
 SIGNAL_TIMEOUT_S = 2.0
 log = logging.getLogger("turnout.plugins")
@@ -67,7 +70,7 @@ class Route:
             "reason": self.choice.reason,
             "plugins": [p.name for p in self.plugins],
             "elapsed_us": round(self.elapsed_us, 1),
-        }
+        } | ({"session": self.sticky.explain()} if self.sticky is not None else {})
 
 
 def _collect(issues: list[ConfigIssue], path: str, make: Callable[[], Any]) -> Any:
@@ -107,9 +110,13 @@ class Router:
         wanted.update(n for d in decisions.values() for p in d.plugins for n in p.referenced_signals())
         wanted.update(n for p in self.global_plugins for n in p.referenced_signals())
         used = [s for n, s in self.signals.items() if n in wanted]
+        for signal in used:  # signals with per-tenant state (reask, feedback) keep it where `state` says
+            if hasattr(signal, "bind_state"):
+                signal.bind_state(config.state, f"{config.state.namespace}:signal:{signal.name}")
         self._cheap = [s for s in used if s.cost == 0]
         self._costly = [s for s in used if s.cost > 0]
         self.aliases = set(config.routing.aliases)
+        self.sessions = Sessions(config)
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -174,8 +181,9 @@ class Router:
     def candidates(self, names: list[str]) -> list[Candidate]:
         return [Candidate(n, self.config.models[n].cost, self.dispatcher.health(n).stats) for n in names]
 
-    async def route(self, ctx: RoutingContext) -> Route:
-        """Everything up to (not including) the backend call; the Route is the explanation."""
+    async def route(self, ctx: RoutingContext, *, pin: bool = True) -> Route:
+        """Everything up to (not including) the backend call; the Route is the explanation. `pin=False` (a dry
+        run) leaves the session store as it was."""
         start = time.perf_counter()
         requested = ctx.body.get("model")
         if requested in self.aliases:
@@ -203,6 +211,8 @@ class Router:
             valid = sorted(self.aliases) + (sorted(self.config.models) if self.config.routing.allow_direct else [])
             raise ModelNotFoundError(f"The model '{requested}' does not exist here; use one of: {', '.join(valid)}",
                                      param="model")
+        if self.sessions.enabled:  # stickiness (turnout/sessions.py) may keep the route on its session's model
+            await self.sessions.stick(self, ctx, route, names if route.mode == "routed" else [route.model], pin)
         route.elapsed_us = (time.perf_counter() - start) * 1e6
         return route
 
@@ -275,6 +285,21 @@ class Router:
         found = {s for b in self.backends.values() for s in b.secrets()}
         return tuple(sorted(found, key=len, reverse=True))
 
+    # ----- the loop: records and what is learned from them --------------------------------------------
+    @property
+    def outcomes(self) -> OutcomeStore:
+        """The outcome records (turnout/state/outcomes.py); the store outlives a reload of the config."""
+        return outcome_store(self.config)
+
+    async def learn(self, outcome: Outcome, quality: float) -> None:
+        """Tell the selector of the outcome's decision how its pick did (quality in [0, 1]); offline selectors
+        ignore it. A decision no longer in the config (a reload) learns nothing."""
+        compiled = self.decisions.get(outcome.decision or "")
+        if compiled is None or outcome.model is None:
+            return
+        selector = compiled.selector
+        await selector.update(outcome, selector.reward(outcome, quality, outcome.objective))
+
     # ----- lifetime -------------------------------------------------------------------------------------
     def acquire(self) -> None:
         self.in_flight += 1
@@ -301,6 +326,7 @@ def _compile(config: Config, issues: list[ConfigIssue]) -> tuple[
         dict[str, Signal], dict[str, CompiledDecision], dict[str, Backend], list[Plugin], AccessControl]:
     """Every component of a config, in Router's argument order; problems go to `issues`."""
     built_signals = _build_signals(config, issues)
+    issues.extend(check_stickiness(config))
     decisions = _build_decisions(config, issues)
     global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
     access = AccessControl.build(config, issues)

@@ -22,11 +22,12 @@ from turnout.config.models import (
     ServerConfig,
     SignalConfig,
     SignalRule,
+    StickinessConfig,
 )
 
 __all__ = [
     "AlgorithmConfig", "AllRule", "AnyRule", "ApiKeyConfig", "AuthConfig", "BreakerConfig", "HealthCheckConfig",
     "RetryConfig", "StateConfig", "Config", "ConfigError", "ConfigIssue", "Cost", "DecisionConfig",
-    "ModelConfig", "NotRule", "PluginConfig", "RoutingConfig", "ServerConfig", "SignalConfig", "SignalRule",
+    "ModelConfig", "NotRule", "PluginConfig", "RoutingConfig", "ServerConfig", "SignalConfig", "SignalRule", "StickinessConfig",
     "load_config", "parse_config", "parse_yaml", "rule_signals", "unknown_ref",
 ]

@@ -26,6 +26,9 @@ CACHE = Counter("turnout_cache_total", "Semantic cache outcomes", ["result"])
 BREAKER = Gauge("turnout_breaker_open", "1 while a backend's circuit breaker is open (0.5 half-open)", ["model"],
                 multiprocess_mode="max")
 IN_FLIGHT = Gauge("turnout_backend_in_flight", "Requests in flight per backend", ["model"], multiprocess_mode="sum")
+SESSION_SWITCHES = Counter("turnout_session_switches_total", "Sticky sessions moved to another model",
+                           ["decision", "reason"])
+SESSION_PINS = Counter("turnout_session_pins_total", "Requests kept on their session's pinned model")
 
 
 # the status label from a closed set: an upstream's 4xx passes on to the client, but must not mint a series
@@ -67,6 +70,12 @@ def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, 
         _child(COST, decision, model).inc(cost)
     if ctx is not None and ctx.response_headers.get("x-turnout-cache"):
         CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()
+    sticky = getattr(route, "sticky", None)
+    if sticky is not None:  # session-aware routing (turnout/sessions.py): reasons are a closed set
+        if sticky.switch is not None:
+            _child(SESSION_SWITCHES, route.decision, sticky.switch).inc()
+        elif sticky.pinned:
+            SESSION_PINS.inc()
 
 
 def _attempt_metrics(attempts: list[Any]) -> None:

@@ -63,7 +63,7 @@ async def explain_route(request: Request):
     current.access.require_admin(headers)
     exchange = Exchange(current, CHAT, request)
     ctx = await exchange.context()
-    route = exchange.route = await current.route(ctx)
+    route = exchange.route = await current.route(ctx, pin=False)  # a dry run pins no session
     return JSONResponse(route.explanation(ctx), headers=exchange.route_headers())
 
 
