@@ -21,7 +21,6 @@ stickiness; it never fails it."""
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +33,7 @@ from turnout.state.sessions import Pin, SessionStore, StoreUnavailable, session_
 #: the switch reasons, a closed set (they are metric labels)
 SWITCH_REASONS = ("higher_priority", "decision_changed", "unavailable", "breaks", "direct")
 DIRECT = "direct"  # the pseudo-decision of a model asked for by name: above every decision
+DIRECT_PRIORITY = 1e300  # finite: JSON (the Redis store) has no infinity
 TOOL_ROLES = ("tool", "function")
 
 
@@ -241,7 +241,7 @@ class Sessions:
         route.model = old.model
 
     async def _pin(self, ctx: RoutingContext, route: Any, found: Found, old: Pin | None) -> None:
-        priority = math.inf if route.mode == DIRECT else self.priority.get(route.decision, 0.0)
+        priority = DIRECT_PRIORITY if route.mode == DIRECT else self.priority.get(route.decision, 0.0)
         turns, switches = (old.turns + 1, old.switches + route.switched) if old else (1, 0)
         spec = self.specs.get(route.decision, found.spec)
         try:
