@@ -112,7 +112,7 @@ class Router:
         used = [s for n, s in self.signals.items() if n in wanted]
         for signal in used:  # signals with per-tenant state (reask, feedback) keep it where `state` says
             if hasattr(signal, "bind_state"):
-                signal.bind_state(config.state, f"{config.state.namespace}:signal:{signal.name}")
+                signal.bind_state(config.state, config.state.namespace)
         self._cheap = [s for s in used if s.cost == 0]
         self._costly = [s for s in used if s.cost > 0]
         self.aliases = set(config.routing.aliases)
@@ -319,7 +319,8 @@ class Router:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(b.aclose() for b in self.backends.values()), return_exceptions=True)
+        await asyncio.gather(*(b.aclose() for b in self.backends.values()),
+                             *(d.selector.aclose() for d in self.decisions.values()), return_exceptions=True)
 
 
 def _compile(config: Config, issues: list[ConfigIssue]) -> tuple[
@@ -382,6 +383,9 @@ def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, Com
                                                    config.resolve_path(d.algorithm.artifact), d.models))
         chain = _build_plugins(d.plugins, f"{path}.plugins", config, issues)
         if selector is not None:
+            if selector.online:  # learned state where `state:` says, one namespace per decision
+                selector.bind_state(config.state, f"{config.state.namespace}:bandit:{d.name}")
+                selector.bind_models({m: config.models[m] for m in d.models if m in config.models})
             built[d.name] = CompiledDecision(d, selector, chain)
     return built
 

@@ -116,7 +116,14 @@ def build_selector(name: str, params: dict[str, Any], path: str, artifact: str |
     checked = validate_params(model, params, f"{path}.params")
     overrides = {k: v for k, v in checked.model_dump().items() if k in params}
     if not getattr(cls, "needs_fit", False):
-        return cls(**checked.model_dump())
+        selector = cls(**checked.model_dump())
+        prepare = getattr(selector, "prepare", None)  # online selectors: a warm-start artifact, clusters
+        if prepare is not None:
+            try:
+                prepare(candidates)
+            except ValueError as exc:
+                raise ConfigError([ConfigIssue(f"{path}.params.warm_start", str(exc))]) from None
+        return selector
     if artifact is None:
         raise ConfigError([ConfigIssue(f"{path}.artifact", f"'{name}' is a learned router: give the directory "
                                                           f"written by `turnout train --router {name}`")])

@@ -1,0 +1,27 @@
+"""ε-greedy: the best mean reward, except a share ε of picks (seeded) go to a candidate drawn at random."""
+
+from typing import Annotated, Optional
+
+import numpy as np
+from pydantic import Field
+
+from turnout.selection.base import register
+from turnout.selection.online import Count, CountingSelector, NonNegative, Positive, Share, Window
+
+
+@register("epsilon_greedy")
+class EpsilonGreedySelector(CountingSelector):
+    def __init__(self, *, epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1, seed: int = 0, explore: bool = True,
+                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: Optional[str] = None,
+                 prior_strength: NonNegative = 10.0, clusters: Count = 0, cost_weight: float = 0.0,
+                 latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
+        self.epsilon = epsilon
+        self._common(locals())
+
+    def _estimate(self, arms, ctx_vec, cell, prior, explore):
+        n, s = self._counts(arms, cell)
+        mean = self._shrunk_mean(n, s, prior, unseen=1.0)  # cold: an untried candidate looks good until tried
+        score = mean.copy()
+        if explore and self.rng_.random() < self.epsilon:
+            score[int(self.rng_.integers(len(arms)))] = np.inf
+        return mean, score, [f"mean {m:.3f} (n={int(k)})" for m, k in zip(mean, n)]

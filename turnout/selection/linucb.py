@@ -1,0 +1,90 @@
+"""LinUCB (Li et al. 2010), disjoint: a ridge regression per candidate from a context vector to the reward, and
+the pick with the highest θᵀx + α·√(xᵀA⁻¹x). The context is the request embedding projected to `dim` dimensions
+(a fixed seeded projection, the same in every replica), the scores of the signals named in `signals`, and 1.
+A⁻¹ follows each own update by Sherman–Morrison; it is recomputed only when other replicas' updates arrive.
+Warm-started, the regression learns the residual on the prior, so it starts from the offline router's choice."""
+
+from typing import Optional
+
+import numpy as np
+
+from turnout.selection.base import register
+from turnout.selection.learned import embedding_key
+from turnout.selection.online import Count, NonNegative, OnlineSelector, Positive, Share, Window
+
+PROJECTION_SEED = 20101  # fixed, not `seed`: every replica must map a request to the same context
+
+
+@register("linucb")
+class LinUCBSelector(OnlineSelector):
+    def __init__(self, *, alpha: NonNegative = 0.5, ridge: Positive = 1.0, dim: Count = 16,
+                 signals: list[str] = [], seed: int = 0, explore: bool = True,  # noqa: B006 - validated, copied
+                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: Optional[str] = None,
+                 prior_strength: NonNegative = 10.0, clusters: Count = 0, cost_weight: float = 0.0,
+                 latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
+        self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
+        self._common(locals())
+        self.d_ = dim + len(self.signals) + 1
+        self.projection_: np.ndarray | None = None
+        self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # arm → (state version, A⁻¹, b)
+
+    def _needs_embedding(self) -> bool:
+        return self.dim > 0
+
+    def _size(self) -> int:
+        return 1 + self.d_ * self.d_ + self.d_  # n, A (without the ridge), b
+
+    def _context(self, ctx):
+        parts = []
+        if self.dim:
+            vector = np.asarray(ctx.cache[embedding_key(self.encoder)], dtype=np.float64)
+            if self.projection_ is None:
+                rng = np.random.default_rng(PROJECTION_SEED)
+                self.projection_ = rng.standard_normal((self.dim, len(vector))) / np.sqrt(self.dim)
+            parts.append(self.projection_ @ vector)
+        parts.append([ctx.signals[s].score if s in ctx.signals else 0.0 for s in self.signals])
+        parts.append([1.0])
+        return np.concatenate(parts)
+
+    def _inverse(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
+        version = self.state.version(arm)
+        found = self.cache_.get(arm)
+        if found is None or found[0] != version:
+            d = self.d_
+            stats = self.state.view(arm)
+            # warm: the prior is worth `prior_strength` observations of a zero residual
+            ridge = self.ridge + (self.prior_strength if self.prior_model_ is not None else 0.0)
+            a = stats[1:1 + d * d].reshape(d, d) + ridge * np.eye(d)
+            found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + d * d:].copy())
+        return found[1], found[2]
+
+    def _estimate(self, arms, ctx_vec, cell, prior, explore):
+        mean, width, counts = np.empty(len(arms)), np.empty(len(arms)), []
+        for k, arm in enumerate(arms):
+            a_inv, b = self._inverse(arm)
+            ax = a_inv @ ctx_vec
+            mean[k] = prior[k] + float(ax @ b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
+            width[k] = self.alpha * float(np.sqrt(max(ctx_vec @ ax, 0.0)))
+            counts.append(int(self.state.view(arm)[0]))
+        ucb = mean + width
+        return mean, ucb, [f"θᵀx {m:.3f} + α·width {w:.3f} (n={n}) = {u:.3f}"
+                           for m, w, n, u in zip(mean, width, counts, ucb)]
+
+    def _delta(self, ctx_vec, cell, prior, reward):
+        x = np.asarray(ctx_vec, dtype=np.float64)
+        if x.shape != (self.d_,):
+            raise ValueError(f"linucb: a context of {x.shape} for a model of {self.d_} dimensions")
+        return np.concatenate(([1.0], np.outer(x, x).ravel(), (reward - prior) * x))
+
+    async def update(self, outcome, reward):
+        arm = outcome.model
+        before = self.state.version(arm) if arm else None
+        cached = self.cache_.get(arm) if arm else None
+        await super().update(outcome, reward)
+        if cached is None or cached[0] != before or self.state.version(arm) != before + 1 or outcome.features is None:
+            return  # others' updates came in too: A⁻¹ is recomputed from the statistics on the next select
+        x = np.asarray(outcome.features[1:1 + self.d_], dtype=np.float64)
+        a_inv, b = cached[1], cached[2]
+        ax = a_inv @ x
+        a_inv = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))  # Sherman–Morrison: (A + xxᵀ)⁻¹
+        self.cache_[arm] = (before + 1, a_inv, b + (reward - float(outcome.features[0])) * x)
