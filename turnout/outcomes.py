@@ -15,7 +15,7 @@ from typing import Any
 class Feedback:
     """The explicit feedback a caller gave on one outcome (the latest wins; `quality` is what the learner saw)."""
 
-    quality: float
+    quality: float | None  # what a learner sees, in [0, 1]; None for a label alone
     rating: float | None = None
     thumbs: str | None = None
     success: bool | None = None
@@ -23,6 +23,7 @@ class Feedback:
     comment: str | None = None
     time: float = 0.0
     source: str = "explicit"  # "explicit" (POST /v1/feedback) or "reask" (implicit)
+    learned: bool = False  # whether the decision's selector was told (once per record: see docs/feedback.md)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Outcome:
     features: tuple[float, ...] | None = None
     prompt: str | None = None
     door: str = "chat"
+    objective: str | None = None  # the request's x-turnout-objective, which the reward's weights follow
     feedback: Feedback | None = None
 
     def to_dict(self) -> dict[str, Any]:

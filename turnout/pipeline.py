@@ -291,14 +291,15 @@ class Router:
         """The outcome records (turnout/state/outcomes.py); the store outlives a reload of the config."""
         return outcome_store(self.config)
 
-    async def learn(self, outcome: Outcome, quality: float) -> None:
-        """Tell the selector of the outcome's decision how its pick did (quality in [0, 1]); offline selectors
-        ignore it. A decision no longer in the config (a reload) learns nothing."""
+    async def learn(self, outcome: Outcome, quality: float) -> bool:
+        """Tell the selector of the outcome's decision how its pick did (quality in [0, 1]); whether an online
+        selector learned from it (offline ones ignore it; a decision gone in a reload learns nothing)."""
         compiled = self.decisions.get(outcome.decision or "")
         if compiled is None or outcome.model is None:
-            return
+            return False
         selector = compiled.selector
         await selector.update(outcome, selector.reward(outcome, quality, outcome.objective))
+        return selector.online
 
     # ----- lifetime -------------------------------------------------------------------------------------
     def acquire(self) -> None:

@@ -19,7 +19,7 @@ from turnout.doors.chat_schema import TURNOUT_FIELDS
 from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError, scrub_field, scrub_message
 from turnout.jsonutil import dumps, loads
 from turnout.pipeline import Route, Router
-from turnout.server import metrics
+from turnout.server import metrics, outcome_record
 from turnout.server.body import read_json
 from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
 
@@ -55,6 +55,8 @@ class Exchange:
         self.state: dict[str, Any] = {}  # the door's notes on this request (Call.state)
         self.reservation: Reservation | None = None
         self.start = time.perf_counter()
+        self.response_id: str | None = None  # the id the client saw (its outcome record is found by it too)
+        self.ttft_s: float | None = None
 
     async def context(self) -> RoutingContext:
         """The request body read and translated into a RoutingContext (no limits, no slot: /v1/route uses it)."""
@@ -99,9 +101,10 @@ class Exchange:
             cost = self.cost(usage, chars)
             headers["x-turnout-cost-usd"] = f"{cost:.8f}"
             await current.access.settle(self.reservation, self.tokens(usage, chars), cost)
+            answer = await self.door.outbound(result, self)
+            self.response_id = outcome_record.response_id(answer)
             self.finish(200, cost, usage)
-            return Response(dumps(await self.door.outbound(result, self)), media_type="application/json",
-                            headers=headers)
+            return Response(dumps(answer), media_type="application/json", headers=headers)
         except TurnoutError as exc:
             await current.access.release(self.reservation)  # before the answer: the caller's next request has it
             self.reservation = None
@@ -142,10 +145,12 @@ class Exchange:
         return headers
 
     def finish(self, status: int, cost: float, usage: dict[str, Any] | None, error: str | None = None) -> None:
-        """Metrics and the request's log line."""
+        """Metrics, the outcome record and the request's log line."""
         ctx, route = self.ctx, self.route
         seconds = time.perf_counter() - self.start
         metrics.observe(ctx, route, status, seconds, usage, cost)
+        if self.router.config.outcomes.enabled:
+            outcome_record.record(self, status, seconds, cost, usage, error)
         if log.isEnabledFor(logging.INFO):
             fields = {"request_id": ctx.request_id if ctx else None, "door": self.door.name,
                       "decision": route.decision if route else None, "model": route.model if route else None,
@@ -167,6 +172,7 @@ class Exchange:
             first = await anext(chunks)
         except StopAsyncIteration:
             raise UpstreamError(f"upstream '{route.model}' returned an empty stream") from None
+        self.ttft_s = time.perf_counter() - self.start
         usage: dict[str, Any] = {}
         completion_chars = 0
         tally = self.door.tally
@@ -196,7 +202,7 @@ class Exchange:
         headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
             f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
         headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
-        framer = self.door.framer(self)
+        framer = outcome_record.IdSniffer(self.door.framer(self), self)  # notes the response id the client sees
         body = relay(first, chunks, framer=framer, on_chunk=on_chunk, on_end=on_end, trailer=trailer,
                      secrets=current.secrets())
         return EventStreamResponse(body, media_type=framer.media_type,

@@ -43,7 +43,8 @@ class ReaskSignal(Signal):
         self.state: FeedbackState = feedback_state("memory", "", "turnout")
 
     def bind_state(self, state_config, namespace: str) -> None:
-        self.state = feedback_state(state_config.store, state_config.redis_url, namespace)
+        # its own list per tenant: two reask signals may keep different numbers of questions
+        self.state = feedback_state(state_config.store, state_config.redis_url, f"{namespace}:reask:{self.name}")
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
         p = self.params
