@@ -1,0 +1,102 @@
+"""Bandit state shared through a real redis-server: two Routers updating one posterior lose no update, Redis down
+keeps routing on the local view and says so, and a restarted Router keeps what was learned."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
+from turnout.config import Config
+from turnout.context import RoutingContext
+from turnout.outcomes import Outcome
+from turnout.pipeline import Router
+
+ARMS = ["a", "b", "c"]
+
+
+def config(url: str, algorithm: str = "thompson", namespace: str = "t-bandit") -> Config:
+    return Config.model_validate({
+        "models": {m: {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"} for m in ARMS},
+        "decisions": [{"name": "learn", "models": ARMS, "algorithm": {"name": algorithm, "params": {"seed": 1}}}],
+        "state": {"store": "redis", "redis_url": url, "namespace": namespace},
+    })
+
+
+async def feed(router: Router, model: str, quality: float, times: int) -> None:
+    for _ in range(times):
+        ctx = RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+        route = await router.route(ctx)
+        await router.learn(Outcome(ctx.request_id, decision="learn", model=model, features=route.choice.features),
+                           quality)
+
+
+def counts(router: Router, model: str) -> tuple[float, float]:
+    view = router.decisions["learn"].selector.state.view(model)
+    return float(view[0]), float(view[1])
+
+
+@pytest.mark.parametrize("algorithm", ["thompson", "linucb"])
+def test_two_routers_on_one_redis_share_one_posterior_and_lose_no_update(redis_server, algorithm):  # noqa: F811
+    async def go():
+        one, two = Router.build(config(redis_server.url, algorithm)), Router.build(config(redis_server.url, algorithm))
+        try:
+            # interleaved, concurrent updates of the same arm from both replicas
+            await asyncio.gather(feed(one, "b", 1.0, 60), feed(two, "b", 1.0, 60), feed(one, "a", 0.0, 20))
+            await one.decisions["learn"].selector.state.refresh()
+            await two.decisions["learn"].selector.state.refresh()
+            assert counts(one, "b")[0] == counts(two, "b")[0] == 120
+            assert counts(two, "a")[0] == 20
+            if algorithm == "thompson":
+                assert counts(two, "b")[1] == 120.0
+            route = await two.route(RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
+            assert "b" in route.choice.reason
+        finally:
+            await one.aclose()
+            await two.aclose()
+    asyncio.run(go())
+
+
+def test_a_restarted_router_keeps_what_was_learned(redis_server):  # noqa: F811
+    async def go():
+        first = Router.build(config(redis_server.url))
+        await feed(first, "c", 1.0, 30)
+        await first.aclose()
+        again = Router.build(config(redis_server.url))
+        try:
+            state = again.decisions["learn"].selector.state
+            await again.route(RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
+            for _ in range(50):  # the background refresh reads Redis
+                if counts(again, "c")[0] == 30:
+                    break
+                await asyncio.sleep(0.05)
+            assert counts(again, "c") == (30.0, 30.0)
+            route = await again.route(RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
+            assert route.model == "c" and "Beta(31.0, 1.0)" in route.choice.reason
+            assert state.unavailable is None
+        finally:
+            await again.aclose()
+    asyncio.run(go())
+
+
+def test_redis_down_keeps_routing_on_the_local_view_and_says_so(redis_server, caplog):  # noqa: F811
+    async def go():
+        router = Router.build(config(redis_server.url, namespace="t-down"))
+        try:
+            await feed(router, "a", 1.0, 10)
+            redis_server.stop()
+            await feed(router, "a", 1.0, 5)  # learned locally, kept for later
+            route = await router.route(RoutingContext({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
+            assert route.model in ARMS
+            assert "unreachable" in route.choice.reason and "local view" in route.choice.reason
+            assert counts(router, "a") == (15.0, 15.0)
+            warnings = [r for r in caplog.records if "shared bandit state" in r.getMessage()]
+            assert len(warnings) == 1  # throttled: once, not once per update
+            redis_server.start()  # back (empty: it kept nothing): the pending updates are sent
+            await router.decisions["learn"].selector.state.refresh()
+            assert router.decisions["learn"].selector.state.unavailable is None
+            assert counts(router, "a")[0] >= 5.0
+        finally:
+            await router.aclose()
+    asyncio.run(go())
