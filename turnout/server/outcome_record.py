@@ -42,7 +42,7 @@ def record(exchange: Exchange, status: int, seconds: float, cost: float, usage: 
         prompt_tokens=ctx.token_estimate if prompt_tokens is None else prompt_tokens,
         completion_tokens=usage_count(usage, "completion_tokens") or 0, latency_s=seconds, ttft_s=exchange.ttft_s,
         cache=ctx.response_headers.get("x-turnout-cache"), status=status, error=error, stream=ctx.stream,
-        session=getattr(route, "session", None), switched=bool(getattr(route, "switched", False)),
+        session=route.session if route else None, switched=bool(route and route.switched),
         explored=bool(choice and choice.explored), features=choice.features if choice else None,
         door=exchange.door.name, objective=requested_objective(ctx))
     config = router.config.outcomes

@@ -114,7 +114,7 @@ async def export_outcomes(request: Request):
     keep = {p for p, models in by_prompt.items() if sparse or set(wanted) <= models}
     lines = [dumps(_row(prompt, model, found)) for (prompt, model), found in cells.items()
              if prompt in keep and model in wanted]
-    body = "\n".join(lines) + ("\n" if lines else "")
+    body = b"".join(line + b"\n" for line in lines)
     return Response(body, media_type="application/x-ndjson",
                     headers={"x-turnout-export-rows": str(len(lines)),
                              "x-turnout-export-prompts-dropped": str(len(by_prompt) - len(keep))})
