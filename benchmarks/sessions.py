@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import bench_args  # noqa: E402
+from _load import bench_args
 from rich.console import Console
 from rich.table import Table
 

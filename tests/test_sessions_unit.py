@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -192,7 +191,7 @@ def test_ttl_expiry_and_bound_of_the_memory_store():
         await store.put("a", "s1", Pin("m1", "d", 0), ttl_s=0.05)
         assert (await store.get("a", "s1")).model == "m1"
         assert await store.get("b", "s1") is None  # another owner
-        time.sleep(0.06)
+        await asyncio.sleep(0.06)
         assert await store.get("a", "s1") is None
         for s in ("x", "y", "z"):
             await store.put("a", s, Pin("m1", "d", 0), ttl_s=60)

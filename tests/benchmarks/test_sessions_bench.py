@@ -12,7 +12,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 sys.path.insert(0, str(BENCHMARKS))
-import sessions  # noqa: E402
+import sessions
 
 
 def test_tool_loops_sticky_never_switch_inside_a_loop():

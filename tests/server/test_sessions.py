@@ -63,7 +63,7 @@ def counter(server, name, **labels) -> float:
     text = httpx.get(server.url + "/metrics").text
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = rf"^{name}{{{re.escape(want)}}} (\S+)$" if labels else rf"^{name} (\S+)$"
-    found = re.search(pattern, text, re.M)
+    found = re.search(pattern, text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 

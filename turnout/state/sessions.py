@@ -36,7 +36,7 @@ class Pin:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Pin | None":
+    def from_dict(cls, data: Any) -> Pin | None:
         try:
             return cls(str(data["model"]), str(data["decision"]), float(data["priority"]), int(data.get("turns", 1)),
                        int(data.get("switches", 0)))
