@@ -81,6 +81,8 @@ def test_tool_choice(choice, expected):
     out = chat({"model": "m", "max_tokens": 1, "tools": [TOOL], "tool_choice": choice,
                 "messages": [{"role": "user", "content": "x"}]})
     assert {k: out[k] for k in ("tool_choice", "parallel_tool_calls") if k in out} == expected
+    assert "tool_choice" not in chat({"model": "m", "max_tokens": 1, "tool_choice": choice,
+                                      "messages": [{"role": "user", "content": "x"}]})  # no tools: nothing to choose
 
 
 @pytest.mark.parametrize("thinking, output_config, effort", [

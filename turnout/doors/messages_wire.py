@@ -174,7 +174,9 @@ def to_chat(body: dict[str, Any], request: CountTokensRequest) -> dict[str, Any]
     if request.tools:
         out["tools"] = [_tool(tool, f"tools.{i}") for i, tool in enumerate(request.tools)]
     if request.tool_choice is not None:
-        out.update(_tool_choice(request.tool_choice))
+        choice = _tool_choice(request.tool_choice)
+        if request.tools:  # chat refuses a tool_choice without tools; without them it means nothing anyway
+            out.update(choice)
     if (effort := _effort(request.thinking, request.output_config)) is not None:
         out["reasoning_effort"] = effort
     out.update({name: body[name] for name in TURNOUT_FIELDS if name in body})
