@@ -146,7 +146,7 @@ class Fleet:
 
     def turnout(self, name: str, config: str, upstream: str, workers: int = 1, door: str = "chat", **kw) -> None:
         text = (HERE / "configs" / config).read_text().replace("${UPSTREAM}", upstream)
-        path = self.tmp / f"{name.replace(' ', '-')}.yaml"
+        path = self.tmp / f"{name.replace(' ', '-').replace('/', '_')}.yaml"
         path.write_text(text)
         port = free_port()
         proc = start([sys.executable, "-m", "turnout.cli", "serve", "--config", str(path), "--port", str(port),
