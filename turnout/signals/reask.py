@@ -24,7 +24,7 @@ ENCODER = "minilm-static"
 
 class ReaskParams(Params):
     window_s: float = Field(600, gt=0, le=86400, description="how long a question counts as recent")
-    threshold: float = Field(0.92, ge=0, le=1, description="cosine similarity at which a question is the same")
+    threshold: float = Field(0.95, ge=0, le=1, description="cosine similarity at which a question is the same")
     implicit_rating: float | None = Field(0.0, ge=0, le=1, description="the rating a re-asked answer gets "
                                                                        "(null: none, only the signal matches)")
     keep: int = Field(20, ge=1, le=200, description="recent questions kept per tenant")
