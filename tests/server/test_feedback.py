@@ -95,7 +95,8 @@ def test_unknown_ids_and_other_tenants_ids_are_404(server):
     ({"rating": 1.5}, "rating"), ({"rating": -0.1}, "rating"), ({"rating": "good"}, "rating"),
     ({"rating": True}, "rating"), ({"thumbs": "sideways"}, "thumbs"), ({"success": "yes"}, "success"),
     ({"rating": 1, "thumbs": "up"}, "thumbs"), ({}, "rating"), ({"label": 7}, "label"),
-    ({"label": "x" * 201}, "label"), ({"rating": 1, "comment": ["no"]}, "comment"), ({"rating": 1, "stars": 5}, "stars"),
+    ({"label": "x" * 201}, "label"), ({"rating": 1, "comment": ["no"]}, "comment"),
+    ({"rating": 1, "stars": 5}, "stars"),
 ])
 def test_bad_values_are_400_naming_the_field(server, body, field):
     request_id, _ = ask(server)

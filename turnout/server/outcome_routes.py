@@ -23,7 +23,6 @@ from turnout.state.outcomes import OutcomeQuery, StoreUnavailable, UnknownCursor
 router = APIRouter()
 
 MAX_LIMIT = 1000
-EXPORT_PAGE = 1000
 FEEDBACK_FIELDS = ("request_id", "response_id", "rating", "thumbs", "success", "label", "comment")
 
 
@@ -95,17 +94,15 @@ async def export_outcomes(request: Request):
     --data`. Records of one (prompt, model) are averaged; by default only prompts that every exported model
     answered are kept (the table is dense); `models=a,b` picks the models, `sparse=true` keeps every row."""
     current = _admin(request)
-    query = _query(request, EXPORT_PAGE)
     cells: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
-    page_query, more = OutcomeQuery(query.tenant, query.decision, query.model, query.since, EXPORT_PAGE), True
-    while more:
-        page, more = await _page(current, page_query)
-        for o in page:
+    try:
+        async for o in current.outcomes.scan(_query(request)):
             if o.prompt and o.model and o.feedback is not None and o.feedback.quality is not None:
                 cells[(o.prompt, o.model)].append(o)
-        if page:
-            page_query = OutcomeQuery(query.tenant, query.decision, query.model, query.since, EXPORT_PAGE,
-                                      page[-1].request_id)
+    except UnknownCursor:
+        raise InvalidRequestError("after: no listed outcome has this request id", param="after") from None
+    except StoreUnavailable:
+        raise _unavailable() from None
     wanted = [m for m in request.query_params.get("models", "").split(",") if m] or sorted({m for _, m in cells})
     by_prompt: dict[str, set[str]] = defaultdict(set)
     for prompt, model in cells:
@@ -123,7 +120,7 @@ async def export_outcomes(request: Request):
 def _row(prompt: str, model: str, found: list[Outcome]) -> dict[str, Any]:
     n = len(found)
     return {"prompt": prompt, "model": model,
-            "score": round(sum(o.feedback.quality for o in found if o.feedback and o.feedback.quality is not None) / n, 6),
+            "score": round(sum(o.feedback.quality or 0.0 for o in found if o.feedback) / n, 6),
             "cost_usd": sum(o.cost_usd for o in found) / n, "latency_s": round(sum(o.latency_s for o in found) / n, 6),
             "task": found[0].decision or "", "records": n}
 

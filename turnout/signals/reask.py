@@ -17,7 +17,13 @@ from turnout.context import RoutingContext, SignalResult
 from turnout.models.request import request_embedding
 from turnout.params import Params
 from turnout.signals.base import Signal, register
-from turnout.state.feedback import Ask, FeedbackState, StoreUnavailable, feedback_state, text_hash
+from turnout.state.feedback import (
+    Ask,
+    FeedbackState,
+    StoreUnavailable,
+    feedback_state,
+    text_hash,
+)
 
 ENCODER = "minilm-static"
 
@@ -66,7 +72,8 @@ class ReaskSignal(Signal):
                 best, similar = earlier, sim
         if best is None or similar < p.threshold:
             return SignalResult(False, max(similar, 0.0))
-        detail = {"reask_of": best.request_id, "similarity": round(similar, 4), "seconds_ago": round(ask.time - best.time, 1)}
+        detail = {"reask_of": best.request_id, "similarity": round(similar, 4),
+                  "seconds_ago": round(ask.time - best.time, 1)}
         if p.implicit_rating is not None:
             detail["implicit_rating"] = p.implicit_rating
         return SignalResult(True, min(similar, 1.0), detail)

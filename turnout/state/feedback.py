@@ -40,7 +40,7 @@ class Ask:
         return _HEAD.pack(self.time, self.digest, self.request_id.encode()[:32]) + self.vector.astype("<f2").tobytes()
 
     @classmethod
-    def unpack(cls, raw: bytes) -> "Ask":
+    def unpack(cls, raw: bytes) -> Ask:
         t, digest, rid = _HEAD.unpack_from(raw)
         return cls(t, digest, rid.rstrip(b"\0").decode(), np.frombuffer(raw[_HEAD.size:], dtype="<f2"))
 

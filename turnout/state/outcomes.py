@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +47,15 @@ class OutcomeQuery:
     after: str | None = None  # a request id: list what came before it (the next page, newest first)
 
     def matches(self, o: Outcome) -> bool:
-        return ((self.tenant is None or o.tenant == self.tenant) and (self.decision is None or o.decision == self.decision)
+        return ((self.tenant is None or o.tenant == self.tenant)
+                and (self.decision is None or o.decision == self.decision)
                 and (self.model is None or o.model == self.model) and (self.since is None or o.time >= self.since))
 
 
 def redact_pii(text: str) -> str:
     """The text with every PII item the pii signal finds replaced by its type, e.g. `[email]`."""
-    from turnout.signals.pii import find_pii  # the detector, not the signal: no config needed
+    # the detector, not the signal: no config needed
+    from turnout.signals.pii import find_pii
 
     out, last = [], 0
     for span in find_pii(text):
@@ -84,8 +87,17 @@ class OutcomeStore(abc.ABC):
         """Write an updated record (feedback) now; raises StoreUnavailable."""
 
     @abc.abstractmethod
+    def scan(self, query: OutcomeQuery, max_scan: int | None = None) -> AsyncIterator[Outcome]:
+        """Every matching record, newest first (`query.limit` aside), looking at `max_scan` records at most."""
+
     async def list(self, query: OutcomeQuery) -> tuple[list[Outcome], bool]:
         """Newest first, at most `query.limit`, and whether there are more."""
+        page: list[Outcome] = []
+        async for o in self.scan(query, SCAN_LIMIT):
+            page.append(o)
+            if len(page) > query.limit:
+                break
+        return page[:query.limit], len(page) > query.limit
 
     async def flush(self) -> None:
         """Wait until every queued record is written (tests, export)."""
@@ -127,24 +139,20 @@ class MemoryOutcomeStore(OutcomeStore):
         if outcome.request_id in self.records:
             self.records[outcome.request_id] = outcome
 
-    async def list(self, query: OutcomeQuery) -> tuple[list[Outcome], bool]:
-        newest = reversed(self.records.values())
+    async def scan(self, query: OutcomeQuery, max_scan: int | None = None) -> AsyncIterator[Outcome]:
+        if query.after is not None and query.after not in self.records:
+            raise UnknownCursor(query.after)
+        newest = reversed(list(self.records.values()))  # a copy: records may arrive while the caller awaits
         if query.after is not None:
-            if query.after not in self.records:
-                raise UnknownCursor(query.after)
             for o in newest:
                 if o.request_id == query.after:
                     break
         since = max(query.since or 0.0, time.time() - self.ttl_s)
-        page: list[Outcome] = []
-        for o in newest:
-            if o.time < since:
+        for seen, o in enumerate(newest):
+            if o.time < since or (max_scan is not None and seen >= max_scan):
                 break  # oldest first in the ring: everything further is older still
             if query.matches(o):
-                page.append(o)
-                if len(page) > query.limit:
-                    break
-        return page[:query.limit], len(page) > query.limit
+                yield o
 
 
 class RedisOutcomeStore(OutcomeStore):
@@ -233,7 +241,7 @@ class RedisOutcomeStore(OutcomeStore):
         await self._call(self.client.set(f"{self.ns}:rec:{outcome.request_id}", dumps(outcome.to_dict()),
                                          keepttl=True, xx=True))
 
-    async def list(self, query: OutcomeQuery) -> tuple[list[Outcome], bool]:
+    async def scan(self, query: OutcomeQuery, max_scan: int | None = None) -> AsyncIterator[Outcome]:
         await self.flush()  # a listing shows what was answered before it
         index = f"{self.ns}:idx" if query.tenant is None else f"{self.ns}:idx:{_tenant(query.tenant)}"
         start = 0
@@ -243,20 +251,19 @@ class RedisOutcomeStore(OutcomeStore):
                 raise UnknownCursor(query.after)
             start = rank + 1
         since = max(query.since or 0.0, time.time() - self.ttl_s)
-        page: list[Outcome] = []
-        step = max(query.limit + 1, 100)
-        while len(page) <= query.limit and start < SCAN_LIMIT:
+        step, seen = min(max(query.limit + 1, 100), 1000), 0
+        while max_scan is None or seen < max_scan:
             entries = await self._call(self.client.zrevrange(index, start, start + step - 1, withscores=True))
             if not entries:
-                break
+                return
             start += len(entries)
+            seen += len(entries)
             fresh = [m.decode() for m, score in entries if score >= since]
             for o in await self._load([f"{self.ns}:rec:{m}" for m in fresh]):
                 if o is not None and query.matches(o):
-                    page.append(o)
+                    yield o
             if len(fresh) < len(entries):
-                break  # reached records older than `since`
-        return page[:query.limit], len(page) > query.limit
+                return  # reached records older than `since`
 
     async def flush(self) -> None:
         if self._writer is not None and not self._writer.done():
