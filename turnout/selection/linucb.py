@@ -17,10 +17,10 @@ PROJECTION_SEED = 20101  # fixed, not `seed`: every replica must map a request t
 
 @register("linucb")
 class LinUCBSelector(OnlineSelector):
-    def __init__(self, *, alpha: NonNegative = 0.5, ridge: Positive = 1.0, dim: Count = 16,
+    def __init__(self, *, alpha: NonNegative = 0.1, ridge: Positive = 1.0, dim: Count = 16,
                  signals: list[str] = [], seed: int = 0, explore: bool = True,  # noqa: B006 - validated, copied
                  max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: Optional[str] = None,
-                 prior_strength: NonNegative = 10.0, clusters: Count = 0, cost_weight: float = 0.0,
+                 prior_strength: NonNegative = 50.0, clusters: Count = 0, cost_weight: float = 0.0,
                  latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
         self._common(locals())
