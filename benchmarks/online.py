@@ -268,8 +268,14 @@ def main() -> None:
                     "goals": g, "seconds": round(time.perf_counter() - started, 1),
                     "replays": [{k: v for k, v in json_ready(r).items() if k != "curve"} for r in runs]}
                 console.print(f"{name}: mean reward {report['learners'][name]['mean_reward']:.4f}", highlight=False)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")  # the learners' figures, before the timing runs
+    plot_against_offline(curves, args.plot, f"{stream.name}, {len(ORDERS)} random orders (mean)")
     redis = None
     if args.redis:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' redis-server starter
         from tests.plugins.conftest import RedisServer
 
         redis = RedisServer().start()
@@ -278,9 +284,7 @@ def main() -> None:
     finally:
         if redis:
             redis.stop()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
-    plot_against_offline(curves, args.plot, f"{stream.name}, {len(ORDERS)} random orders (mean)")
     console.print(results_table(report))
     console.print(overhead_table(report["overhead"]))
 

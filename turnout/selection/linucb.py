@@ -25,6 +25,7 @@ class LinUCBSelector(OnlineSelector):
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
         self._common(locals())
         self.d_ = dim + len(self.signals) + 1
+        self.upper_ = np.triu_indices(self.d_)  # A is symmetric: its upper triangle is kept
         self.projection_: np.ndarray | None = None
         self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # arm → (state version, A⁻¹, b)
 
@@ -32,7 +33,7 @@ class LinUCBSelector(OnlineSelector):
         return self.dim > 0
 
     def _size(self) -> int:
-        return 1 + self.d_ * self.d_ + self.d_  # n, A (without the ridge), b
+        return 1 + len(self.upper_[0]) + self.d_  # n, A's upper triangle (without the ridge), b
 
     def _context(self, ctx):
         parts = []
@@ -50,12 +51,14 @@ class LinUCBSelector(OnlineSelector):
         version = self.state.version(arm)
         found = self.cache_.get(arm)
         if found is None or found[0] != version:
-            d = self.d_
+            d, m = self.d_, len(self.upper_[0])
             stats = self.state.view(arm)
+            a = np.zeros((d, d))
+            a[self.upper_] = stats[1:1 + m]
+            a = a + np.triu(a, 1).T
             # warm: the prior is worth `prior_strength` observations of a zero residual
-            ridge = self.ridge + (self.prior_strength if self.prior_model_ is not None else 0.0)
-            a = stats[1:1 + d * d].reshape(d, d) + ridge * np.eye(d)
-            found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + d * d:].copy())
+            a += (self.ridge + (self.prior_strength if self.prior_model_ is not None else 0.0)) * np.eye(d)
+            found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + m:].copy())
         return found[1], found[2]
 
     def _estimate(self, arms, ctx_vec, cell, prior, explore):
@@ -74,7 +77,7 @@ class LinUCBSelector(OnlineSelector):
         x = np.asarray(ctx_vec, dtype=np.float64)
         if x.shape != (self.d_,):
             raise ValueError(f"linucb: a context of {x.shape} for a model of {self.d_} dimensions")
-        return np.concatenate(([1.0], np.outer(x, x).ravel(), (reward - prior) * x))
+        return np.concatenate(([1.0], np.outer(x, x)[self.upper_], (reward - prior) * x))
 
     async def update(self, outcome, reward):
         arm = outcome.model

@@ -1,8 +1,9 @@
 """What online selectors learn, kept per decision and arm (candidate model) as a vector of additive sufficient
 statistics (counts, sums, XᵀX): in this process's memory, or in Redis shared by every replica.
 
-Every update is an increment, so replicas never overwrite each other: in Redis one Lua script adds a delta to one
-hash per decision and arm (HINCRBYFLOAT on each field, atomically) and returns the hash as it now stands. `select`
+Every update is an increment, so replicas never overwrite each other: in Redis one Lua script adds a delta to the
+statistics of one decision and arm (one key, read, added to and written back atomically) and returns them as they
+now stand. `select`
 never waits on Redis: it reads a local view, refreshed in the background every `refresh_s` and after each own
 update. While Redis is unreachable the view keeps serving, own updates are kept as pending deltas and sent once
 it is back, and `unavailable` says so (the selector puts it in its reason)."""
@@ -21,12 +22,23 @@ from turnout.state.redis import Guarded, StoreUnavailable, close, connect
 
 REFRESH_S = 0.5
 
-# KEYS[1]: the arm's hash; ARGV: field, delta, field, delta, ... Atomic: Redis runs a script alone.
+# KEYS[1]: the arm's statistics, one string of comma-separated numbers; ARGV[1]: the delta, likewise. Atomic (Redis
+# runs a script alone) and one round trip; a hash with HINCRBYFLOAT per field costs ~10x more for linucb's ~170.
 ADD_SCRIPT = """
-for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return redis.call('HGETALL', KEYS[1])
+local values = {}
+local current = redis.call('GET', KEYS[1])
+if current then for v in string.gmatch(current, '[^,]+') do values[#values + 1] = tonumber(v) end end
+local i = 0
+for v in string.gmatch(ARGV[1], '[^,]+') do
+  i = i + 1
+  values[i] = (values[i] or 0) + tonumber(v)
+end
+local parts = {}
+for k = 1, #values do parts[k] = string.format('%.17g', values[k]) end
+local joined = table.concat(parts, ',')
+redis.call('SET', KEYS[1], joined)
+return joined
 """
-
 
 class BanditState(abc.ABC):
     """Per arm, a float vector of `size` additive statistics (zeros until something is learned)."""
@@ -77,7 +89,7 @@ class MemoryBanditState(BanditState):
 
 
 class RedisBanditState(BanditState):
-    """One hash per arm, `{namespace}:{arm}`, fields "0".."size-1"."""
+    """One key per arm, `{namespace}:{arm}`: its statistics as comma-separated numbers (exact: %.17g)."""
 
     def __init__(self, url: str, namespace: str, size: int, refresh_s: float = REFRESH_S) -> None:
         super().__init__(size)
@@ -124,7 +136,7 @@ class RedisBanditState(BanditState):
             client = self._connection()
             async with client.pipeline(transaction=False) as pipe:
                 for arm in arms:
-                    pipe.hgetall(self.key(arm))
+                    pipe.get(self.key(arm))
                 replies = await self._guard(pipe.execute())
         except StoreUnavailable:
             self._down_since = self._down_since or time.monotonic()
@@ -137,11 +149,9 @@ class RedisBanditState(BanditState):
         delta = self.pending.pop(arm, None)
         if delta is None:
             return
-        args: list[str] = []
-        for i in np.flatnonzero(delta):
-            args += [str(int(i)), repr(float(delta[i]))]
+        packed = ",".join(map(repr, delta.tolist()))
         try:
-            reply = await self._guard(self._connection().eval(ADD_SCRIPT, 1, self.key(arm), *args)) if args else None
+            reply = await self._guard(self._connection().eval(ADD_SCRIPT, 1, self.key(arm), packed))
         except StoreUnavailable:
             self.pending[arm] = self.pending.get(arm, 0.0) + delta  # kept (with any added meanwhile) for later
             self._down_since = self._down_since or time.monotonic()
@@ -152,11 +162,10 @@ class RedisBanditState(BanditState):
 
     def _store(self, arm: str, reply: Any) -> None:
         values = np.zeros(self.size)
-        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
-        for field, value in pairs:
-            index = int(field)
-            if index < self.size:
-                values[index] = float(value)
+        if reply:
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            found = np.array(text.split(","), dtype=np.float64)[:self.size]
+            values[:len(found)] = found
         old = self.snapshot.get(arm)
         self.snapshot[arm] = values
         if old is None or not np.array_equal(old, values):
