@@ -180,6 +180,11 @@ def parse_events(raw: bytes) -> list:
     return events
 
 
+def frames(framer, batch):
+    """As the relay calls a framer: each chunk beside its parsed value."""
+    return framer.frames(batch, [json.loads(c) for c in batch])
+
+
 def test_stream_events_in_order_with_sequence_numbers():
     saved = []
 
@@ -188,8 +193,8 @@ def test_stream_events_in_order_with_sequence_numbers():
         return True
 
     framer = ResponsesFramer(turn(), save)
-    raw = framer.frames([chunk({"role": "assistant", "content": ""}), chunk({"content": "Hello "})])
-    raw += framer.frames([chunk({"content": "there."}),
+    raw = frames(framer, [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hello "})])
+    raw += frames(framer, [chunk({"content": "there."}),
                           chunk({"tool_calls": [{"index": 0, "id": "call_9", "type": "function",
                                                  "function": {"name": "get_weather", "arguments": ""}}]}),
                           chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
@@ -217,7 +222,7 @@ def test_a_failure_mid_stream_is_response_failed_without_secrets():
         raise AssertionError("a failed response is not stored")
 
     framer = ResponsesFramer(turn(), save)
-    raw = framer.frames([chunk({"content": "Hel"})])
+    raw = frames(framer, [chunk({"content": "Hel"})])
     raw += framer.error(StreamInterruptedError("upstream broke: key sk-abcdefghijklmnop"), ("sk-abcdefghijklmnop",))
     events = parse_events(raw)
     assert events[-1].type == "response.failed" and events[-1].response.status == "failed"

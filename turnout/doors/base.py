@@ -40,8 +40,9 @@ class Framer(abc.ABC):
     media_type: ClassVar[str] = "text/event-stream"
 
     @abc.abstractmethod
-    def frames(self, batch: list[Chunk]) -> bytes:
-        """The bytes to send for a batch of internal chunks (may be empty)."""
+    def frames(self, batch: list[Chunk], parsed: list[Any]) -> bytes:
+        """The bytes to send for a batch of internal chunks (may be empty). `parsed[i]` is `batch[i]` read as JSON
+        (None when it is not JSON), read once for the accounting: a framer that needs the values uses these."""
 
     @abc.abstractmethod
     async def end(self, trailer: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from turnout.doors.base import Call, Door, Framer, register
 from turnout.doors.chat_schema import ChatCompletionRequest, check_chat_request
@@ -17,7 +17,7 @@ def frame(data: str) -> bytes:
 
 
 class ChatFramer(Framer):
-    def frames(self, batch: list[str]) -> bytes:
+    def frames(self, batch: list[str], parsed: list[Any]) -> bytes:
         return b"".join(map(frame, batch))
 
     async def end(self, trailer: str) -> bytes:
@@ -31,7 +31,7 @@ class ChatFramer(Framer):
 @register("chat")
 class ChatDoor(Door):
     paths = ("/v1/chat/completions", "/chat/completions")
-    openapi = {"requestBody": {"required": True, "content": {"application/json": {
+    openapi: ClassVar[dict[str, Any] | None] = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:

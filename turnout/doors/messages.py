@@ -7,7 +7,7 @@ that speak another protocol get the translated body."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,8 +20,14 @@ from turnout.doors.base import Call, Chunk, Door, Framer, register
 from turnout.doors.chat_schema import TURNOUT_FIELDS
 from turnout.doors.messages_output import EventWriter, from_chat, native_usage
 from turnout.doors.messages_wire import MessagesRequest, check_request, to_chat
-from turnout.errors import TurnoutError, UpstreamError, scrub_field, scrub_message
-from turnout.jsonutil import dumps_str, loads
+from turnout.errors import (
+    StreamInterruptedError,
+    TurnoutError,
+    UpstreamError,
+    scrub_field,
+    scrub_message,
+)
+from turnout.jsonutil import dumps_str
 
 #: HTTP status -> Anthropic's error type
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -57,10 +63,11 @@ class MessagesFramer(Framer):
         self.writer = EventWriter(message_id, stops, input_estimate)
         self.native: bool | None = None
 
-    def frames(self, batch: list[Chunk]) -> bytes:
+    def frames(self, batch: list[Chunk], parsed: list[Any]) -> bytes:
         out = []
-        for text in batch:
-            data = loads(text)
+        for text, data in zip(batch, parsed):
+            if not isinstance(data, dict):
+                raise StreamInterruptedError("the upstream sent a stream chunk that is not a JSON object")
             if self.native is None:
                 self.native = "object" not in data
             if self.native:
@@ -80,7 +87,7 @@ class MessagesFramer(Framer):
 @register("messages")
 class MessagesDoor(Door):
     paths = ("/v1/messages",)
-    openapi = {"requestBody": {"required": True, "content": {"application/json": {
+    openapi: ClassVar[dict[str, Any] | None] = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": MessagesRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:
@@ -174,7 +181,9 @@ class MessagesDoor(Door):
     async def count_tokens(self, request: Request) -> Response:
         """turnout's token estimate (about 4 characters a token, text only) of the translated request, once it
         is authenticated, validated and routable; not Anthropic's tokenizer, and no upstream is asked."""
-        from turnout.server.exchange import Exchange  # the server imports every door: not at import time
+        from turnout.server.exchange import (
+            Exchange,  # the server imports every door: not at import time
+        )
 
         router = request.app.state.holder.router
         exchange = Exchange(router, self, request)

@@ -20,7 +20,7 @@ from turnout.doors.responses_output import (
     response_usage,
 )
 from turnout.errors import TurnoutError
-from turnout.jsonutil import dumps, loads
+from turnout.jsonutil import dumps
 
 #: stores a finished response; says whether it was stored
 Save = Callable[[dict[str, Any]], Awaitable[bool]]
@@ -51,6 +51,7 @@ class ResponsesFramer(Framer):
         self.seq = 0
         self.output: list[dict[str, Any]] = []  # items in output order, as they will be when done
         self.text: dict[str, Any] | None = None  # the open message item
+        self.pieces: list[str] = []  # its text so far, joined when it closes (not grown in place: that is quadratic)
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index → its function_call item
         self.usage: dict[str, Any] | None = None
         self.finish: Any = None
@@ -61,18 +62,14 @@ class ResponsesFramer(Framer):
         data["sequence_number"], self.seq = self.seq, self.seq + 1
         return event(data)
 
-    def frames(self, batch: list[str]) -> bytes:
+    def frames(self, batch: list[str], parsed: list[Any]) -> bytes:
         out: list[bytes] = []
         if not self.started:
             self.started = True
             snapshot = envelope(self.turn, output=[], status="in_progress", model=self.model)
             out += [self.emit({"type": "response.created", "response": snapshot}),
                     self.emit({"type": "response.in_progress", "response": snapshot})]
-        for chunk in batch:
-            try:
-                data = loads(chunk)
-            except ValueError:
-                continue
+        for data in parsed:
             if isinstance(data, dict):
                 out += self.chunk(data)
         return b"".join(out)
@@ -108,7 +105,7 @@ class ResponsesFramer(Framer):
             out.append(self.emit({"type": "response.content_part.added", "item_id": self.text["id"],
                                   "output_index": index, "content_index": 0,
                                   "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}))
-        self.text["content"][0]["text"] += text
+        self.pieces.append(text)
         out.append(self.emit({"type": "response.output_text.delta", "item_id": self.text["id"],
                               "output_index": self.output.index(self.text), "content_index": 0, "delta": text,
                               "logprobs": []}))
@@ -138,6 +135,7 @@ class ResponsesFramer(Framer):
         if item is None:
             return []
         index, part = self.output.index(item), item["content"][0]
+        part["text"], self.pieces = "".join(self.pieces), []
         item["status"] = "incomplete" if incomplete_reason(self.finish) else "completed"
         return [self.emit({"type": "response.output_text.done", "item_id": item["id"], "output_index": index,
                            "content_index": 0, "text": part["text"], "logprobs": []}),
@@ -168,6 +166,8 @@ class ResponsesFramer(Framer):
         return b"".join(out) + comment(trailer)
 
     def error(self, exc: TurnoutError, secrets: tuple[str, ...]) -> bytes:
+        if self.text is not None:  # the text that was sent before the failure
+            self.text["content"][0]["text"] = "".join(self.pieces)
         return self.emit({"type": "response.failed", "response": failed(self.turn, exc, secrets, self.output,
                                                                          self.model)})
 
@@ -187,13 +187,9 @@ class RelayFramer(Framer):
         self.seq = 0
         self.model = turn.request.model
 
-    def frames(self, batch: list[str]) -> bytes:
+    def frames(self, batch: list[str], parsed: list[Any]) -> bytes:
         out = []
-        for chunk in batch:
-            try:
-                data = loads(chunk)
-            except ValueError:
-                continue
+        for data in parsed:
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
                 continue
             if data["type"] in _WHOLE and isinstance(data.get("response"), dict):

@@ -16,7 +16,13 @@ from turnout.access import Reservation, usage_tokens
 from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.doors import Door
 from turnout.doors.chat_schema import TURNOUT_FIELDS
-from turnout.errors import InvalidRequestError, TurnoutError, UpstreamError, scrub_field, scrub_message
+from turnout.errors import (
+    InvalidRequestError,
+    TurnoutError,
+    UpstreamError,
+    scrub_field,
+    scrub_message,
+)
 from turnout.jsonutil import dumps, loads
 from turnout.pipeline import Route, Router
 from turnout.server import metrics, outcome_record
@@ -177,17 +183,18 @@ class Exchange:
         completion_chars = 0
         tally = self.door.tally
 
-        def on_chunk(chunk: str) -> None:
+        def on_chunk(chunk: str) -> Any:
             nonlocal completion_chars
             try:
                 data = loads(chunk)
             except ValueError:
-                return
+                return None
             if isinstance(data, dict):
                 used, chars = tally(data)
                 if used:
                     usage.update(used)
                 completion_chars += chars
+            return data
 
         def trailer() -> str:
             return f"turnout cost_usd={self.cost(usage or None, completion_chars):.8f}"

@@ -125,8 +125,8 @@ class IdSniffer(Framer):
         self.media_type = inner.media_type  # type: ignore[misc]
         self.found = False
 
-    def frames(self, batch: list[str]) -> bytes:
-        data = self.inner.frames(batch)
+    def frames(self, batch: list[str], parsed: list[Any]) -> bytes:
+        data = self.inner.frames(batch, parsed)
         if not self.found and data:
             self.found = True
             self.exchange.response_id = _first_event_id(data)

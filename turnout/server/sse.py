@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -74,24 +75,21 @@ async def relay(
     rest: AsyncIterator[list[str]],
     *,
     framer: Framer,
-    on_chunk: Callable[[str], None],
+    on_chunk: Callable[[str], Any],
     on_end: Callable[[str | None], None],
     trailer: Callable[[], str],
     secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[bytes]:
-    """Yield the upstream's chunk batches in the door's framing, one write per batch. A failure mid-stream ends the
+    """Yield the upstream's chunk batches in the door's framing, one write per batch; `on_chunk` sees each chunk
+    first and returns its parsed value, which the framer gets beside the text. A failure mid-stream ends the
     stream with the door's error event (never a silent truncation); `on_end` always runs, with the error code if
     there was one (`client_disconnected` when the client went away first)."""
     error: str | None = None
     try:
-        for chunk in first:
-            on_chunk(chunk)
-        if data := framer.frames(first):
+        if data := framer.frames(first, [on_chunk(chunk) for chunk in first]):
             yield data
         async for batch in rest:
-            for chunk in batch:
-                on_chunk(chunk)
-            if data := framer.frames(batch):
+            if data := framer.frames(batch, [on_chunk(chunk) for chunk in batch]):
                 yield data
         yield LastFrame(await framer.end(trailer()))
     except (asyncio.CancelledError, GeneratorExit):
