@@ -27,7 +27,7 @@ from turnout.errors import (
     scrub_field,
     scrub_message,
 )
-from turnout.jsonutil import dumps_str
+from turnout.jsonutil import dumps
 
 #: HTTP status -> Anthropic's error type
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -51,8 +51,9 @@ def error_object(exc: TurnoutError, secrets: tuple[str, ...]) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type(exc), "message": scrub_message(exc.message, secrets)}}
 
 
-def event(kind: str, data: str) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + data.encode("utf-8") + b"\n\n"
+def event(kind: str, data: str | bytes) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + (data if isinstance(data, bytes) else data.encode("utf-8")) \
+        + b"\n\n"
 
 
 class MessagesFramer(Framer):
@@ -73,15 +74,15 @@ class MessagesFramer(Framer):
             if self.native:
                 out.append(event(str(data.get("type")), text))
             else:
-                out += [event(e["type"], dumps_str(e)) for e in self.writer.feed(data)]
+                out += [event(e["type"], dumps(e)) for e in self.writer.feed(data)]
         return b"".join(out)
 
     async def end(self, trailer: str) -> bytes:
-        closing = b"" if self.native else b"".join(event(e["type"], dumps_str(e)) for e in self.writer.finish_events())
+        closing = b"" if self.native else b"".join(event(e["type"], dumps(e)) for e in self.writer.finish_events())
         return closing + b": " + trailer.encode() + b"\n\n"  # an SSE comment: clients skip it, scripts read it
 
     def error(self, exc: TurnoutError, secrets: tuple[str, ...]) -> bytes:
-        return event("error", dumps_str(error_object(exc, secrets)))
+        return event("error", dumps(error_object(exc, secrets)))
 
 
 @register("messages")
