@@ -48,7 +48,7 @@ LEARNERS = ("thompson", "linucb", "epsilon_greedy", "ucb1")
 OFFLINE = ("knn", "mlp", "hybrid", "cluster", "classifier", "mf")
 WINDOW = (2000, 3000)
 WARM_FROM = 200
-console = Console()
+console = Console(width=170)
 
 
 def splits(table: RoutingTable) -> tuple[RoutingTable, RoutingTable]:

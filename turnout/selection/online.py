@@ -113,24 +113,25 @@ class OnlineSelector(Selector):
         ctx_vec = self._context(ctx)
         cell = self._cell(ctx)
         prior = self._prior(ctx, candidates)
-        may_explore = self.explore and self._explore_share() < self.max_explore_share
+        share = self._explore_share()
+        may_explore = self.explore and (self.max_explore_share >= 1 or share < self.max_explore_share)
         mean, score, notes = self._estimate(arms, ctx_vec, cell, prior, may_explore)
         greedy = int(np.argmax(mean))
         pick = int(np.argmax(score)) if may_explore else greedy
         explored = pick != greedy
         self.window_.append(explored)
         shown = score if may_explore else mean
-        reason = self._reason(arms, notes, pick, explored, may_explore, cell)
+        reason = self._reason(arms, notes, pick, explored, may_explore, cell, share)
         features = (float(prior[pick]), *(() if ctx_vec is None else map(float, ctx_vec)),
                     *(() if cell is None else (float(cell),)))
         return Choice(arms[pick], {a: float(s) for a, s in zip(arms, shown)}, reason, features, explored)
 
     def _reason(self, arms: list[str], notes: list[str], pick: int, explored: bool, may_explore: bool,
-                cell: int | None) -> str:
+                cell: int | None, share: float) -> str:
         if not self.explore:
             how = "exploit only (explore: false)"
         elif not may_explore:
-            how = f"exploit: explore share {self._explore_share():.0%} at its cap {self.max_explore_share:.0%}"
+            how = f"exploit: explore share {share:.0%} at its cap {self.max_explore_share:.0%}"
         else:
             how = "explore" if explored else "exploit"
         where = f" in cluster {cell}" if cell is not None else ""
