@@ -33,8 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from turnout.config import Config
-from turnout.eval.bootstrap import RESAMPLES, SEED, percentile_intervals
 from turnout.context import estimate_tokens
+from turnout.eval.bootstrap import RESAMPLES, SEED, percentile_intervals
 from turnout.eval.datasets import LLMROUTER_OUTPUT_TOKENS, llmrouter
 from turnout.eval.replay import json_ready, replay
 from turnout.eval.table import RoutingTable, held_out

@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 out = Console()
@@ -29,9 +35,9 @@ def register(app: typer.Typer) -> None:
         order: Annotated[str, typer.Option(help="random (seeded) or table")] = "random",
         seed: Annotated[int, typer.Option(help="seed of the random order")] = 0,
         feedback: Annotated[str, typer.Option(help="scores: learn from the table's scores; none: learn nothing")] = "scores",
-        json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report here")] = None,
-        plot_out: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG of the regret curves")] = None,
-        limit: Annotated[Optional[int], typer.Option(min=1, help="replay at most this many rows")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+        plot_out: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the regret curves")] = None,
+        limit: Annotated[int | None, typer.Option(min=1, help="replay at most this many rows")] = None,
         split: Annotated[str, typer.Option(help="replay this split only ('' for all rows)")] = "",
         shared: Annotated[Path, typer.Option(help="the shared data folder (for built-in dataset names)")] = Path("../shared/data"),
     ) -> None:
@@ -40,7 +46,8 @@ def register(app: typer.Typer) -> None:
         against the best fixed model and the oracle, exploration share, per-model load and switches."""
         from turnout.config import ConfigError
         from turnout.eval.harness import load_data
-        from turnout.eval.replay import json_ready, plot, replay as run
+        from turnout.eval.replay import json_ready, plot
+        from turnout.eval.replay import replay as run
         from turnout.eval.table import DataError
         from turnout.pipeline import Router
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
@@ -33,7 +34,7 @@ class Selector(abc.ABC):
     #: the encoder whose request embedding `select` reads (None: no embedding needed)
     encoder: str | None = None
 
-    def fit(self, table: Any) -> "Selector":
+    def fit(self, table: Any) -> Selector:
         return self
 
     @abc.abstractmethod
@@ -48,15 +49,15 @@ class Selector(abc.ABC):
 
     async def update(self, outcome: Any, reward: float) -> None:
         """Learn from one outcome (a turnout.outcomes.Outcome) and its reward."""
-        return None
+        return
 
     def bind_state(self, state_config: Any, namespace: str) -> None:
         """Keep learned state where `state_config` says (memory, or Redis under `namespace`)."""
-        return None
+        return
 
     def bind_models(self, models: dict[str, Any]) -> None:
         """The decision's models' configs (prices, energy per token), for rewards that net them off."""
-        return None
+        return
 
     async def aclose(self) -> None:
         return None

@@ -1,18 +1,25 @@
 """ε-greedy: the best mean reward, except a share ε of picks (seeded) go to a candidate drawn at random."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
 
 from turnout.selection.base import register
-from turnout.selection.online import Count, CountingSelector, NonNegative, Positive, Share, Window
+from turnout.selection.online import (
+    Count,
+    CountingSelector,
+    NonNegative,
+    Positive,
+    Share,
+    Window,
+)
 
 
 @register("epsilon_greedy")
 class EpsilonGreedySelector(CountingSelector):
     def __init__(self, *, epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1, seed: int = 0, explore: bool = True,
-                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: Optional[str] = None,
+                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: str | None = None,
                  prior_strength: NonNegative = 50.0, clusters: Count = 0, cost_weight: float = 0.0,
                  latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.epsilon = epsilon

@@ -4,13 +4,19 @@ the pick with the highest θᵀx + α·√(xᵀA⁻¹x). The context is the requ
 A⁻¹ follows each own update by Sherman–Morrison; it is recomputed only when other replicas' updates arrive.
 Warm-started, the regression learns the residual on the prior, so it starts from the offline router's choice."""
 
-from typing import Optional
 
 import numpy as np
 
 from turnout.selection.base import register
 from turnout.selection.learned import embedding_key
-from turnout.selection.online import Count, NonNegative, OnlineSelector, Positive, Share, Window
+from turnout.selection.online import (
+    Count,
+    NonNegative,
+    OnlineSelector,
+    Positive,
+    Share,
+    Window,
+)
 
 PROJECTION_SEED = 20101  # fixed, not `seed`: every replica must map a request to the same context
 
@@ -19,7 +25,7 @@ PROJECTION_SEED = 20101  # fixed, not `seed`: every replica must map a request t
 class LinUCBSelector(OnlineSelector):
     def __init__(self, *, alpha: NonNegative = 0.1, ridge: Positive = 1.0, dim: Count = 16,
                  signals: list[str] = [], seed: int = 0, explore: bool = True,  # noqa: B006 - validated, copied
-                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: Optional[str] = None,
+                 max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: str | None = None,
                  prior_strength: NonNegative = 50.0, clusters: Count = 0, cost_weight: float = 0.0,
                  latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)

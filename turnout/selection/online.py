@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import abc
 from collections import deque
-from typing import Annotated, Any, Sequence
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
 
-from turnout.context import Choice, RoutingContext, requested_objective
+from turnout.context import Choice, RoutingContext
 from turnout.selection.base import BUILTIN_ROUTERS, Candidate, Selector
 from turnout.state.bandits import BanditState, MemoryBanditState, build_bandit_state
 

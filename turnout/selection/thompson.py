@@ -2,18 +2,24 @@
 wins. Beta posteriors when the reward is a quality in [0, 1] and nothing is learned on top of a prior; Gaussian
 ones otherwise (rewards net of cost can be negative; a warm start learns the residual on its prior)."""
 
-from typing import Optional
 
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.online import Count, CountingSelector, NonNegative, Positive, Share, Window
+from turnout.selection.online import (
+    Count,
+    CountingSelector,
+    NonNegative,
+    Positive,
+    Share,
+    Window,
+)
 
 
 @register("thompson")
 class ThompsonSelector(CountingSelector):
     def __init__(self, *, noise: Positive = 0.2, seed: int = 0, explore: bool = True, max_explore_share: Share = 1.0,
-                 explore_window: Window = 500, warm_start: Optional[str] = None, prior_strength: NonNegative = 50.0,
+                 explore_window: Window = 500, warm_start: str | None = None, prior_strength: NonNegative = 50.0,
                  clusters: Count = 0, cost_weight: float = 0.0, latency_weight: float = 0.0,
                  energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.noise = noise

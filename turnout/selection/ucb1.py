@@ -1,17 +1,23 @@
 """UCB1 (Auer et al. 2002): the mean reward plus c·√(2 ln N / n); each candidate is tried once first (cold)."""
 
-from typing import Optional
 
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.online import Count, CountingSelector, NonNegative, Positive, Share, Window
+from turnout.selection.online import (
+    Count,
+    CountingSelector,
+    NonNegative,
+    Positive,
+    Share,
+    Window,
+)
 
 
 @register("ucb1")
 class UCB1Selector(CountingSelector):
     def __init__(self, *, c: NonNegative = 1.0, seed: int = 0, explore: bool = True, max_explore_share: Share = 1.0,
-                 explore_window: Window = 500, warm_start: Optional[str] = None, prior_strength: NonNegative = 50.0,
+                 explore_window: Window = 500, warm_start: str | None = None, prior_strength: NonNegative = 50.0,
                  clusters: Count = 0, cost_weight: float = 0.0, latency_weight: float = 0.0,
                  energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.c = c
