@@ -217,8 +217,13 @@ def test_the_export_is_a_routing_table_that_turnout_train_reads(serve, upstream,
     assert json.loads((tmp_path / "knn" / "router.json").read_text())
 
 
-def test_records_in_redis_are_shared_expire_and_never_fail_a_request(serve, upstream, redis_server):  # noqa: F811
+def test_records_in_redis_are_shared_expire_and_never_fail_a_request(serve, upstream, redis_server,  # noqa: F811
+                                                                     monkeypatch):
     import redis
+
+    from turnout.state import outcomes
+
+    monkeypatch.setattr(outcomes, "LINGER_S", 0.3)  # records wait in their server's queue long enough to be seen there
 
     cfg = config(upstream.url, ttl_s=120)
     cfg["state"].update(store="redis", redis_url=redis_server.url)
@@ -229,11 +234,13 @@ def test_records_in_redis_are_shared_expire_and_never_fail_a_request(serve, upst
     r = feedback(second, response_id=response.id, thumbs="down")
     assert r.status_code == 200 and r.json()["outcome"]["feedback"]["thumbs"] == "down"
     assert record(first, rec["request_id"])["feedback"]["quality"] == 0.0
+    at_once, _ = ask(first, "rated through the other server the moment it is answered")
+    assert feedback(second, request_id=at_once, rating=0.5).status_code == 200  # still in first's write queue
     client = redis.Redis.from_url(redis_server.url)
     key = f"{cfg['state']['namespace']}:out:rec:{rec['request_id']}"
     assert 100_000 < client.pttl(key) <= 120_000  # the TTL is kept when feedback rewrites the record
-    listed = admin_get(second).json()["data"]
-    assert [o["request_id"] for o in listed] == [rec["request_id"]]
+    listed = admin_get(second).json()
+    assert [o["request_id"] for o in listed["data"]] == [at_once, rec["request_id"]] and listed["dropped"] == 0
     client.close()
 
     redis_server.stop()  # the store is gone: requests are answered all the same; the endpoints say so

@@ -3,6 +3,7 @@ RoutingTable-shaped JSONL, and POST /v1/feedback (any valid key; a tenant rates 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import defaultdict
@@ -18,7 +19,13 @@ from turnout.pipeline import Router
 from turnout.server import outcome_record
 from turnout.server.body import read_json
 from turnout.server.exchange import request_headers
-from turnout.state.outcomes import OutcomeQuery, StoreUnavailable, UnknownCursor
+from turnout.state import outcomes as outcome_state
+from turnout.state.outcomes import (
+    OutcomeQuery,
+    RedisOutcomeStore,
+    StoreUnavailable,
+    UnknownCursor,
+)
 
 router = APIRouter()
 
@@ -85,7 +92,8 @@ async def list_outcomes(request: Request):
     page, more = await _page(current, _query(request))
     return JSONResponse({"object": "list", "data": [_listed(o) for o in page], "has_more": more,
                          "first_id": page[0].request_id if page else None,
-                         "last_id": page[-1].request_id if page else None})
+                         "last_id": page[-1].request_id if page else None,
+                         "dropped": current.outcomes.dropped})  # records this process could not keep
 
 
 @router.get("/v1/router/outcomes/export")
@@ -150,6 +158,10 @@ async def post_feedback(request: Request):
     param, record_id, feedback = parse_feedback(body)
     try:
         found = await current.outcomes.get(record_id)
+        if found is None and isinstance(current.outcomes, RedisOutcomeStore):
+            # another replica may have answered it moments ago, its record still in that replica's queue
+            await asyncio.sleep(outcome_state.LINGER_S * 3)
+            found = await current.outcomes.get(record_id)
         if found is None or found.tenant != caller.key_id:
             raise _not_found(record_id, param)  # another tenant's record is as unknown as one never made
         status, learned = await outcome_record.apply(current, found, feedback)
