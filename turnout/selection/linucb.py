@@ -30,7 +30,9 @@ class LinUCBSelector(OnlineSelector):
                  latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
         self._common(locals())
-        self.d_ = dim + len(self.signals) + 1
+        # warm: the prior itself is a feature, so the regression learns its calibration (a raw residual per model
+        # is biased: a model is observed where the prior ranked it first, i.e. where the prior overrates it)
+        self.d_ = dim + len(self.signals) + 1 + (warm_start is not None)
         self.upper_ = np.triu_indices(self.d_)  # A is symmetric: its upper triangle is kept
         self.projection_: np.ndarray | None = None
         self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # arm → (state version, A⁻¹, b)
@@ -67,20 +69,24 @@ class LinUCBSelector(OnlineSelector):
             found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + m:].copy())
         return found[1], found[2]
 
+    def _x(self, ctx_vec: np.ndarray, prior: float) -> np.ndarray:
+        return np.append(ctx_vec, prior) if self.warm_start is not None else ctx_vec
+
     def _estimate(self, arms, ctx_vec, cell, prior, explore):
         mean, width, counts = np.empty(len(arms)), np.empty(len(arms)), []
         for k, arm in enumerate(arms):
             a_inv, b = self._inverse(arm)
-            ax = a_inv @ ctx_vec
+            x = self._x(ctx_vec, prior[k])
+            ax = a_inv @ x
             mean[k] = prior[k] + float(ax @ b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
-            width[k] = self.alpha * float(np.sqrt(max(ctx_vec @ ax, 0.0)))
+            width[k] = self.alpha * float(np.sqrt(max(x @ ax, 0.0)))
             counts.append(int(self.state.view(arm)[0]))
         ucb = mean + width
         return mean, ucb, [f"θᵀx {m:.3f} + α·width {w:.3f} (n={n}) = {u:.3f}"
                            for m, w, n, u in zip(mean, width, counts, ucb)]
 
     def _delta(self, ctx_vec, cell, prior, reward):
-        x = np.asarray(ctx_vec, dtype=np.float64)
+        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior)
         if x.shape != (self.d_,):
             raise ValueError(f"linucb: a context of {x.shape} for a model of {self.d_} dimensions")
         return np.concatenate(([1.0], np.outer(x, x)[self.upper_], (reward - prior) * x))
@@ -92,7 +98,7 @@ class LinUCBSelector(OnlineSelector):
         await super().update(outcome, reward)
         if cached is None or cached[0] != before or self.state.version(arm) != before + 1 or outcome.features is None:
             return  # others' updates came in too: A⁻¹ is recomputed from the statistics on the next select
-        x = np.asarray(outcome.features[1:1 + self.d_], dtype=np.float64)
+        x = self._x(np.asarray(outcome.features[1:], dtype=np.float64), float(outcome.features[0]))
         a_inv, b = cached[1], cached[2]
         ax = a_inv @ x
         a_inv = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))  # Sherman–Morrison: (A + xxᵀ)⁻¹
