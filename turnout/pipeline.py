@@ -320,6 +320,7 @@ class Router:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self.outcomes.flush()  # the records still queued (the store itself outlives this Router)
         await asyncio.gather(*(b.aclose() for b in self.backends.values()),
                              *(d.selector.aclose() for d in self.decisions.values()), return_exceptions=True)
 
