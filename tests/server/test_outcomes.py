@@ -110,6 +110,12 @@ def test_every_door_writes_one_record_with_the_id_its_client_saw(serve, upstream
         ask(server, "#error:429 slow down")
     rec = record(server, info.value.response.headers["x-turnout-request-id"])
     assert rec["status"] == 429 and rec["error"] and rec["cost_usd"] == 0
+    raw = client.chat.completions.with_raw_response.create(model="auto", stream=True,
+                                                           messages=[{"role": "user", "content": "#midstream-fail"}])
+    with pytest.raises(openai.APIError):
+        list(raw.parse())
+    rec = record(server, raw.headers["x-turnout-request-id"])  # a stream that broke: recorded when it ended
+    assert rec["stream"] is True and rec["status"] == 599 and rec["error"]
 
 
 def test_the_endpoints_need_the_admin_key(serve, upstream):
