@@ -182,3 +182,14 @@ def test_offline_selectors_ignore_outcomes_and_online_ones_are_flagged(name):
     outcome = Outcome("r", decision="d", model="weak")
     assert static.reward(outcome, 0.4) == 0.4
     asyncio.run(static.update(outcome, 0.4))
+
+
+def test_a_misspelt_or_out_of_range_param_is_a_config_error_naming_it():
+    from turnout.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        selector("linucb", alpah=1.0)
+    assert "decisions[0].algorithm.params: unknown key 'alpah'; did you mean 'alpha'?" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        selector("thompson", cost_weight=-1)
+    assert "decisions[0].algorithm.params.cost_weight" in str(err.value)
