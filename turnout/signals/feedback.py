@@ -7,6 +7,7 @@ import time
 
 from pydantic import Field
 
+from turnout.config.models import StateConfig
 from turnout.context import RoutingContext, SignalResult
 from turnout.params import Params
 from turnout.signals.base import Signal, register
@@ -29,7 +30,7 @@ class FeedbackSignal(Signal):
         super().__init__(name, params)
         self.state: FeedbackState = feedback_state("memory", "", "turnout")
 
-    def bind_state(self, state_config, namespace: str) -> None:
+    def bind_state(self, state_config: StateConfig, namespace: str) -> None:
         self.state = feedback_state(state_config.store, state_config.redis_url, namespace)
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 from pydantic import Field
 
+from turnout.config.models import StateConfig
 from turnout.context import RoutingContext, SignalResult
 from turnout.models.request import request_embedding
 from turnout.params import Params
@@ -48,7 +49,7 @@ class ReaskSignal(Signal):
         super().__init__(name, params)
         self.state: FeedbackState = feedback_state("memory", "", "turnout")
 
-    def bind_state(self, state_config, namespace: str) -> None:
+    def bind_state(self, state_config: StateConfig, namespace: str) -> None:
         # its own list per tenant: two reask signals may keep different numbers of questions
         self.state = feedback_state(state_config.store, state_config.redis_url, f"{namespace}:reask:{self.name}")
 
