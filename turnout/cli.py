@@ -311,10 +311,11 @@ def train_classifier(
     out.print(f"wrote {out_file}: {len(rows)} rows, labels {', '.join(model.labels)}")
 
 
-from turnout import cli_eval, cli_replay  # noqa: E402  (the train/eval and replay commands live there)
+from turnout import cli_eval, cli_replay, cli_scorer  # noqa: E402  (the train/eval and replay commands live there)
 
 cli_eval.register(app)
 cli_replay.register(app)
+cli_scorer.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,190 @@
+"""A learned answer-quality model on (prompt, answer): trained with scikit-learn, served with numpy.
+
+Features: the packaged sentence encoder's vectors of the prompt and of the answer, their cosine, and cheap
+answer features that need no model (`answer_features`): lengths, whether there is a final number and whether it
+is a whole number, refusal and hedge phrases, how many of the answer's own `a op b = c` steps are arithmetic
+mistakes, how many of the prompt's numbers the answer uses, repeated lines. A standardised logistic regression
+over them gives P(answer is good). Serving is one dot product (~20 µs) after the two encodings.
+
+An artifact is one .npz file (`scorer.npz`): weights, the feature standardisation, the encoder name and a JSON
+`meta` (what it was trained on, its held-out AUC with a bootstrap interval)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from turnout.models.encoders import get_encoder
+
+NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+# an arithmetic step "16 - 3 = 13", "9 * $2 = $18", "<<9*2=18>>": the left side is a run of numbers and operators
+STEP = re.compile(r"((?:[\d.,$%()\s]|[-+*/x×÷])+)=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.I)
+REFUSAL = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i am unable", "i'm unable", "as an ai")
+HEDGES = ("however", "actually", "assum", "approximately", "round", "not possible", "cannot be", "doesn't make sense",
+          "does not make sense", "unclear", "not enough information", "i think", "wait", "mistake", "incorrect")
+FEATURES = ("log_chars", "log_prompt_chars", "length_ratio", "has_final", "final_integer", "final_negative",
+            "refusal", "hedges", "steps", "step_errors", "step_error_share", "prompt_numbers_used",
+            "log_numbers", "repeated_lines", "cosine")
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text.replace("$", "").replace(",", "").rstrip("."))
+    except ValueError:
+        return None
+
+
+def _evaluate(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand)
+    raise ValueError("not arithmetic")
+
+
+def check_steps(text: str) -> tuple[int, int]:
+    """(arithmetic steps found, steps whose result is wrong): a model that miscalculates is often wrong."""
+    steps = errors = 0
+    for left, right in STEP.findall(text[:6000]):
+        expr = left.replace("$", "").replace(",", "").replace("%", "/100").replace("×", "*").replace("÷", "/")
+        expr = re.sub(r"(?<=\d)\s*x\s*(?=\d)", "*", expr).strip()
+        if not re.search(r"\d\s*[-+*/]\s*\(?\d", expr):
+            continue
+        try:
+            value = _evaluate(ast.parse(expr, mode="eval"))
+        except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+            continue
+        claimed = _to_float(right)
+        if claimed is None:
+            continue
+        steps += 1
+        if not math.isclose(value, claimed, rel_tol=0.01, abs_tol=0.01):
+            errors += 1
+    return steps, errors
+
+
+def final_number(text: str) -> float | None:
+    """The answer's final number: after '####' / 'answer is' / the last '=', else the last number."""
+    tail = text[-600:]
+    marked = FINAL.findall(tail)
+    if marked:
+        return _to_float(marked[-1])
+    numbers = NUMBER.findall(tail)
+    return _to_float(numbers[-1]) if numbers else None
+
+
+def answer_features(prompt: str, answer: str) -> dict[str, float]:
+    """Cheap features of an answer (no model): each is documented in FEATURES' order above."""
+    low = answer.lower().replace("\u2019", "'")
+    final = final_number(answer)
+    steps, errors = check_steps(answer)
+    prompt_numbers = {n for n in (_to_float(x) for x in NUMBER.findall(prompt)) if n is not None}
+    answer_numbers = [n for n in (_to_float(x) for x in NUMBER.findall(answer)) if n is not None]
+    lines = [line.strip() for line in answer.splitlines() if line.strip()]
+    return {
+        "log_chars": math.log1p(len(answer)),
+        "log_prompt_chars": math.log1p(len(prompt)),
+        "length_ratio": min(len(answer) / max(len(prompt), 1), 20.0),
+        "has_final": float(final is not None),
+        "final_integer": float(final is not None and float(final).is_integer()),
+        "final_negative": float(final is not None and final < 0),
+        "refusal": float(any(low[:120].lstrip().startswith(p) for p in REFUSAL)),
+        "hedges": float(sum(low.count(h) for h in HEDGES)),
+        "steps": math.log1p(steps),
+        "step_errors": float(errors),
+        "step_error_share": errors / steps if steps else 0.0,
+        "prompt_numbers_used": (len(prompt_numbers & set(answer_numbers)) / len(prompt_numbers)
+                                if prompt_numbers else 1.0),
+        "log_numbers": math.log1p(len(answer_numbers)),
+        "repeated_lines": 1 - len(set(lines)) / len(lines) if lines else 0.0,
+    }
+
+
+def feature_matrix(prompts: Sequence[str], answers: Sequence[str], encoder: str) -> np.ndarray:
+    """(n, 2·dim + len(FEATURES)): prompt vector, answer vector, cheap features with the cosine last."""
+    enc = get_encoder(encoder)
+    p = enc.encode(list(prompts))
+    a = enc.encode([x or " " for x in answers])
+    cheap = np.array([[answer_features(q, x)[k] for k in FEATURES[:-1]] for q, x in zip(prompts, answers)],
+                     dtype=np.float32).reshape(len(prompts), len(FEATURES) - 1)
+    cosine = (p * a).sum(axis=1, keepdims=True)
+    return np.hstack([p, a, cheap, cosine]).astype(np.float32)
+
+
+@dataclass
+class AnswerScorer:
+    coef: np.ndarray  # (features,)
+    intercept: float
+    mean: np.ndarray  # feature standardisation learned on the training rows
+    scale: np.ndarray
+    encoder: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def score_features(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+        """P(good answer) for each (prompt, answer)."""
+        return self.score_features(feature_matrix(prompts, answers, self.encoder))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, coef=self.coef.astype(np.float32), intercept=np.float32(self.intercept),
+                            mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
+                            encoder=np.array(self.encoder), meta=np.array(json.dumps(self.meta)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AnswerScorer":
+        with np.load(path, allow_pickle=False) as data:
+            scorer = cls(data["coef"].astype(np.float32), float(data["intercept"]), data["mean"].astype(np.float32),
+                         data["scale"].astype(np.float32), str(data["encoder"]), json.loads(str(data["meta"])))
+        if scorer.coef.shape != scorer.mean.shape:
+            raise ValueError(f"{path}: coef and mean have different shapes")
+        return scorer
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.05,
+            meta: dict[str, Any] | None = None) -> "AnswerScorer":
+        from sklearn.linear_model import LogisticRegression
+
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale = np.where(scale < 1e-6, 1.0, scale)
+        model = LogisticRegression(C=C, max_iter=5000)
+        model.fit((x - mean) / scale, y.astype(int))
+        return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
+                   scale.astype(np.float32), encoder, meta or {})
+
+
+def scorer_path(artifact: str) -> Path:
+    """'builtin:NAME' is a scorer shipped in turnout/models/data/scorers/NAME/; anything else a file or folder."""
+    if artifact.startswith("builtin:"):
+        name = artifact.split(":", 1)[1]
+        return Path(str(resources.files("turnout.models").joinpath(f"data/scorers/{name}/scorer.npz")))
+    path = Path(artifact)
+    return path / "scorer.npz" if path.is_dir() else path
+
+
+@cache
+def load_scorer(artifact: str) -> AnswerScorer:
+    path = scorer_path(artifact)
+    if not path.exists():
+        raise FileNotFoundError(f"no scorer at {path}")
+    return AnswerScorer.load(path)
