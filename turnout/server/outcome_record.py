@@ -37,13 +37,15 @@ def record(exchange: Exchange, status: int, seconds: float, cost: float, usage: 
         request_id=ctx.request_id, response_id=exchange.response_id, time=time.time(), tenant=ctx.caller.key_id,
         decision=route.decision if route else None, model=route.model if route else None,
         mode=route.mode if route else None,
-        signals={e["name"]: e["score"] for e in route.signals} if route else {},
-        candidates=dict(choice.scores) if choice else {}, cost_usd=cost,
+        # float(): a numpy score from a model-backed signal or selector would not serialise
+        signals={e["name"]: float(e["score"]) for e in route.signals} if route else {},
+        candidates={m: float(s) for m, s in choice.scores.items()} if choice else {}, cost_usd=cost,
         prompt_tokens=ctx.token_estimate if prompt_tokens is None else prompt_tokens,
         completion_tokens=usage_count(usage, "completion_tokens") or 0, latency_s=seconds, ttft_s=exchange.ttft_s,
         cache=ctx.response_headers.get("x-turnout-cache"), status=status, error=error, stream=ctx.stream,
         session=route.session if route else None, switched=bool(route and route.switched),
-        explored=bool(choice and choice.explored), features=choice.features if choice else None,
+        explored=bool(choice and choice.explored),
+        features=tuple(map(float, choice.features)) if choice and choice.features is not None else None,
         door=exchange.door.name, objective=requested_objective(ctx))
     config = router.config.outcomes
     router.outcomes.record(outcome, ctx.text("last_user") if config.store_prompt else None)

@@ -210,7 +210,7 @@ class RedisOutcomeStore(OutcomeStore):
                 await self._write([o for o, _ in batch])
             except StoreUnavailable:
                 self.dropped += len(batch)
-            except Exception:  # noqa: BLE001 - a bad record must not stop the writer (it is dropped, counted)
+            except Exception:  # noqa: BLE001 - whatever it was, the writer goes on with the next batch
                 self.dropped += len(batch)
             finally:
                 for outcome, _ in batch:
@@ -223,9 +223,16 @@ class RedisOutcomeStore(OutcomeStore):
         args: list[Any] = [ttl_ms]
         indexes = {f"{self.ns}:idx"}
         for o in batch:
+            try:
+                record = dumps(o.to_dict())
+            except TypeError:  # a value that is not JSON: this record is lost, not the batch
+                self.dropped += 1
+                continue
             tenant = _tenant(o.tenant)
-            args += [o.request_id, o.response_id or "", repr(o.time), tenant, dumps(o.to_dict())]
+            args += [o.request_id, o.response_id or "", repr(o.time), tenant, record]
             indexes.add(f"{self.ns}:idx:{tenant}")
+        if len(args) == 1:
+            return
         await self._call(self._script(keys=[self.ns], args=args))
         now = time.time()
         stale = [key for key in indexes if now - self._trimmed.get(key, 0.0) > TRIM_EVERY_S]
