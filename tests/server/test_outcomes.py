@@ -254,3 +254,10 @@ def test_records_in_redis_are_shared_expire_and_never_fail_a_request(serve, upst
     assert completion.choices[0].message.content
     assert admin_get(first).status_code == 503
     assert feedback(first, request_id=request_id, rating=1).status_code == 503
+
+
+def test_no_records_when_disabled(serve, upstream):
+    server = serve(config(upstream.url, enabled=False))
+    request_id, _ = ask(server, "not recorded")
+    assert admin_get(server).json()["data"] == [] and admin_get(server, f"/{request_id}").status_code == 404
+    assert feedback(server, request_id=request_id, rating=1).status_code == 404
