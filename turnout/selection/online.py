@@ -97,6 +97,7 @@ class OnlineSelector(Selector):
 
     def bind_models(self, models: dict[str, Any]) -> None:
         self.models_cfg_ = dict(models)
+        self.state.track(list(models))
 
     @property
     def state(self) -> BanditState:

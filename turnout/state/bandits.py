@@ -14,6 +14,7 @@ import abc
 import asyncio
 import contextlib
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,10 @@ class BanditState(abc.ABC):
     @abc.abstractmethod
     async def add(self, arm: str, delta: np.ndarray) -> None:
         """Add `delta` to the arm's statistics (atomically, for every replica sharing them)."""
+
+    def track(self, arms: list[str]) -> None:
+        """The arms to keep a view of from the start (a shared store reads them at once, before the first pick)."""
+        return
 
     def version(self, arm: str) -> int:
         """Changes whenever the arm's view changes: a selector caching something derived (an inverse) keys on it."""
@@ -105,6 +110,11 @@ class RedisBanditState(BanditState):
 
     def key(self, arm: str) -> str:
         return f"{self.namespace}:{arm}"
+
+    def track(self, arms: list[str]) -> None:
+        for arm in arms:
+            self.snapshot.setdefault(arm, np.zeros(self.size))
+        self._start()  # built inside the serving loop: what was learned is read before the first request
 
     def view(self, arm: str) -> np.ndarray:
         self._start()
@@ -184,13 +194,7 @@ class RedisBanditState(BanditState):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # read outside a loop (a benchmark's sync loop): refreshed on the next update
-        self._task = loop.create_task(self._refresh_loop())
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):  # a refresh must never die: the next one tries again
-                await self.refresh()
-            await asyncio.sleep(self.refresh_s)
+        self._task = loop.create_task(_refresh_loop(weakref.ref(self), self.refresh_s))
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -203,6 +207,16 @@ class RedisBanditState(BanditState):
         if self._client is not None:
             await close(self._client)
             self._client = None
+
+
+async def _refresh_loop(ref: weakref.ref[RedisBanditState], interval: float) -> None:
+    """Refresh until the state is closed or dropped: it holds the state weakly, so a Router that was built and
+    discarded without being closed (a failed reload) does not keep refreshing forever."""
+    while (state := ref()) is not None:
+        with contextlib.suppress(Exception):  # a refresh must never die: the next one tries again
+            await state.refresh()
+        del state
+        await asyncio.sleep(interval)
 
 
 def build_bandit_state(state_config: Any, namespace: str, size: int) -> BanditState:
