@@ -22,6 +22,7 @@ from turnout.completions import completion_as_chunks, single_batch
 from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError, scrub_field
 from turnout.models.request import request_embedding
 from turnout.outcomes import Outcome
+from turnout.plans import build_plan, run_plan
 from turnout.plugins import Plugin, plugins
 from turnout.selection import Candidate, Selector, build_selector
 from turnout.sessions import Sessions, check_stickiness
@@ -51,6 +52,9 @@ class Route:
     session: str | None = None  # the conversation's id (a hash: never the raw header or user), when one is kept
     switched: bool = False  # this request moved its session to another model
     sticky: Any = None  # turnout.sessions.Stick: what stickiness found and did (for the explanation and metrics)
+    plan: Any = None  # turnout.plans.Plan: the decision's plan, which replaces the single backend call
+    #: every call the plan made, {model, role, outcome, usage, cost_usd, seconds, verdict}: the Exchange bills all
+    plan_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def decisions(self) -> list[DecisionTrace]:
         """Every decision with whether it matched; built only when an explanation is asked for."""
@@ -70,7 +74,8 @@ class Route:
             "reason": self.choice.reason,
             "plugins": [p.name for p in self.plugins],
             "elapsed_us": round(self.elapsed_us, 1),
-        } | ({"session": self.sticky.explain()} if self.sticky is not None else {})
+        } | ({"session": self.sticky.explain()} if self.sticky is not None else {}) \
+          | ({"plan": self.plan.describe()} if self.plan is not None else {})
 
 
 def _collect(issues: list[ConfigIssue], path: str, make: Callable[[], Any]) -> Any:
@@ -90,6 +95,7 @@ class CompiledDecision:
     config: DecisionConfig
     selector: Selector
     plugins: list[Plugin]
+    plan: Any = None  # turnout.plans.Plan
 
 
 class Router:
@@ -202,7 +208,8 @@ class Router:
                 await request_embedding(ctx, compiled.selector.encoder)
             choice = compiled.selector.select(ctx, self.candidates(names))
             route = Route("routed", decision.name, choice.model, choice, self.global_plugins + compiled.plugins, trace,
-                          flags, self.engine, decision.algorithm.name, fallbacks=decision.fallbacks)
+                          flags, self.engine, decision.algorithm.name, fallbacks=decision.fallbacks,
+                          plan=compiled.plan)
         elif requested in self.config.models and self.config.routing.allow_direct:
             AccessControl.check_model(ctx.caller, requested)
             route = Route("direct", "direct", requested, Choice(requested, {requested: 1.0}, "requested by name"),
@@ -250,6 +257,8 @@ class Router:
     async def complete(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
         response = await self.run_before(ctx, route)
         if response is None:
+            if route.plan is not None:
+                return await self.run_after(ctx, route, await run_plan(self, ctx, route))
             chain = allowed(ctx.caller, self.dispatcher.chain(route.model, route.fallbacks))
             route.model, response = await self.dispatcher.complete(chain, ctx.body, ctx.upstream_headers or None,
                                                                    route.dispatch)
@@ -258,6 +267,8 @@ class Router:
 
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
         answer = await self.run_before(ctx, route)
+        if answer is None and route.plan is not None:  # the plan chooses first; the chosen answer is streamed
+            answer = await run_plan(self, ctx, route)
         if answer is not None:  # a plugin's answer meets the after hooks a plain one does (pii restores it)
             answer = await self.run_after(ctx, route, answer)
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
@@ -388,7 +399,8 @@ def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, Com
             if selector.online:  # learned state where `state:` says, one namespace per decision
                 selector.bind_state(config.state, f"{config.state.namespace}:bandit:{d.name}")
                 selector.bind_models({m: config.models[m] for m in d.models if m in config.models})
-            built[d.name] = CompiledDecision(d, selector, chain)
+            plan = d.plan and _collect(issues, f"{path}.plan", lambda: build_plan(d.plan, f"{path}.plan", config, d))
+            built[d.name] = CompiledDecision(d, selector, chain, plan)
     return built
 
 

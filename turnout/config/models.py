@@ -200,6 +200,14 @@ class StickinessConfig(Strict):
         return value
 
 
+class PlanConfig(Strict):
+    """A decision's multi-model plan (turnout/plans: cascade, fanout, multi_round): `name` picks it, `params` are
+    that plan's (checked when the config is compiled, errors naming decisions[i].plan.params.X)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class DecisionConfig(Strict):
     name: HeaderSafeName
     description: str = ""
@@ -210,6 +218,8 @@ class DecisionConfig(Strict):
     plugins: list[PluginConfig] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list, description="tried after the chosen model's own fallbacks")
     stickiness: StickinessConfig | None = Field(None, description="keep a conversation on its model (none: off)")
+    plan: PlanConfig | None = Field(None, description="several models for one answer (cascade, fanout, "
+                                                    "multi_round); none: the selected model answers")
 
 
 class RoutingConfig(Strict):

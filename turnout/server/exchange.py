@@ -25,6 +25,7 @@ from turnout.errors import (
 )
 from turnout.jsonutil import dumps, loads
 from turnout.pipeline import Route, Router
+from turnout.plans import plan_cost, plan_tokens
 from turnout.server import metrics, outcome_record
 from turnout.server.body import read_json
 from turnout.server.sse import CLIENT_GONE, EventStreamResponse, relay
@@ -112,9 +113,11 @@ class Exchange:
             self.finish(200, cost, usage)
             return Response(dumps(answer), media_type="application/json", headers=headers)
         except TurnoutError as exc:
-            await current.access.release(self.reservation)  # before the answer: the caller's next request has it
+            # before the answer: the caller's next request has it; a plan that failed still paid for its calls
+            spent = plan_cost(self.route.plan_attempts) if self.route is not None else 0.0
+            await current.access.settle(self.reservation, self.tokens(None, 0) if spent else 0, spent)
             self.reservation = None
-            self.finish(exc.status, 0.0, None, exc.code)
+            self.finish(exc.status, spent, None, exc.code)
             if self.ctx is not None:
                 exc.headers = {**exc.headers, "x-turnout-request-id": self.ctx.request_id}
             return error_response(exc, self.door, current.secrets(), self.request)
@@ -129,12 +132,16 @@ class Exchange:
         assert self.ctx is not None and self.route is not None
         if self.ctx.answered_by:
             return 0.0
+        if self.route.plan_attempts:  # a plan's every call is paid for, the answers it threw away too
+            return plan_cost(self.route.plan_attempts)
         return self.router.cost_usd(self.route.model, usage, self.ctx, completion_chars)
 
     def tokens(self, usage: dict[str, Any] | None, completion_chars: int) -> int:
         assert self.ctx is not None
         if self.ctx.answered_by:
             return 0
+        if self.route is not None and self.route.plan_attempts:
+            return plan_tokens(self.route.plan_attempts, self.ctx.token_estimate)
         return usage_tokens(usage, self.ctx.token_estimate + tokens_for_chars(completion_chars))
 
     def route_headers(self) -> dict[str, str]:
@@ -207,7 +214,8 @@ class Exchange:
             current.access.settle_later(reservation, self.tokens(usage or None, completion_chars), spent)
 
         headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
-            f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}"
+            f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}" if not route.plan_attempts else \
+            f"{plan_cost(route.plan_attempts):.8f}"  # a plan has made every call before its stream starts
         headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
         framer = outcome_record.IdSniffer(self.door.framer(self), self)  # notes the response id the client sees
         body = relay(first, chunks, framer=framer, on_chunk=on_chunk, on_end=on_end, trailer=trailer,

@@ -29,6 +29,8 @@ IN_FLIGHT = Gauge("turnout_backend_in_flight", "Requests in flight per backend",
 SESSION_SWITCHES = Counter("turnout_session_switches_total", "Sticky sessions moved to another model",
                            ["decision", "reason"])
 SESSION_PINS = Counter("turnout_session_pins_total", "Requests kept on their session's pinned model")
+PLAN_ATTEMPTS = Counter("turnout_plan_attempts_total", "Calls made by decisions' plans (cascade, fanout, "
+                        "multi_round), by outcome", ["plan", "model", "outcome"])
 
 
 # the status label from a closed set: an upstream's 4xx passes on to the client, but must not mint a series
@@ -70,6 +72,9 @@ def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, 
         _child(COST, decision, model).inc(cost)
     if ctx is not None and ctx.response_headers.get("x-turnout-cache"):
         CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()
+    if route is not None and route.plan_attempts:  # plan, model and outcome all come from closed sets
+        for attempt in route.plan_attempts:
+            _child(PLAN_ATTEMPTS, route.plan.name, attempt["model"], attempt["outcome"]).inc()
     sticky = getattr(route, "sticky", None)
     if sticky is not None:  # session-aware routing (turnout/sessions.py): reasons are a closed set
         if sticky.switch is not None:
