@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from turnout.state.redis import Guarded, StoreUnavailable, close, connect
+from turnout.state.redis import Guarded, StoreUnavailable, close, connect, log
 
 REFRESH_S = 0.5
 
@@ -112,9 +112,35 @@ class RedisBanditState(BanditState):
         return f"{self.namespace}:{arm}"
 
     def track(self, arms: list[str]) -> None:
+        """Read the arms' statistics now, so a restarted server serves what was learned from its first request:
+        with a blocking client when no event loop runs here (a router is built before the server's loop starts,
+        and reloaded in a worker thread), else in the background."""
         for arm in arms:
             self.snapshot.setdefault(arm, np.zeros(self.size))
-        self._start()  # built inside the serving loop: what was learned is read before the first request
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._read_blocking(arms)
+            return
+        self._start()
+
+    def _read_blocking(self, arms: list[str]) -> None:
+        import redis
+        from redis.exceptions import RedisError
+
+        try:
+            client = redis.Redis.from_url(self.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            try:
+                replies = client.mget([self.key(a) for a in arms])
+            finally:
+                client.close()
+        except (RedisError, OSError) as exc:
+            self._down_since = self._down_since or time.monotonic()
+            log.warning("the shared bandit state (Redis) unavailable (%s); starting from the prior",
+                        type(exc).__name__)
+            return
+        for arm, reply in zip(arms, replies):
+            self._store(arm, reply)
 
     def view(self, arm: str) -> np.ndarray:
         self._start()
