@@ -129,6 +129,7 @@ class FanoutPlan(Plan):
         tasks = {asyncio.ensure_future(run.call(m, timeout=p.attempt_timeout_s)): m for m in models}
         judged: list[tuple[float, str, dict[str, Any], dict[str, Any]]] = []
         errors: list[BaseException] = []
+        winner = None
         try:
             for next_done in asyncio.as_completed(list(tasks)):
                 try:
@@ -136,22 +137,22 @@ class FanoutPlan(Plan):
                 except Exception as exc:  # noqa: BLE001 - one racer failing leaves the others
                     errors.append(exc)
                     continue
-                model = attempt["model"]
-                verdict = await run.judge("judge", model, answer, attempt)
+                verdict = await run.judge("judge", attempt["model"], answer, attempt)
+                attempt["outcome"] = "accepted" if verdict.passed else "rejected"
+                judged.append((verdict.score, attempt["model"], answer, attempt))
                 if verdict.passed:
-                    attempt["outcome"] = "accepted"
-                    return run.finish(model, answer)
-                attempt["outcome"] = "rejected"
-                judged.append((verdict.score, model, answer, attempt))
-        finally:
+                    winner = judged[-1]
+                    break
+        finally:  # the losers are cancelled before the answer lists the attempts (they show as cancelled)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if not judged:
-            raise no_answer(errors, "fan-out")
-        score, model, answer, attempt = max(judged, key=lambda t: t[0])
-        attempt["outcome"] = "picked"
-        return run.finish(model, answer)
+        if winner is None:
+            if not judged:
+                raise no_answer(errors, "fan-out")
+            winner = max(judged, key=lambda t: t[0])
+            winner[3]["outcome"] = "picked"
+        return run.finish(winner[1], winner[2])
 
 
 def _numbered(got: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:

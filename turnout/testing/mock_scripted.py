@@ -5,8 +5,8 @@ Directives of the form `#as:<model>=<directive>` in the last user message apply 
 (the request's `model`) and are dropped for the others: "2+2? #as:mock-cheap=say:wrong #as:mock-strong=say:right"
 makes mock-cheap answer CANNED["wrong"] and mock-strong CANNED["right"]; any directive of mock_upstream works
 (`#as:mock-cheap=sleep:3`, `#as:mock-cheap=error:500`). Then, for plain (non-stream) answers:
-  #call:<tool>     call the offered tool <tool> with {"question": <the text without directives>} (text once a
-                   tool result is last), as a coordinator would
+  #call:<tool>     call the offered tool <tool> with {"question": <the text, less this model's directives>}
+                   (text once a tool result is last), as a coordinator would
   #vary            "The answer is <n>", n counting up per model and text: samples that disagree
   logprobs         a request with `logprobs: true` gets them, every token at the value of `#logprob:<x>`
                    (default -0.05), with `top_logprobs` alternatives (the rest of the mass spread evenly)
@@ -32,23 +32,25 @@ def for_model(text: str, model: str) -> str:
     return _AS.sub(lambda m: f"#{m.group(2)}" if m.group(1) == model else "", text)
 
 
-def _rewrite_last_user(body: dict[str, Any], model: str) -> str:
-    text = ""
+def _rewrite_last_user(body: dict[str, Any], model: str) -> tuple[str, str]:
+    """The last user text as sent and as rewritten for `model` (the body now holds the rewritten one)."""
+    original = text = ""
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
             if isinstance(message.get("content"), str):
-                message["content"] = text = for_model(message["content"], model)
+                original = message["content"]
+                message["content"] = text = for_model(original, model)
             break
-    return text
+    return original, text
 
 
 async def scripted_chat(request: Request) -> Response:
     mock: Mock = request.app.state.mock
     body = await request.json()
     model = str(body.get("model", ""))
-    text = _rewrite_last_user(body, model)
+    original, text = _rewrite_last_user(body, model)
     if not body.get("stream"):
-        if (early := _scripted(mock, request, body, model, text)) is not None:
+        if (early := _scripted(mock, request, body, model, text, original)) is not None:
             return early
     raw = json.dumps(body).encode()
 
@@ -65,14 +67,16 @@ async def scripted_chat(request: Request) -> Response:
     return response
 
 
-def _scripted(mock: Mock, request: Request, body: dict[str, Any], model: str, text: str) -> Response | None:
+def _scripted(mock: Mock, request: Request, body: dict[str, Any], model: str, text: str,
+              original: str) -> Response | None:
     messages = body.get("messages") or []
     answered = bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
     tool = re.search(r"#call:([\w\-]+)", text)
     offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
     if tool and not answered and tool.group(1) in offered and body.get("tool_choice") != "none":
         mock.record(request, body)
-        question = re.sub(r"#[\w\-]+(?::[\w.:\-]+)?", "", text).strip()
+        # the question passes the other models' directives on (the asked model answers as scripted)
+        question = " ".join(re.sub(rf"#as:{re.escape(model)}=\S+", "", original).split())
         call = {"id": f"call_{tool.group(1)}", "type": "function",
                 "function": {"name": tool.group(1), "arguments": json.dumps({"question": question})}}
         return JSONResponse(_completion(model, {"role": "assistant", "content": None, "tool_calls": [call]},
