@@ -178,6 +178,21 @@ async def overhead(redis_url: str | None, n: int = 2000) -> dict[str, dict[str, 
     return found
 
 
+def learner_entry(stream: RoutingTable, learner: str, name: str, params: dict[str, Any],
+                  offline_row: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """One learner replayed in every order: its report entry, and its mean regret curve against the offline router."""
+    started = time.perf_counter()
+    runs = [asyncio.run(run_learner(stream, learner, params, seed)) for seed in ORDERS]
+    curve = np.mean([np.cumsum(offline_row[np.random.default_rng(s).permutation(len(stream))] - r["rewards"]["chosen"])
+                     for s, r in zip(ORDERS, runs)], axis=0)
+    return {"params": dict(params), "mean_reward": float(np.mean([r["mean_reward"] for r in runs])),
+            "explore_share": float(np.mean([r["explore_share"] for r in runs])),
+            "regret_vs_oracle": [r["regret_vs_oracle"] for r in runs],
+            "regret_vs_best_fixed": [r["regret_vs_best_fixed"] for r in runs],
+            "goals": goals(name, runs, offline_row, stream), "seconds": round(time.perf_counter() - started, 1),
+            "replays": [{k: v for k, v in json_ready(r).items() if k != "curve"} for r in runs]}, curve
+
+
 def plot_against_offline(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
     import matplotlib
 
@@ -253,20 +268,10 @@ def main() -> None:
         for learner in args.learners.split(","):
             for start in ("cold", "warm"):
                 params = {**extra.get(learner, {}), **({"warm_start": str(artifact)} if start == "warm" else {})}
-                started = time.perf_counter()
-                runs = [asyncio.run(run_learner(stream, learner, params, seed)) for seed in ORDERS]
                 name = f"{learner}:{start}"
-                g = goals(name, runs, offline[best], stream)
-                curves[name] = np.mean([np.cumsum(offline[best][np.random.default_rng(s).permutation(len(stream))]
-                                                  - r["rewards"]["chosen"]) for s, r in zip(ORDERS, runs)], axis=0)
-                report["learners"][name] = {
-                    "params": params | {"warm_start": f"offline-{best}"} if start == "warm" else params,
-                    "mean_reward": float(np.mean([r["mean_reward"] for r in runs])),
-                    "explore_share": float(np.mean([r["explore_share"] for r in runs])),
-                    "regret_vs_oracle": [r["regret_vs_oracle"] for r in runs],
-                    "regret_vs_best_fixed": [r["regret_vs_best_fixed"] for r in runs],
-                    "goals": g, "seconds": round(time.perf_counter() - started, 1),
-                    "replays": [{k: v for k, v in json_ready(r).items() if k != "curve"} for r in runs]}
+                report["learners"][name], curves[name] = learner_entry(stream, learner, name, params, offline[best])
+                if start == "warm":
+                    report["learners"][name]["params"]["warm_start"] = f"offline-{best}"
                 console.print(f"{name}: mean reward {report['learners'][name]['mean_reward']:.4f}", highlight=False)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")  # the learners' figures, before the timing runs
