@@ -245,6 +245,7 @@ class Router:
         return answer
 
     async def run_after(self, ctx: RoutingContext, route: Route, response: dict[str, Any]) -> dict[str, Any]:
+        ctx.cache["plugin:router"] = (self, route)  # an after hook that calls a model (hallucination) bills it here
         for plugin in reversed(route.plugins):
             try:
                 response = await plugin.after(ctx, response)

@@ -74,7 +74,8 @@ def observe(ctx: Any, route: Any, status: int, seconds: float, usage: dict[str, 
         CACHE.labels(ctx.response_headers["x-turnout-cache"]).inc()
     if route is not None and route.plan_attempts:  # plan, model and outcome all come from closed sets
         for attempt in route.plan_attempts:
-            _child(PLAN_ATTEMPTS, route.plan.name, attempt["model"], attempt["outcome"]).inc()
+            _child(PLAN_ATTEMPTS, route.plan.name if route.plan is not None else "plugin", attempt["model"],
+                   attempt["outcome"]).inc()
     sticky = getattr(route, "sticky", None)
     if sticky is not None:  # session-aware routing (turnout/sessions.py): reasons are a closed set
         if sticky.switch is not None:
