@@ -223,6 +223,11 @@ def _print_explanation(e: dict) -> None:
     out.print(table)
     out.print(f"→ [bold]{e['model']}[/bold] via decision [bold]{e['decision']}[/bold] ({e['reason']}); "
               f"routed in {e['elapsed_us']:.0f} µs", highlight=False)
+    if e.get("plan"):  # a decision's plan (turnout/plans) answers with several models, not the one picked
+        plan = e["plan"]
+        rest = ", ".join(f"{k}={json.dumps(v)}" for k, v in plan.items() if k not in ("name", "models"))
+        out.print(f"plan [bold]{plan['name']}[/bold] over {' → '.join(plan['models'])}"
+                  f"{f' ({rest})' if rest else ''}", highlight=False)
 
 
 @app.command()

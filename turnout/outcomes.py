@@ -55,6 +55,7 @@ class Outcome:
     prompt: str | None = None
     door: str = "chat"
     objective: str | None = None  # the request's x-turnout-objective, which the reward's weights follow
+    plan: dict[str, Any] | None = None  # a decision's plan: its name and every call (model, role, outcome, cost)
     feedback: Feedback | None = None
 
     def to_dict(self) -> dict[str, Any]:

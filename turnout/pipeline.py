@@ -56,6 +56,13 @@ class Route:
     #: every call the plan made, {model, role, outcome, usage, cost_usd, seconds, verdict}: the Exchange bills all
     plan_attempts: list[dict[str, Any]] = field(default_factory=list)
 
+    def plan_record(self) -> dict[str, Any] | None:
+        """The plan and its calls, compact, for the outcome record (None: no plan ran)."""
+        if self.plan is None:
+            return None
+        return {"name": self.plan.name, "attempts": [
+            {k: a[k] for k in ("model", "role", "outcome", "cost_usd") if k in a} for a in self.plan_attempts]}
+
     def decisions(self) -> list[DecisionTrace]:
         """Every decision with whether it matched; built only when an explanation is asked for."""
         return self.engine.trace(self.decision_flags) if self.engine is not None else []

@@ -46,7 +46,8 @@ def record(exchange: Exchange, status: int, seconds: float, cost: float, usage: 
         session=route.session if route else None, switched=bool(route and route.switched),
         explored=bool(choice and choice.explored),
         features=tuple(map(float, choice.features)) if choice and choice.features is not None else None,
-        door=exchange.door.name, objective=requested_objective(ctx))
+        door=exchange.door.name, objective=requested_objective(ctx),
+        plan=route.plan_record() if route is not None else None)
     config = router.config.outcomes
     router.outcomes.record(outcome, ctx.text("last_user") if config.store_prompt else None)
     for result in ctx.signals.values():

@@ -1,0 +1,121 @@
+"""Plans and judges through the real server, end to end: the logprob, verifier and consistency judges driving a
+cascade against scripted answers, a key's budget paying for every attempt, the outcome record and `turnout
+route` showing the plan."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from tests.plans.helpers import chat_requests, plan_config
+
+ALICE, ADMIN = "sk-alice-plans-0123456789", "sk-admin-plans-0123456789"
+
+
+def ask(server, text: str, key: str = "unused", **kwargs):
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    return client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], **kwargs)
+
+
+def cascade(serve, upstream, judge: dict, models: list[str] | None = None, **extra):
+    config = plan_config(upstream.url, {"name": "cascade", "params": {"judge": judge,
+                                                                       **({"models": models} if models else {})}})
+    config.update(extra)
+    return serve(config)
+
+
+def outcomes(attempts) -> list[tuple[str, str, str]]:
+    return [(a["model"], a["role"], a["outcome"]) for a in attempts]
+
+
+def test_logprob_judge_asks_for_logprobs_and_escalates_an_unsure_answer(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "logprob", "params": {"threshold": 0.5}})
+    raw = ask(server, "2+2? #as:mock-cheap=logprob:-2.0 #as:mock-mid=say:right")
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("mid", "answer", "accepted")]
+    assert attempts[0]["verdict"]["mean_logprob"] == pytest.approx(-2.0)
+    assert all(r["body"]["logprobs"] is True for r in upstream_requests())
+    assert raw.parse().choices[0].message.content == "The answer is 4."
+
+
+def test_verifier_judge_escalates_on_no_and_bills_its_own_calls(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "verifier", "params": {"model": "judge"}}, ["cheap", "strong"])
+    raw = ask(server, "2+2? #as:mock-judge=say:no")  # the verifier says no to every answer
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    # both rejected with the same score: the later (stronger) answer is returned
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("judge", "judge", "judge"),
+                                  ("strong", "answer", "picked"), ("judge", "judge", "judge")]
+    assert chat_requests(upstream_requests()) == ["mock-cheap", "mock-judge", "mock-strong", "mock-judge"]
+    assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(sum(a["cost_usd"] for a in attempts))
+    assert any(a["role"] == "judge" and a["cost_usd"] > 0 for a in attempts)
+
+    accepted = ask(server, "2+2? #as:mock-judge=say:yes")
+    assert accepted.headers["x-turnout-model"] == "cheap"
+    assert [a["outcome"] for a in accepted.parse().model_extra["turnout_cascade"]] == ["accepted", "judge"]
+
+
+def test_consistency_judge_samples_the_model_and_escalates_when_they_disagree(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "consistency", "params": {"samples": 2}}, ["cheap", "mid"])
+    raw = ask(server, "2+2? #as:mock-cheap=vary #as:mock-mid=say:right")
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert [(a["model"], a["role"]) for a in attempts].count(("cheap", "sample")) == 2
+    assert [(a["model"], a["outcome"]) for a in attempts if a["role"] == "answer"] == [
+        ("cheap", "rejected"), ("mid", "accepted")]
+    assert chat_requests(upstream_requests()).count("mock-mid") == 3  # its answer and two samples agreeing
+    assert raw.parse().choices[0].message.content == "The answer is 4."
+
+
+def test_the_key_budget_pays_for_every_attempt(serve, upstream):
+    config = plan_config(upstream.url, {"name": "cascade", "params": {"models": ["strong", "cheap"]}})
+    ns = f"p{time.monotonic_ns()}"
+    config["auth"] = {"keys": [{"name": f"alice-{ns}", "key": ALICE, "budget_usd_day": 0.0002}]}
+    server = serve(config)
+    # strong (rejected, ~$0.0007) then cheap (accepted, ~$0.00001): the answer alone is within the budget,
+    # the cascade is not, so the next request is refused
+    raw = ask(server, "word " * 100 + "#as:mock-strong=say:empty #as:mock-cheap=say:right", key=ALICE)
+    assert raw.headers["x-turnout-model"] == "cheap"
+    assert float(raw.headers["x-turnout-cost-usd"]) > 0.0002
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(server, "again", key=ALICE)
+    assert info.value.code == "budget_exceeded"
+
+
+def test_the_outcome_record_carries_the_plan(serve, upstream):
+    config = plan_config(upstream.url, {"name": "cascade"})
+    config["state"] = {"namespace": f"p{time.monotonic_ns()}"}
+    config["auth"] = {"admin_key_sha256": hashlib.sha256(ADMIN.encode()).hexdigest(),
+                      "keys": [{"name": "alice", "key": ALICE}]}
+    server = serve(config)
+    raw = ask(server, "#as:mock-cheap=say:empty #as:mock-mid=say:right", key=ALICE)
+    request_id = raw.headers["x-turnout-request-id"]
+    deadline = time.monotonic() + 5
+    while (r := httpx.get(f"{server.url}/v1/router/outcomes/{request_id}",
+                          headers={"authorization": f"Bearer {ADMIN}"})).status_code != 200:
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.02)
+    record = r.json()
+    assert record["model"] == "mid"
+    assert record["plan"]["name"] == "cascade"
+    assert [(a["model"], a["outcome"]) for a in record["plan"]["attempts"]] == [("cheap", "rejected"),
+                                                                              ("mid", "accepted")]
+    assert record["cost_usd"] == pytest.approx(sum(a["cost_usd"] for a in record["plan"]["attempts"]))
+
+
+def test_turnout_route_shows_the_plan(tmp_path, upstream):
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(plan_config(upstream.url, {"name": "fanout", "params": {"mode": "vote"}})))
+    text = subprocess.run([sys.executable, "-m", "turnout.cli", "route", "hello", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    assert text.returncode == 0, text.stderr
+    assert "plan fanout over strong → mid → cheap" in text.stdout and '"vote"' in text.stdout
+    shown = subprocess.run([sys.executable, "-m", "turnout.cli", "route", "hello", "--config", str(path), "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert '"plan"' in shown.stdout
