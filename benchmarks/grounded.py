@@ -22,8 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from turnout.judges import build_judge  # noqa: E402
-from turnout.judges.grounded import GroundedJudge  # noqa: E402
+from turnout.judges import build_judge
+from turnout.judges.grounded import GroundedJudge
 
 DATA = ROOT / "tests/data/grounded/labelled.jsonl"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,13 +21,14 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[Path, typer.Option("--out", help="the artifact directory to write (scorer.npz, "
                                                             "scorer.json)")],
         encoder: Annotated[str, typer.Option(help="minilm-static or minilm-onnx")] = "minilm-static",
-        c: Annotated[Optional[float], typer.Option("--C", min=1e-6, help="inverse regularisation; default: "
+        c: Annotated[float | None, typer.Option("--C", min=1e-6, help="inverse regularisation; default: "
                                                                          "chosen by 5-fold CV on train")] = None,
         resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples for the AUC interval")] = 1000,
         shared: Annotated[Path, typer.Option(help="the shared data folder (for gsm8k)")] = Path("../shared/data"),
     ) -> None:
         """Train a scorer on the train split (by prompt) and report its held-out AUC with a 95 % interval."""
-        from turnout.eval.scorer_train import load_answers, train_scorer as fit, write
+        from turnout.eval.scorer_train import load_answers, write
+        from turnout.eval.scorer_train import train_scorer as fit
         from turnout.eval.table import DataError
         from turnout.models.encoders import ENCODERS
 

@@ -40,13 +40,13 @@ class AnswerRows:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def subset(self, idx: np.ndarray | list[int]) -> "AnswerRows":
+    def subset(self, idx: np.ndarray | list[int]) -> AnswerRows:
         idx = list(idx)
         return AnswerRows([self.prompts[i] for i in idx], [self.models[i] for i in idx],
                           [self.responses[i] for i in idx], self.scores[idx], [self.splits[i] for i in idx],
                           self.name)
 
-    def split(self, which: str) -> "AnswerRows":
+    def split(self, which: str) -> AnswerRows:
         return self.subset([i for i, s in enumerate(self.splits) if s == which])
 
 

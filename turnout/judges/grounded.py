@@ -30,18 +30,21 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_text, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_text,
+    register,
+)
 from turnout.models.encoders import get_encoder
 from turnout.signals.base import off_loop
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Za-z0-9])|\n+\s*(?:[-*•]|\d+[.)])?\s*")
 WORD = re.compile(r"\d[\d,]*(?:\.\d+)?|[A-Za-z][A-Za-z'-]*")
-STOP = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being it its
-this that these those there here he she they we you i me my your our their his her them us do does did done has
-have had will would shall should can could may might must so than then also very just about into over per up
-out what which who whom whose when where why how yes all any each both some such only own same too s t""".split())
-NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven "
-                                                "twelve".split())}
+STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "there", "here", "he", "she", "they", "we", "you", "i", "me", "my", "your", "our", "their", "his", "her", "them", "us", "do", "does", "did", "done", "has", "have", "had", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "so", "than", "then", "also", "very", "just", "about", "into", "over", "per", "up", "out", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "yes", "all", "any", "each", "both", "some", "such", "only", "own", "same", "too", "s", "t"])
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 NUMBER_WORDS.update({"twice": "2", "double": "2", "half": "0.5", "dozen": "12", "twenty": "20", "thirty": "30",
                      "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"})
 NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "without", "cannot", "neither", "nor",

@@ -13,9 +13,17 @@ from typing import Any
 
 from pydantic import Field
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_text, question_text, register
-from turnout.models.scorer import AnswerScorer, final_number, load_scorer
 from turnout.config import ConfigError, ConfigIssue
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_text,
+    question_text,
+    register,
+)
+from turnout.models.scorer import AnswerScorer, final_number, load_scorer
 from turnout.params import Params, validate_params
 from turnout.signals.base import off_loop
 
@@ -34,7 +42,7 @@ class ScorerJudge(Judge):
         self.model: AnswerScorer = load_scorer(params.artifact)  # type: ignore[attr-defined]
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str) -> "Judge":
+    def from_config(cls, params: dict[str, Any], path: str) -> Judge:
         checked = validate_params(cls.Params, params, path)
         try:
             return cls(checked)

@@ -16,11 +16,12 @@ import json
 import math
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from turnout.models.encoders import get_encoder
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 # an arithmetic step "16 - 3 = 13", "9 * $2 = $18", "<<9*2=18>>": the left side is a run of numbers and operators
 STEP = re.compile(r"((?:[\d.,$%()\s]|[-+*/x×÷])+)=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
-FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.I)
+FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 REFUSAL = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i am unable", "i'm unable", "as an ai")
 HEDGES = ("however", "actually", "assum", "approximately", "round", "not possible", "cannot be", "doesn't make sense",
           "does not make sense", "unclear", "not enough information", "i think", "wait", "mistake", "incorrect")
@@ -151,7 +152,7 @@ class AnswerScorer:
                             encoder=np.array(self.encoder), meta=np.array(json.dumps(self.meta)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "AnswerScorer":
+    def load(cls, path: str | Path) -> AnswerScorer:
         with np.load(path, allow_pickle=False) as data:
             scorer = cls(data["coef"].astype(np.float32), float(data["intercept"]), data["mean"].astype(np.float32),
                          data["scale"].astype(np.float32), str(data["encoder"]), json.loads(str(data["meta"])))
@@ -161,7 +162,7 @@ class AnswerScorer:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.05,
-            meta: dict[str, Any] | None = None) -> "AnswerScorer":
+            meta: dict[str, Any] | None = None) -> AnswerScorer:
         from sklearn.linear_model import LogisticRegression
 
         mean = x.mean(axis=0)

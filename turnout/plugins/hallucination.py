@@ -50,7 +50,7 @@ class HallucinationPlugin(Plugin):
         self.judge = GroundedJudge(GroundedParams(**{**p.judge, "threshold": p.threshold}))
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str) -> "HallucinationPlugin":
+    def from_config(cls, params: dict[str, Any], path: str) -> HallucinationPlugin:
         from pydantic import ValidationError
 
         from turnout.config import ConfigError, ConfigIssue

@@ -1,0 +1,313 @@
+"""Cascades on RouteLLM's recorded GSM8K answers: Mixtral first, GPT-4 when the judge rejects Mixtral's answer.
+
+    .venv/bin/python benchmarks/cascades.py --json bench-out/cascades.json --plot bench-out/cascades.png
+
+On the test prompts (turnout.eval.table.held_out: 20 %, the split `turnout eval` and the shipped gsm8k
+routers use), every method is a family of per-prompt (quality, cost) choices, one row per knob setting:
+- single models; the routing oracle (the cheapest correct model) and the cascade oracle (a perfect judge: it
+  accepts Mixtral exactly when Mixtral is right, and pays for both calls when it escalates);
+- `cascade` with each offline-evaluable judge: the same Judge classes the server runs (their `judge` coroutine
+  on the recorded answers), the accept rule of turnout/plans/cascade.py (the first answer that passes is
+  returned; when none passes, on_fail `best`: the higher score, the later model on a tie); the cost of an
+  escalated prompt is both calls. `scorer`'s knob is its threshold; `format` has none (its score is 0 or 1);
+- the learned routers (default: the shipped builtin:gsm8k-svm), over their cost_weight knob, as `turnout eval`.
+For each: the least cost share of GPT-4 at which it reaches 95 % of GPT-4's accuracy (the goal: ≤ 40 %), with a
+95 % percentile-bootstrap interval over test prompts (the same 1,000 resamples for every method; on each the
+GPT-4 target and every method's best knob are found again). The scorer is also run at one operating point
+chosen without the test prompts: a scorer fitted on 80 % of the training prompts, its threshold set on the
+other 20 % to reach 95 % of GPT-4 there.
+
+Not evaluable offline: `consistency` (one recorded answer per model and prompt; it needs k samples), `logprob`
+(no logprobs recorded), `verifier` (it asks a model). LLMRouter: its per-model responses are in tables the
+shared snapshot does not have (see ../shared/data/llmrouter/README.md), so no judge can be run on it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from turnout.eval.bootstrap import RESAMPLES, SEED
+from turnout.eval.datasets import STRONG, WEAK, gsm8k
+from turnout.eval.metrics import sweep_choices
+from turnout.eval.scorer_train import gsm8k_answers, hash_fold
+from turnout.eval.table import RoutingTable
+from turnout.judges import build_judge
+from turnout.judges.base import Judge
+from turnout.models.scorer import AnswerScorer, feature_matrix
+
+GOAL_SHARE = 0.40
+TARGET = 0.95
+
+
+def request_of(prompt: str) -> dict[str, Any]:
+    return {"model": WEAK, "messages": [{"role": "user", "content": prompt}]}
+
+
+def completion_of(model: str, text: str) -> dict[str, Any]:
+    return {"object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+
+async def judge_scores(judge: Judge, prompts: list[str], texts: list[str], model: str) -> np.ndarray:
+    """The judge's score of each recorded answer, through its own `judge` coroutine (as a plan calls it)."""
+    verdicts = [await judge.judge(request_of(p), completion_of(model, t), None)  # type: ignore[arg-type]
+                for p, t in zip(prompts, texts)]
+    return np.array([v.score for v in verdicts])
+
+
+def cascade_rows(test: RoutingTable, weak_scores: np.ndarray, strong_scores: np.ndarray,
+                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per threshold and prompt: quality, cost and escalation of a two-model cascade (weak first)."""
+    s, w = test.models.index(STRONG), test.models.index(WEAK)
+    quality, cost, escalated = [], [], []
+    for t in thresholds:
+        accept_weak = weak_scores >= t
+        strong_passes = strong_scores >= t
+        # none passed: on_fail "best", the later (strong) model wins ties
+        strong_chosen = ~accept_weak & (strong_passes | (strong_scores >= weak_scores))
+        quality.append(np.where(strong_chosen, test.scores[:, s], test.scores[:, w]))
+        cost.append(test.costs[:, w] + np.where(accept_weak, 0.0, test.costs[:, s]))
+        escalated.append(~accept_weak)
+    return np.array(quality), np.array(cost), np.array(escalated, dtype=float)
+
+
+def family(name: str, quality: np.ndarray, cost: np.ndarray, knobs: list[float] | None = None,
+           escalated: np.ndarray | None = None) -> dict[str, Any]:
+    return {"name": name, "quality": np.atleast_2d(quality), "cost": np.atleast_2d(cost), "knobs": knobs,
+            "escalated": None if escalated is None else np.atleast_2d(escalated)}
+
+
+def cheapest_reaching(quality: np.ndarray, cost: np.ndarray, target: np.ndarray | float) -> np.ndarray:
+    """quality, cost: (knobs, B) means; target (B,): the least cost among knobs reaching it (inf if none)."""
+    reach = quality >= np.asarray(target)[None, ...] - 1e-12
+    return np.where(reach, cost, np.inf).min(axis=0)
+
+
+def summarise(fam: dict[str, Any], test: RoutingTable, weights: np.ndarray) -> dict[str, Any]:
+    n = len(test)
+    s = test.models.index(STRONG)
+    strong_q, strong_c = test.scores[:, s].mean(), test.costs[:, s].mean()
+    q_mean, c_mean = fam["quality"].mean(axis=1), fam["cost"].mean(axis=1)
+    point = cheapest_reaching(q_mean[:, None], c_mean[:, None], np.array([TARGET * strong_q]))[0]
+    boot_q = fam["quality"] @ weights.T / n  # (knobs, B)
+    boot_c = fam["cost"] @ weights.T / n
+    target = TARGET * (test.scores[:, s] @ weights.T / n)
+    boot_share = cheapest_reaching(boot_q, boot_c, target) / (test.costs[:, s] @ weights.T / n)
+    with np.errstate(invalid="ignore"):  # inf − inf where a resample never reaches the target: read as None
+        low, high = np.percentile(boot_share, [2.5, 97.5])
+    best = int(np.argmax(q_mean))
+    out: dict[str, Any] = {
+        "curve": [{"cost_share": round(float(c / strong_c), 4), "accuracy": round(float(q), 4),
+                   **({"knob": fam["knobs"][k]} if fam["knobs"] else {}),
+                   **({"escalated": round(float(fam["escalated"][k].mean()), 4)} if fam["escalated"] is not None
+                      else {})}
+                  for k, (q, c) in enumerate(zip(q_mean, c_mean))],
+        "best_accuracy": round(float(q_mean[best]), 4),
+        "cost_share_at_95pct_gpt4": None if not np.isfinite(point) else round(float(point / strong_c), 4),
+        "cost_share_at_95pct_gpt4_ci95": [None if not np.isfinite(v) else round(float(v), 4) for v in (low, high)],
+        "reaches_goal": bool(np.isfinite(point) and point / strong_c <= GOAL_SHARE),
+    }
+    if len(out["curve"]) > 25:  # keep the JSON readable: every 5th knob and the ends
+        keep = set(range(0, len(out["curve"]), 5)) | {len(out["curve"]) - 1}
+        out["curve"] = [row for k, row in enumerate(out["curve"]) if k in keep]
+    return out
+
+
+def operating_point(train_answers: Any, test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
+                    C: float, weights: np.ndarray) -> dict[str, Any]:
+    """A scorer fitted on 80 % of the training prompts, its threshold set on the other 20 %, run on test."""
+    fold = np.array([hash_fold(p) for p in train_answers.prompts])
+    fit, calib = train_answers.subset(np.where(fold != 0)[0]), train_answers.subset(np.where(fold == 0)[0])
+    scorer = AnswerScorer.fit(feature_matrix(fit.prompts, fit.responses, "minilm-static"),
+                              (fit.scores >= 0.5).astype(int), encoder="minilm-static", C=C)
+    by_prompt: dict[str, dict[str, tuple[str, float]]] = {}
+    for p, m, r, s in zip(calib.prompts, calib.models, calib.responses, calib.scores):
+        by_prompt.setdefault(p, {})[m] = (r, s)
+    prompts = [p for p, v in by_prompt.items() if WEAK in v and STRONG in v]
+    w_text, s_text = [by_prompt[p][WEAK][0] for p in prompts], [by_prompt[p][STRONG][0] for p in prompts]
+    w_ok = np.array([by_prompt[p][WEAK][1] for p in prompts])
+    s_ok = np.array([by_prompt[p][STRONG][1] for p in prompts])
+    w_score, s_score = scorer.score(prompts, w_text), scorer.score(prompts, s_text)
+    target = TARGET * s_ok.mean()
+    chosen = 1.0
+    for t in np.unique(w_score):  # the lowest escalation (highest accept share) that reaches the target
+        accept = w_score >= t
+        strong = ~accept & ((s_score >= t) | (s_score >= w_score))
+        if np.where(strong, s_ok, w_ok).mean() >= target:
+            chosen = float(t)
+            break
+    q, c, e = cascade_rows(test, scorer.score(test.prompts, weak_texts), scorer.score(test.prompts, strong_texts),
+                           np.array([chosen]))
+    s = test.models.index(STRONG)
+    n = len(test)
+    boot_q = (q @ weights.T / n)[0] / (test.scores[:, s] @ weights.T / n)
+    boot_c = (c @ weights.T / n)[0] / (test.costs[:, s] @ weights.T / n)
+    return {"threshold": round(chosen, 4), "calibration_prompts": len(prompts),
+            "accuracy": round(float(q.mean()), 4),
+            "accuracy_share_of_gpt4": round(float(q.mean() / test.scores[:, s].mean()), 4),
+            "accuracy_share_ci95": [round(float(v), 4) for v in np.percentile(boot_q, [2.5, 97.5])],
+            "cost_share": round(float(c.mean() / test.costs[:, s].mean()), 4),
+            "cost_share_ci95": [round(float(v), 4) for v in np.percentile(boot_c, [2.5, 97.5])],
+            "escalated": round(float(e.mean()), 4)}
+
+
+def router_family(name: str, directory: Path, test: RoutingTable) -> dict[str, Any]:
+    from turnout.models.encoders import get_encoder
+    from turnout.selection.base import selectors
+
+    meta = json.loads((directory / "router.json").read_text())
+    selector = selectors.get(meta["name"]).load(directory)
+    predicted = selector.predict_quality(get_encoder(selector.encoder).encode(test.prompts))
+    predicted = predicted[:, [selector.models_.index(m) for m in test.models]]
+    choices = sweep_choices(test, predicted)  # (knobs, n) model indices, as `turnout eval` sweeps them
+    rows = np.arange(len(test))
+    return family(name, test.scores[rows, choices], test.costs[rows, choices])
+
+
+def oracle(test: RoutingTable, cascade: bool) -> dict[str, Any]:
+    """Perfect knowledge: GPT-4 only where Mixtral is wrong and GPT-4 right, the cheapest GPT-4 calls first
+    (knob k: the k cheapest such prompts). A cascade pays for both calls there; a router only for GPT-4's."""
+    s, w = test.models.index(STRONG), test.models.index(WEAK)
+    useful = np.where((test.scores[:, w] < 0.5) & (test.scores[:, s] >= 0.5))[0]
+    order = useful[np.argsort(test.costs[useful, s], kind="stable")]
+    quality, cost, escalated = [], [], []
+    for k in range(len(order) + 1):
+        up = np.zeros(len(test), dtype=bool)
+        up[order[:k]] = True
+        quality.append(np.where(up, test.scores[:, s], test.scores[:, w]))
+        cost.append(np.where(up, test.costs[:, s], 0.0) + np.where(up & ~cascade, 0.0, test.costs[:, w]))
+        escalated.append(up)
+    return family(f"oracle ({'cascade' if cascade else 'routing'})", np.array(quality), np.array(cost), list(range(len(order) + 1)),
+                  np.array(escalated, dtype=float))
+
+
+def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str], scorer: str,
+             routers: list[Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    out = [family(f"single:{m}", test.scores[:, j], test.costs[:, j]) for j, m in enumerate(test.models)]
+    out += [oracle(test, cascade=False), oracle(test, cascade=True)]
+    judges_used: dict[str, Any] = {}
+    for spec in ({"name": "format"}, {"name": "scorer", "params": {"artifact": scorer}}):
+        judge = build_judge(spec, f"cascade.judge[{spec['name']}]")
+        weak = asyncio.run(judge_scores(judge, test.prompts, weak_texts, WEAK))
+        strong = asyncio.run(judge_scores(judge, test.prompts, strong_texts, STRONG))
+        if spec["name"] == "format":
+            knobs = np.array([judge.threshold])
+        else:  # every distinct score of Mixtral's answers is a threshold setting
+            knobs = np.unique(np.concatenate([[0.0], weak, [1.01]]))
+        q, c, e = cascade_rows(test, weak, strong, knobs)
+        out.append(family(f"cascade:{spec['name']}", q, c, [round(float(k), 4) for k in knobs], e))
+        judges_used[spec["name"]] = {"params": judge.params.model_dump(), "weak_pass_rate_at_default":
+                                     round(float((weak >= judge.threshold).mean()), 4)}
+    for directory in routers:
+        out.append(router_family(f"router:{directory.name}", directory, test))
+    return out, judges_used
+
+
+def run(shared: Path, scorer: str, routers: list[Path], limit: int | None = None,
+        resamples: int = RESAMPLES, operating: bool = True) -> dict[str, Any]:
+    table = gsm8k(shared)
+    test = table.split("test")
+    if limit:
+        test = test.subset(np.arange(min(limit, len(test))), test.name)
+    answers = gsm8k_answers(shared)
+    text = {(p, m): r for p, m, r in zip(answers.prompts, answers.models, answers.responses)}
+    weak_texts = [text[(p, WEAK)] for p in test.prompts]
+    strong_texts = [text[(p, STRONG)] for p in test.prompts]
+    rng = np.random.default_rng(SEED)
+    weights = rng.multinomial(len(test), np.full(len(test), 1 / len(test)), size=resamples).astype(float)
+    fams, judges_used = families(test, weak_texts, strong_texts, scorer, routers)
+    s = test.models.index(STRONG)
+    report: dict[str, Any] = {
+        "data": "RouteLLM gsm8k (contaminated prompts dropped)", "split": "test", "prompts": len(test),
+        "order": [WEAK, STRONG], "gpt4_accuracy": round(float(test.scores[:, s].mean()), 4),
+        "target_accuracy": round(float(TARGET * test.scores[:, s].mean()), 4), "goal_cost_share": GOAL_SHARE,
+        "cost": "estimated: list prices × tokens (prompt ≈ chars/4; output from each recorded answer)",
+        "gpt4_mean_cost_usd": round(float(test.costs[:, s].mean()), 8), "judges": judges_used,
+        "bootstrap": {"resamples": resamples, "seed": SEED, "level": 0.95, "over": "test prompts"},
+        "methods": {f["name"]: summarise(f, test, weights) for f in fams},
+        "not_evaluated": {"consistency": "one recorded answer per model and prompt; it needs k samples",
+                          "logprob": "no logprobs recorded", "verifier": "asks a model: not offline",
+                          "llmrouter": "its per-model responses are not in the shared snapshot (the tables that "
+                                       "hold them were left out), so no judge can read an answer"}}
+    if operating:
+        meta = json.loads((ROOT / "turnout/models/data/scorers/gsm8k-scorer/scorer.json").read_text())
+        train = answers.split("train")
+        report["scorer_operating_point"] = operating_point(train, test, weak_texts, strong_texts,
+                                                           float(meta["C"]), weights)
+    return report
+
+
+def table_text(report: dict[str, Any]) -> str:
+    lines = [(f"{report['data']}, {report['prompts']} test prompts; GPT-4 accuracy {report['gpt4_accuracy']:.3f}, "
+              f"target (95 %) {report['target_accuracy']:.3f}; goal: reach it at ≤ {report['goal_cost_share']:.0%} "
+              "of GPT-4's cost"),
+             f"{'method':32} {'best acc':>9} {'cost share at 95% of GPT-4 (95% CI)':>38} {'goal':>5}"]
+    for name, m in report["methods"].items():
+        share, (lo, hi) = m["cost_share_at_95pct_gpt4"], m["cost_share_at_95pct_gpt4_ci95"]
+        fmt = lambda v: "never" if v is None else f"{v:.3f}"
+        lines.append(f"{name:32} {m['best_accuracy']:>9.3f} {fmt(share) + ' (' + fmt(lo) + '–' + fmt(hi) + ')':>38}"
+                     f" {'yes' if m['reaches_goal'] else 'no':>5}")
+    if "scorer_operating_point" in report:
+        op = report["scorer_operating_point"]
+        lines.append(f"scorer threshold {op['threshold']} set on training prompts: accuracy {op['accuracy']:.3f} "
+                     f"({op['accuracy_share_of_gpt4']:.1%} of GPT-4, CI {op['accuracy_share_ci95']}), cost share "
+                     f"{op['cost_share']:.3f} (CI {op['cost_share_ci95']}), escalated {op['escalated']:.1%}")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, m in report["methods"].items():
+        xs = [p["cost_share"] for p in m["curve"]]
+        ys = [p["accuracy"] for p in m["curve"]]
+        ax.plot(xs, ys, "o" if len(xs) == 1 else "-", label=name, markersize=7 if len(xs) == 1 else 3)
+    ax.axhline(report["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="95 % of GPT-4")
+    ax.axvline(report["goal_cost_share"], color="grey", linestyle=":", linewidth=1, label="goal: 40 % of cost")
+    ax.set_xlabel("mean cost, share of GPT-4's")
+    ax.set_ylabel("accuracy (test prompts)")
+    ax.set_title(f"GSM8K cascades, Mixtral first ({report['prompts']} test prompts)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--json", type=Path, default=Path("bench-out/cascades.json"))
+    parser.add_argument("--plot", type=Path, default=Path("bench-out/cascades.png"))
+    parser.add_argument("--scorer", default="builtin:gsm8k-scorer", help="the scorer judge's artifact")
+    parser.add_argument("--routers", default=str(ROOT / "turnout/models/data/routers/gsm8k-svm"),
+                        help="learned router directories, comma-separated")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test prompts (a smoke run)")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    parser.add_argument("--no-operating-point", action="store_true")
+    args = parser.parse_args()
+    report = run(args.shared, args.scorer, [Path(p) for p in args.routers.split(",") if p], args.limit,
+                 args.resamples, not args.no_operating_point)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(table_text(report))
+    if args.plot:
+        plot(report, args.plot)
+    print(f"wrote {args.json}" + (f" and {args.plot}" if args.plot else ""))
+
+
+if __name__ == "__main__":
+    main()
