@@ -119,3 +119,12 @@ def test_turnout_route_shows_the_plan(tmp_path, upstream):
     shown = subprocess.run([sys.executable, "-m", "turnout.cli", "route", "hello", "--config", str(path), "--json"],
                            capture_output=True, text=True, timeout=60)
     assert '"plan"' in shown.stdout
+
+
+def test_a_key_limited_to_some_models_gets_a_plan_over_those_alone(serve, upstream, upstream_requests):
+    config = plan_config(upstream.url, {"name": "cascade"})
+    config["auth"] = {"keys": [{"name": f"alice-{time.monotonic_ns()}", "key": ALICE, "models": ["cheap", "strong"]}]}
+    server = serve(config)
+    raw = ask(server, "#as:mock-cheap=say:empty #as:mock-mid=say:right #as:mock-strong=say:right", key=ALICE)
+    assert chat_requests(upstream_requests()) == ["mock-cheap", "mock-strong"]  # mid is not this key's
+    assert raw.headers["x-turnout-model"] == "strong"

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
+from turnout.access import allowed
 from turnout.config import ConfigError, ConfigIssue, unknown_ref
 from turnout.context import RoutingContext, usage_count
-from turnout.errors import TurnoutError, UpstreamError, UpstreamTimeoutError
+from turnout.errors import PermissionDenied, TurnoutError, UpstreamError, UpstreamTimeoutError
 from turnout.judges import Judge, Verdict, build_judge
 from turnout.judges.base import answer_text
 from turnout.params import Params, validate_params
@@ -138,6 +139,15 @@ class PlanRun:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def answerers(self, models: list[str]) -> list[str]:
+        """The models that may write this caller's answer: a key limited to some models (auth.keys[].models)
+        gets a plan over those alone. Judges and pickers, which write no answer, are the operator's choice."""
+        usable = allowed(self.ctx.caller, models)
+        if not usable:
+            raise PermissionDenied(f"this key may use none of the models of the {self.plan.name} plan",
+                                   code="model_not_allowed")
+        return usable
 
     async def call(self, model: str, body: dict[str, Any] | None = None, *, role: str = "answer",
                    timeout: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -47,7 +47,7 @@ class CascadePlan(Plan):
         p: CascadeParams = self.params  # type: ignore[assignment]
         tried: list[tuple[float, str, dict[str, Any], dict[str, Any]]] = []  # (score, model, answer, attempt)
         errors: list[BaseException] = []
-        for model in self.models[:p.max_attempts]:
+        for model in run.answerers(self.models)[:p.max_attempts]:
             if run.remaining() <= 0:
                 break
             try:

@@ -79,7 +79,7 @@ class FanoutPlan(Plan):
 
     async def run(self, run: PlanRun) -> dict[str, Any]:
         p: FanoutParams = self.params  # type: ignore[assignment]
-        models = self.models[:p.k]
+        models = run.answerers(self.models)[:p.k]
         if p.mode == "first_valid":
             return await self._race(run, models)
         results = await asyncio.gather(*(run.call(m, timeout=p.attempt_timeout_s) for m in models),
@@ -116,6 +116,7 @@ class FanoutPlan(Plan):
 
     async def _fuse(self, run: PlanRun, got: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
         p: FanoutParams = self.params  # type: ignore[assignment]
+        run.answerers([p.fuse_model or ""])  # the fuse model writes the answer: the key must be allowed it
         prompt = FUSE_PROMPT.format(question=question_text(run.body), candidates=_numbered(got))
         body = {k: v for k, v in run.body.items() if k not in ("messages", "n", "tools", "tool_choice")}
         body["messages"] = [*[m for m in run.body.get("messages") or [] if m.get("role") in ("system", "developer")],

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
+from turnout.access import allowed
 from turnout.judges.base import answer_message, answer_text
 from turnout.plans.base import Plan, PlanParams, PlanRun, register
 
@@ -49,8 +50,8 @@ class MultiRoundPlan(Plan):
 
     async def run(self, run: PlanRun) -> dict[str, Any]:
         p: MultiRoundParams = self.params  # type: ignore[assignment]
-        coordinator = p.coordinator or run.route.model
-        experts = {tool_name(m): m for m in self.models if m != coordinator}
+        coordinator = run.answerers([p.coordinator or run.route.model])[0]
+        experts = {tool_name(m): m for m in allowed(run.ctx.caller, self.models) if m != coordinator}
         body = dict(run.body)
         body["tools"] = [*(body.get("tools") or []), *(_tool(name, m) for name, m in experts.items())]
         messages = list(body.get("messages") or [])
