@@ -75,7 +75,7 @@ def test_format_refusal_field_truncation_and_tools():
     tools = {"messages": [], "tool_choice": "required", "tools": [{"type": "function", "function": {
         "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                               "required": ["city"]}}}]}
-    call = lambda name, args: completion(None, "tool_calls", tool_calls=[  # noqa: E731
+    call = lambda name, args: completion(None, "tool_calls", tool_calls=[
         {"id": "c", "type": "function", "function": {"name": name, "arguments": args}}])
     assert judge({"name": "format"}, tools, call("get_weather", '{"city": "Paris"}')).passed
     assert judge({"name": "format"}, tools, call("get_weather", "{}")).detail["reason"] == \

@@ -55,7 +55,7 @@ def test_turnout_validate_lists_plan_errors(tmp_path):
     path = tmp_path / "turnout.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert f"{P}.params.judge.name" in result.stdout + result.stderr
 

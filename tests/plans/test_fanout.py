@@ -71,7 +71,7 @@ def test_fuse_returns_the_fuse_models_answer(serve, upstream, upstream_requests)
     raw = ask(server, "2+2? #as:mock-cheap=say:wrong #as:mock-mid=say:right #as:mock-judge=say:right")
     assert raw.headers["x-turnout-model"] == "judge"
     assert raw.parse().choices[0].message.content == "The answer is 4."
-    fuse = [r for r in upstream_requests() if r["body"]["model"] == "mock-judge"][0]
+    fuse = next(r for r in upstream_requests() if r["body"]["model"] == "mock-judge")
     assert "Write one answer that is better than each of them" in fuse["body"]["messages"][-1]["content"]
     assert len(raw.parse().model_extra["turnout_plan"]["attempts"]) == 3
 

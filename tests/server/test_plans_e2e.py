@@ -113,11 +113,11 @@ def test_turnout_route_shows_the_plan(tmp_path, upstream):
     path = tmp_path / "turnout.yaml"
     path.write_text(yaml.safe_dump(plan_config(upstream.url, {"name": "fanout", "params": {"mode": "vote"}})))
     text = subprocess.run([sys.executable, "-m", "turnout.cli", "route", "hello", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""}, check=False)
     assert text.returncode == 0, text.stderr
     assert "plan fanout over strong → mid → cheap" in text.stdout and '"vote"' in text.stdout
     shown = subprocess.run([sys.executable, "-m", "turnout.cli", "route", "hello", "--config", str(path), "--json"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=True)
     assert '"plan"' in shown.stdout
 
 

@@ -54,7 +54,7 @@ class Judge(abc.ABC):
         self.threshold: float = self.default_threshold if given is None else float(given)
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str) -> "Judge":
+    def from_config(cls, params: dict[str, Any], path: str) -> Judge:
         checked = validate_params(cls.Params, params, path)
         try:
             return cls(checked)
@@ -84,7 +84,7 @@ def build_judge(spec: dict[str, Any], path: str) -> Judge:
         raise ConfigError([ConfigIssue(path, "must be a mapping {name: ..., params: {...}}")])
     extra = set(spec) - {"name", "params"}
     if extra:
-        raise ConfigError([ConfigIssue(path, f"unknown key '{sorted(extra)[0]}' (valid: name, params)")])
+        raise ConfigError([ConfigIssue(path, f"unknown key '{min(extra)}' (valid: name, params)")])
     name = spec.get("name")
     if not isinstance(name, str):
         raise ConfigError([ConfigIssue(f"{path}.name", "required but missing")])

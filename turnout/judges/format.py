@@ -14,8 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import Field
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_message, answer_text, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_message,
+    answer_text,
+    register,
+)
 
 # lower-cased openings of answers that decline instead of answering
 REFUSALS = ("i'm sorry, but i can", "i am sorry, but i can", "sorry, i can't", "sorry, i cannot",
@@ -24,7 +33,8 @@ REFUSALS = ("i'm sorry, but i can", "i am sorry, but i can", "sorry, i can't", "
 
 
 class FormatParams(JudgeParams):
-    refusal_phrases: list[str] = list(REFUSALS)
+    refusal_phrases: list[str] = Field(default_factory=lambda: list(REFUSALS),
+                                       description="lower-cased openings that mark an answer as a refusal")
     fail_truncated: bool = True  # finish_reason "length": the answer was cut off
     min_chars: int = 1
 
@@ -104,7 +114,7 @@ def _is_type(value: Any, name: str) -> bool:
     return True if cls is None else isinstance(value, cls)
 
 
-def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> str | None:  # noqa: C901
+def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> str | None:
     """The first way `value` breaks `schema` (a subset of JSON Schema), or None."""
     if not isinstance(schema, dict):
         return None
@@ -139,9 +149,9 @@ def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> st
                 return problem
     if isinstance(value, str) and not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
         return f"{at}: length {len(value)} out of bounds"
-    if _is_type(value, "number"):
-        if "minimum" in schema and value < schema["minimum"] or "maximum" in schema and value > schema["maximum"]:
-            return f"{at}: {value} out of bounds"
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if _is_type(value, "number") and ((low is not None and value < low) or (high is not None and value > high)):
+        return f"{at}: {value} out of bounds"
     return None
 
 
@@ -150,13 +160,10 @@ def _object_problem(value: dict[str, Any], schema: dict[str, Any], root: dict[st
     for key in schema.get("required") or []:
         if key not in value:
             return f"{at}.{key}: required but missing"
+    extra = schema.get("additionalProperties")
     for key, item in value.items():
-        if key in props:
-            if problem := schema_problem(item, props[key], root, f"{at}.{key}"):
-                return problem
-        elif schema.get("additionalProperties") is False:
+        if key not in props and extra is False:
             return f"{at}.{key}: not allowed (additionalProperties false)"
-        elif isinstance(schema.get("additionalProperties"), dict):
-            if problem := schema_problem(item, schema["additionalProperties"], root, f"{at}.{key}"):
-                return problem
+        if problem := schema_problem(item, props.get(key, extra), root, f"{at}.{key}"):  # (a bool schema: none)
+            return problem
     return None

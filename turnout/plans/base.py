@@ -19,7 +19,12 @@ from pydantic import Field
 from turnout.access import allowed
 from turnout.config import ConfigError, ConfigIssue, unknown_ref
 from turnout.context import RoutingContext, usage_count
-from turnout.errors import PermissionDenied, TurnoutError, UpstreamError, UpstreamTimeoutError
+from turnout.errors import (
+    PermissionDenied,
+    TurnoutError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from turnout.judges import Judge, Verdict, build_judge
 from turnout.judges.base import answer_text
 from turnout.params import Params, validate_params
@@ -53,7 +58,7 @@ class Plan(abc.ABC):
         self.judges = judges  # by their param name (judge, ...)
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str, config: Config, decision: DecisionConfig) -> "Plan":
+    def from_config(cls, params: dict[str, Any], path: str, config: Config, decision: DecisionConfig) -> Plan:
         checked = validate_params(cls.Params, params, f"{path}.params")
         issues: list[ConfigIssue] = []
         judges: dict[str, Judge] = {}

@@ -59,7 +59,7 @@ class FanoutPlan(Plan):
         return [(f, getattr(params, f)) for f in ("judge_model", "fuse_model") if getattr(params, f)]
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str, config: Any, decision: Any) -> "Plan":
+    def from_config(cls, params: dict[str, Any], path: str, config: Any, decision: Any) -> Plan:
         if (params or {}).get("mode") == "first_valid" and not (params or {}).get("judge"):
             params = {**params, "judge": {"name": "format"}}
         return super().from_config(params, path, config, decision)

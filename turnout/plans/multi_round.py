@@ -89,7 +89,7 @@ class MultiRoundPlan(Plan):
         ask = {k: v for k, v in body.items() if k not in ("tools", "tool_choice", "messages", "n", "response_format")}
         ask["messages"] = [*system, {"role": "user", "content": question}]
         try:
-            answer, attempt = await run.call(model, ask, role="tool", timeout=self.params.attempt_timeout_s)
+            answer, _ = await run.call(model, ask, role="tool", timeout=self.params.attempt_timeout_s)
         except Exception as exc:  # noqa: BLE001 - the coordinator hears that the expert failed, and goes on
             return f"error: {model} did not answer ({type(exc).__name__})"
         return answer_text(answer) or "(no answer)"

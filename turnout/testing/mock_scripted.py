@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.testing.mock_upstream import MOCK_CREATED, JSONResponse, Mock, _words, openai_chat
+from turnout.testing.mock_upstream import (
+    MOCK_CREATED,
+    JSONResponse,
+    Mock,
+    _words,
+    openai_chat,
+)
 
 _AS = re.compile(r"#as:([\w.\-]+)=([\w.:\-]+)")
 
@@ -49,9 +55,8 @@ async def scripted_chat(request: Request) -> Response:
     body = await request.json()
     model = str(body.get("model", ""))
     original, text = _rewrite_last_user(body, model)
-    if not body.get("stream"):
-        if (early := _scripted(mock, request, body, model, text, original)) is not None:
-            return early
+    if not body.get("stream") and (early := _scripted(mock, request, body, model, text, original)) is not None:
+        return early
     raw = json.dumps(body).encode()
 
     async def receive() -> dict[str, Any]:
