@@ -150,3 +150,17 @@ def test_metrics_count_plan_attempts(cascade):
     text = httpx.get(f"{cascade.url}/metrics").text
     assert 'turnout_plan_attempts_total{model="cheap",outcome="rejected",plan="cascade"}' in text
     assert 'turnout_plan_attempts_total{model="mid",outcome="accepted",plan="cascade"}' in text
+
+
+def test_a_cascade_is_not_counted_as_retries_or_fallbacks(cascade):
+    def value(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    before = httpx.get(f"{cascade.url}/metrics").text
+    raw = ask(cascade, "#as:mock-cheap=say:json_bad #as:mock-mid=error:500 #as:mock-strong=say:json_good")
+    assert "x-turnout-attempts" not in raw.headers  # one failed upstream call is no retry chain
+    after = httpx.get(f"{cascade.url}/metrics").text
+    assert value(after, "turnout_fallbacks_total{") == value(before, "turnout_fallbacks_total{")
+    assert value(after, "turnout_retries_total{") == value(before, "turnout_retries_total{")
+    errors = 'turnout_upstream_errors_total{code="upstream_error",model="mid"}'
+    assert value(after, errors) == value(before, errors) + 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from turnout.access import allowed
+from turnout.backends.dispatch import OK, DispatchLog
 from turnout.config import ConfigError, ConfigIssue, unknown_ref
 from turnout.context import RoutingContext, usage_count
 from turnout.errors import (
@@ -165,12 +166,13 @@ class PlanRun:
                                    "cost_usd": 0.0, "seconds": 0.0}
         self.attempts.append(attempt)
         start = time.monotonic()
+        log = DispatchLog()
         try:
             if limit <= 0:
                 raise UpstreamTimeoutError("the plan's deadline passed before this attempt")
             async with asyncio.timeout(limit):
                 _, answer = await self.router.dispatcher.complete([model], body, self.ctx.upstream_headers or None,
-                                                                  self.route.dispatch)
+                                                                  log)
         except (TimeoutError, asyncio.CancelledError) as exc:
             # the upstream may bill a prompt it began on: count the prompt, estimated
             attempt["outcome"] = "timeout" if isinstance(exc, TimeoutError) else "cancelled"
@@ -182,6 +184,10 @@ class PlanRun:
         except TurnoutError:
             attempt["seconds"] = round(time.monotonic() - start, 4)
             raise
+        finally:
+            # the route's dispatch log (upstream error, retry and fallback metrics, x-turnout-attempts) gets the
+            # failures only: a plan's several answers from several models are neither retries nor fallbacks
+            self.route.dispatch.attempts += [a for a in log.attempts if a.outcome != OK]
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
         attempt.update(outcome="candidate" if role == "answer" else role, usage=usage,
                        cost_usd=self._cost(model, usage, len(answer_text(answer))),
