@@ -12,7 +12,14 @@ import pytest
 
 from turnout.config import ConfigError
 from turnout.judges import build_judge
-from turnout.models.scorer import FEATURES, AnswerScorer, answer_features, check_steps, final_number, scorer_path
+from turnout.models.scorer import (
+    FEATURES,
+    AnswerScorer,
+    answer_features,
+    check_steps,
+    final_number,
+    scorer_path,
+)
 
 QUESTION = "Janet has 16 eggs. She eats 3 and bakes with 4. She sells the rest for $2 each. How much does she make?"
 

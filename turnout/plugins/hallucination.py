@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from turnout.context import RoutingContext
+from turnout.context import RoutingContext, usage_count
 from turnout.errors import TurnoutError
 from turnout.judges.base import Verdict, answer_text
 from turnout.judges.grounded import GroundedJudge, GroundedParams
@@ -51,20 +51,14 @@ class HallucinationPlugin(Plugin):
 
     @classmethod
     def from_config(cls, params: dict[str, Any], path: str) -> HallucinationPlugin:
-        from pydantic import ValidationError
-
         from turnout.config import ConfigError, ConfigIssue
         from turnout.params import validate_params
 
-        plugin = super().from_config(params, path)
-        p: HallucinationParams = plugin.params  # type: ignore[assignment]
+        p = validate_params(HallucinationParams, params, path)
         if p.action == "escalate" and not p.escalate_to:
             raise ConfigError([ConfigIssue(f"{path}.escalate_to", "required when action is escalate")])
-        try:
-            validate_params(GroundedParams, {**p.judge, "threshold": p.threshold}, f"{path}.judge")
-        except ValidationError as exc:  # pragma: no cover - validate_params raises ConfigError
-            raise ConfigError([ConfigIssue(f"{path}.judge", str(exc))]) from None
-        return plugin  # type: ignore[return-value]
+        validate_params(GroundedParams, {**p.judge, "threshold": p.threshold}, f"{path}.judge")
+        return cls(p)
 
     def referenced_models(self) -> list[str]:
         return [self.params.escalate_to] if self.params.escalate_to else []  # type: ignore[attr-defined]
@@ -123,6 +117,8 @@ class HallucinationPlugin(Plugin):
             attempt["outcome"] = "accepted"
             route.model = ctx.model = model
             ctx.response_headers["x-turnout-escalated-to"] = model
-            return {**second, "model": model}, better
+            totals = {k: sum(usage_count(a.get("usage"), k) or 0 for a in attempts)
+                      for k in ("prompt_tokens", "completion_tokens")}  # the answer's usage: every call, as plans do
+            return {**second, "model": model, "usage": {**totals, "total_tokens": sum(totals.values())}}, better
         attempt["outcome"] = "rejected"
         return first, verdict
