@@ -128,3 +128,17 @@ def test_a_key_limited_to_some_models_gets_a_plan_over_those_alone(serve, upstre
     raw = ask(server, "#as:mock-cheap=say:empty #as:mock-mid=say:right #as:mock-strong=say:right", key=ALICE)
     assert chat_requests(upstream_requests()) == ["mock-cheap", "mock-strong"]  # mid is not this key's
     assert raw.headers["x-turnout-model"] == "strong"
+
+
+def test_other_doors_get_the_plans_answer(serve, upstream):
+    import anthropic
+
+    server = cascade(serve, upstream, {"name": "format"})
+    client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    text = "2+2? #as:mock-cheap=say:refusal #as:mock-mid=say:right"
+    message = client.messages.create(model="auto", max_tokens=50, messages=[{"role": "user", "content": text}])
+    assert message.content[0].text == "The answer is 4."
+    with client.messages.stream(model="auto", max_tokens=50, messages=[{"role": "user", "content": text}]) as stream:
+        assert "".join(stream.text_stream) == "The answer is 4."
+    responses = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0).responses
+    assert responses.create(model="auto", input=text).output_text == "The answer is 4."
