@@ -204,7 +204,7 @@ class PlanRun:
         judge = self.plan.judges[name]
         try:
             verdict = await judge.judge(self.body, answer, self)
-        except (TurnoutError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a judge's failure (its model, its encoder) fails the answer
             verdict = Verdict(0.0, False, {"error": f"{type(exc).__name__}: {exc}"[:200]})
         attempt["verdict"] = {"judge": judge.name, **verdict.to_dict()}
         return verdict

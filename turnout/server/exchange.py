@@ -96,7 +96,8 @@ class Exchange:
             # at the dearest model the request may end on; settled below, or by the stream when it ends
             if current.access.reserves(key):
                 self.reservation = await current.access.reserve(key, current.access.estimate(
-                    ctx.body, ctx.token_estimate, current.dispatcher.chain(route.model, route.fallbacks)))
+                    ctx.body, ctx.token_estimate, route.plan.referenced_models() if route.plan is not None
+                    else current.dispatcher.chain(route.model, route.fallbacks)))  # a plan: its dearest model
             if ctx.stream:
                 response = await self._stream(ctx, route)
                 holds_slot = False  # the stream releases the slot and the reservation when it ends
