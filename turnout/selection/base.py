@@ -123,7 +123,7 @@ def build_selector(name: str, params: dict[str, Any], path: str, artifact: str |
             try:
                 prepare(candidates)
             except ValueError as exc:
-                raise ConfigError([ConfigIssue(f"{path}.params.warm_start", str(exc))]) from None
+                raise ConfigError([ConfigIssue(f"{path}.params.{getattr(exc, 'field', 'warm_start')}", str(exc))]) from None
         return selector
     if artifact is None:
         raise ConfigError([ConfigIssue(f"{path}.artifact", f"'{name}' is a learned router: give the directory "

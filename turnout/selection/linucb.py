@@ -10,11 +10,14 @@ import numpy as np
 from turnout.selection.base import register
 from turnout.selection.learned import embedding_key
 from turnout.selection.online import (
+    Alpha,
     Count,
     NonNegative,
     OnlineSelector,
+    REWARD_SD,
     Positive,
     Share,
+    Warmup,
     Window,
 )
 
@@ -26,7 +29,9 @@ class LinUCBSelector(OnlineSelector):
     def __init__(self, *, alpha: NonNegative = 0.1, ridge: Positive = 1.0, dim: Count = 16,
                  signals: list[str] = [], seed: int = 0, explore: bool = True,  # noqa: B006 - validated, copied
                  max_explore_share: Share = 1.0, explore_window: Window = 500, warm_start: str | None = None,
-                 prior_strength: NonNegative = 50.0, clusters: Count = 0, cost_weight: float = 0.0,
+                 prior_strength: NonNegative = 50.0, clusters: Count = 0, cluster_after: Warmup = 200,
+                 cluster_shrink: NonNegative = 10.0, conservative: Alpha | None = None,
+                 conservative_z: NonNegative = 2.0, cost_weight: float = 0.0,
                  latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
         self._common(locals())
@@ -73,16 +78,17 @@ class LinUCBSelector(OnlineSelector):
         return np.append(ctx_vec, prior) if self.warm_start is not None else ctx_vec
 
     def _estimate(self, arms, ctx_vec, cell, prior, explore):
-        mean, width, counts = np.empty(len(arms)), np.empty(len(arms)), []
+        mean, width, spread, counts = np.empty(len(arms)), np.empty(len(arms)), np.empty(len(arms)), []
         for k, arm in enumerate(arms):
             a_inv, b = self._inverse(arm)
             x = self._x(ctx_vec, prior[k])
             ax = a_inv @ x
             mean[k] = prior[k] + float(ax @ b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
+            spread[k] = REWARD_SD * float(np.sqrt(max(x @ ax, 0.0)))  # the ridge estimate's sd at noise REWARD_SD
             width[k] = self.alpha * float(np.sqrt(max(x @ ax, 0.0)))
             counts.append(int(self.state.view(arm)[0]))
         ucb = mean + width
-        return mean, ucb, [f"θᵀx {m:.3f} + α·width {w:.3f} (n={n}) = {u:.3f}"
+        return mean, ucb, spread, [f"θᵀx {m:.3f} + α·width {w:.3f} (n={n}) = {u:.3f}"
                            for m, w, n, u in zip(mean, width, counts, ucb)]
 
     def _delta(self, ctx_vec, cell, prior, reward):
@@ -98,8 +104,9 @@ class LinUCBSelector(OnlineSelector):
         await super().update(outcome, reward)
         if cached is None or cached[0] != before or self.state.version(arm) != before + 1 or outcome.features is None:
             return  # others' updates came in too: A⁻¹ is recomputed from the statistics on the next select
-        x = self._x(np.asarray(outcome.features[1:], dtype=np.float64), float(outcome.features[0]))
+        prior, ctx_vec, _, _ = self._split(outcome.features)
+        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior)
         a_inv, b = cached[1], cached[2]
         ax = a_inv @ x
         a_inv = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))  # Sherman–Morrison: (A + xxᵀ)⁻¹
-        self.cache_[arm] = (before + 1, a_inv, b + (reward - float(outcome.features[0])) * x)
+        self.cache_[arm] = (before + 1, a_inv, b + (reward - prior) * x)

@@ -11,8 +11,15 @@ the request; that prediction, net of the candidate's normalised expected cost, i
 learn the residual (reward − prior) on top of it, so they keep the artifact's per-prompt knowledge and correct
 it. `prior_strength` is how many observations the prior is worth.
 
-A Choice's `features` are (prior of the chosen model, *context): the context is the learner's own (linucb: its
-feature vector; clustered learners: the cluster index), so `update` needs nothing but the outcome record."""
+Clusters (`clusters: k`): statistics per context cluster, pooled towards the arm's statistics over all requests
+with `cluster_shrink` pseudo-observations (a cluster that has seen little of an arm borrows what the arm did
+everywhere); the centroids come from turnout/selection/clusters.py. `conservative: α` guards a warm start: the
+offline router's pick is played unless the learner's own pick keeps a pessimistic total at or above (1 − α) × the
+baseline's (turnout/selection/conservative.py).
+
+A Choice's `features` are (prior of the chosen model, *context, [cluster], [deviated, baseline estimate,
+reserve]): the context is the learner's own (linucb: its feature vector), the cluster −1 before the centroids are
+known, the last three only with `conservative`; so `update` needs nothing but the outcome record."""
 
 from __future__ import annotations
 
@@ -26,6 +33,8 @@ from pydantic import Field
 
 from turnout.context import Choice, RoutingContext
 from turnout.selection.base import BUILTIN_ROUTERS, Candidate, Selector
+from turnout.selection.clusters import Clusters
+from turnout.selection.conservative import ConservativeGuard
 from turnout.state.bandits import BanditState, MemoryBanditState, build_bandit_state
 
 Share = Annotated[float, Field(ge=0, le=1, description="the most of the traffic (over explore_window picks) that may explore")]
@@ -33,11 +42,15 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=0, le=256)]
 Window = Annotated[int, Field(ge=1, le=1_000_000)]
+Alpha = Annotated[float, Field(gt=0, lt=1, description="the most the learner may fall below the baseline (share)")]
+Warmup = Annotated[int, Field(ge=2, le=100_000, description="requests whose embeddings the clusters are fitted on")]
 EXPECTED_OUTPUT_TOKENS = 256
 # (cost, latency) weights per stated objective; None keeps the configured one
 OBJECTIVE_WEIGHTS = {"quality": (0.0, 0.0), "cost": (2.0, None), "latency": (None, 2.0)}
 COMMON = ("seed", "explore", "max_explore_share", "explore_window", "warm_start", "prior_strength", "clusters",
+          "cluster_after", "cluster_shrink", "conservative", "conservative_z",
           "cost_weight", "latency_weight", "energy_weight", "latency_scale_s")
+REWARD_SD = 0.5  # the widest sd of a reward in [0, 1]: the spread scale of learners without a posterior
 
 
 class OnlineSelector(Selector):
@@ -50,9 +63,10 @@ class OnlineSelector(Selector):
         """Length of one arm's statistics vector."""
 
     @abc.abstractmethod
-    def _estimate(self, arms: list[str], ctx_vec: np.ndarray | None, cell: int, prior: np.ndarray,
-                  explore: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(mean reward per arm, score per arm (a sample, a UCB, or the mean), a note per arm for the reason)."""
+    def _estimate(self, arms: list[str], ctx_vec: np.ndarray | None, cell: int | None, prior: np.ndarray,
+                  explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """(mean reward per arm, score per arm (a sample, a UCB, or the mean), spread per arm (an sd of the mean,
+        for the conservative guard's lower bound), a note per arm for the reason)."""
 
     @abc.abstractmethod
     def _delta(self, ctx_vec: np.ndarray | None, cell: int, prior: float, reward: float) -> np.ndarray:
@@ -69,7 +83,8 @@ class OnlineSelector(Selector):
         self.rng_ = np.random.default_rng(self.seed)
         self.window_: deque[bool] = deque(maxlen=self.explore_window)
         self.prior_model_: Any = None
-        self.centroids_: np.ndarray | None = None
+        self.clusters_: Clusters | None = None
+        self.guard_ = ConservativeGuard(self.conservative, self.conservative_z) if self.conservative else None
         self.models_cfg_: dict[str, Any] = {}
         self.state_: BanditState | None = None
         self.tag_ = ""
@@ -88,8 +103,10 @@ class OnlineSelector(Selector):
             if unknown:
                 raise ValueError(f"the warm-start router was trained on {', '.join(self.prior_model_.models_)}; "
                                  f"it knows nothing of {', '.join(unknown)}")
+        elif self.conservative:
+            raise ConservativeError("conservative needs warm_start: its baseline is the offline router's pick")
         if self.clusters:
-            self.centroids_ = cluster_centroids(self.prior_model_, self.clusters, self.seed)
+            self.clusters_ = Clusters(self.clusters, self.cluster_after, self.seed, self.prior_model_)
         self.tag_ = f"{'w' if self.warm_start else 'c'}{self.clusters}"
 
     def bind_state(self, state_config: Any, namespace: str) -> None:
@@ -117,15 +134,19 @@ class OnlineSelector(Selector):
         prior = self._prior(ctx, candidates)
         share = self._explore_share()
         may_explore = self.explore and (self.max_explore_share >= 1 or share < self.max_explore_share)
-        mean, score, notes = self._estimate(arms, ctx_vec, cell, prior, may_explore)
+        mean, score, spread, notes = self._estimate(arms, ctx_vec, cell, prior, may_explore)
         greedy = int(np.argmax(mean))
         pick = int(np.argmax(score)) if may_explore else greedy
+        guarded: tuple[float, ...] = ()
+        if self.guard_ is not None:
+            pick, guarded, note = self.guard_.check(pick, int(np.argmax(prior)), mean, spread)
+            notes = [*notes[:-1], f"{notes[-1]}; {note}"]
         explored = pick != greedy
         self.window_.append(explored)
         shown = score if may_explore else mean
         reason = self._reason(arms, notes, pick, explored, may_explore, cell, share)
         features = (float(prior[pick]), *(() if ctx_vec is None else map(float, ctx_vec)),
-                    *(() if cell is None else (float(cell),)))
+                    *(() if self.clusters_ is None else (float(-1 if cell is None else cell),)), *guarded)
         return Choice(arms[pick], {a: float(s) for a, s in zip(arms, shown)}, reason, features, explored)
 
     def _reason(self, arms: list[str], notes: list[str], pick: int, explored: bool, may_explore: bool,
@@ -145,10 +166,9 @@ class OnlineSelector(Selector):
         return sum(self.window_) / len(self.window_) if self.window_ else 0.0
 
     def _cell(self, ctx: RoutingContext) -> int | None:
-        if self.centroids_ is None:
+        if self.clusters_ is None:
             return None
-        vector = np.asarray(ctx.cache[f"embedding:{self.encoder}:last_user"], dtype=np.float32)
-        return int(np.argmax(self.centroids_ @ vector))
+        return self.clusters_.cell(np.asarray(ctx.cache[f"embedding:{self.encoder}:last_user"]))
 
     def _prior(self, ctx: RoutingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         """The warm-start router's predicted quality, net of normalised expected cost (zeros when cold)."""
@@ -162,10 +182,6 @@ class OnlineSelector(Selector):
             cost = np.array([c.cost.usd(ctx.token_estimate, EXPECTED_OUTPUT_TOKENS) for c in candidates])
             prior -= self.cost_weight * cost / max(float(cost.max()), 1e-12)
         return prior
-
-    def _stats(self, arm: str, cell: int | None) -> np.ndarray:
-        view = self.state.view(arm)
-        return view if cell is None else view[3 * cell: 3 * cell + 3]
 
     # ----- learning -------------------------------------------------------------------------------------
     def reward(self, outcome: Any, quality: float, ctx_objective: str | None = None) -> float:
@@ -192,41 +208,65 @@ class OnlineSelector(Selector):
             return 0.0
         return per_token[model] / max(max(per_token.values()), 1e-12)
 
+    def _split(self, features: Sequence[float]) -> tuple[float, np.ndarray | None, int | None, tuple[float, ...]]:
+        """(prior, context vector, cluster (None: pooled only), the guard's extras) from a Choice's features."""
+        guarded = tuple(features[-3:]) if self.guard_ is not None else ()
+        rest = features[:len(features) - len(guarded)]
+        cell = int(rest[-1]) if self.clusters_ is not None else None
+        ctx_vec = np.asarray(rest[1:len(rest) - (cell is not None)], dtype=np.float64)
+        return float(rest[0]), (ctx_vec if ctx_vec.size else None), (cell if cell is None or cell >= 0 else None), guarded
+
     async def update(self, outcome: Any, reward: float) -> None:
         if not outcome.model or outcome.features is None:
             return  # not one of this selector's picks (direct, or routed before the selector was online)
-        features = outcome.features
-        cell = int(features[-1]) if self.centroids_ is not None else None
-        ctx_vec = np.asarray(features[1:len(features) - (cell is not None)], dtype=np.float64)
+        prior, ctx_vec, cell, guarded = self._split(outcome.features)
         if cell is not None and not 0 <= cell < self.clusters:
             return
-        await self.state.add(outcome.model, self._delta(ctx_vec if ctx_vec.size else None, cell or 0,
-                                                        float(features[0]), float(reward)))
+        if self.guard_ is not None and len(guarded) == 3:
+            self.guard_.settle(guarded, float(reward))
+        await self.state.add(outcome.model, self._delta(ctx_vec, cell, prior, float(reward)))
+        if self.clusters_ is not None:
+            await self.clusters_.settle(self.state)
 
 
 class CountingSelector(OnlineSelector):
-    """Learners whose statistics per (cluster, arm) are a count, a sum and a sum of squares of the residual
-    reward (reward − prior)."""
+    """Learners whose statistics per arm are a count, a sum and a sum of squares of the residual reward
+    (reward − prior): over all requests, then (with clusters) per cluster."""
+
+    unseen = 0.0  # a cold arm never tried scores this (ε-greedy: 1, so that it is tried)
+    pseudo = 0.0  # pseudo-observations at a zero residual on top of prior_strength (thompson: 1, keeps it finite)
 
     def _size(self) -> int:
-        return 3 * max(self.clusters, 1)
+        return 3 * (self.clusters + 1) if self.clusters else 3
 
-    def _delta(self, ctx_vec: np.ndarray | None, cell: int, prior: float, reward: float) -> np.ndarray:
+    def _delta(self, ctx_vec: np.ndarray | None, cell: int | None, prior: float, reward: float) -> np.ndarray:
         delta = np.zeros(self._size())
         residual = reward - prior
-        delta[3 * cell: 3 * cell + 3] = (1.0, residual, residual * residual)
+        delta[:3] = (1.0, residual, residual * residual)
+        if cell is not None:
+            delta[3 * cell + 3: 3 * cell + 6] = delta[:3]
         return delta
 
-    def _counts(self, arms: list[str], cell: int | None) -> tuple[np.ndarray, np.ndarray]:
-        stats = np.array([self._stats(a, cell) for a in arms])
-        return stats[:, 0], stats[:, 1]
+    def _counts(self, arms: list[str], cell: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw count, effective count, effective residual sum) per arm: the mean residual is sum / count (an
+        effective count of 0: never tried, cold). In a cluster, `cluster_shrink` pseudo-observations at the arm's
+        mean over all requests."""
+        stats = np.array([self.state.view(a) for a in arms])
+        n, s = stats[:, 0], stats[:, 1]
+        n_eff = n + self.pseudo + (self.prior_strength if self.prior_model_ is not None else 0.0)
+        if cell is None:
+            return n, n_eff, s
+        pooled = np.where(n_eff > 0, s / np.maximum(n_eff, 1e-12), self.unseen)
+        n_cell = stats[:, 3 * cell + 3]
+        return n_cell, n_cell + self.cluster_shrink, stats[:, 3 * cell + 4] + self.cluster_shrink * pooled
 
-    def _shrunk_mean(self, n: np.ndarray, s: np.ndarray, prior: np.ndarray, unseen: float) -> np.ndarray:
-        """Prior plus the residual's mean, shrunk by `prior_strength` pseudo-observations when warm; an arm never
-        tried scores `unseen` when cold."""
-        if self.prior_model_ is not None:
-            return prior + s / (n + self.prior_strength)
-        return np.where(n > 0, s / np.maximum(n, 1e-12), unseen)
+    def _shrunk_mean(self, n_eff: np.ndarray, s: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Prior plus the residual's mean; an arm never tried scores `unseen` (cold)."""
+        return prior + np.where(n_eff > 0, s / np.maximum(n_eff, 1e-12), self.unseen)
+
+
+class ConservativeError(ValueError):
+    field = "conservative"  # the param a config error names
 
 
 def load_prior(spec: str) -> Any:
@@ -245,24 +285,3 @@ def load_prior(spec: str) -> Any:
         raise ValueError(f"cannot load the warm-start router {spec}: {exc}") from None
     model.index_ = {m: i for i, m in enumerate(model.models_)}
     return model
-
-
-def cluster_centroids(prior_model: Any, k: int, seed: int) -> np.ndarray:
-    """k unit centroids: the warm-start router's own (a `cluster` router), k-means on its training points (knn,
-    sw_ranking, graph), or else k seeded random directions — the same in every replica, which online k-means
-    would not be."""
-    found = getattr(prior_model, "centroids_", None)
-    points = getattr(prior_model, "points_", None)
-    if found is not None and len(found) == k:
-        centroids = np.asarray(found, dtype=np.float32)
-    elif points is not None and len(points) >= k:
-        from sklearn.cluster import KMeans
-
-        centroids = KMeans(k, n_init=4, random_state=seed).fit(points).cluster_centers_
-    else:
-        from turnout.models.encoders import get_encoder
-
-        dim = int(get_encoder("minilm-static").encode(["x"]).shape[1])
-        centroids = np.random.default_rng(seed).standard_normal((k, dim))
-    centroids = np.asarray(centroids, dtype=np.float32)
-    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)

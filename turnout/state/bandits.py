@@ -47,6 +47,7 @@ class BanditState(abc.ABC):
     def __init__(self, size: int) -> None:
         self.size = size
         self._versions: dict[str, int] = {}
+        self._claimed: dict[str, np.ndarray] = {}
 
     @abc.abstractmethod
     def view(self, arm: str) -> np.ndarray:
@@ -55,6 +56,14 @@ class BanditState(abc.ABC):
     @abc.abstractmethod
     async def add(self, arm: str, delta: np.ndarray) -> None:
         """Add `delta` to the arm's statistics (atomically, for every replica sharing them)."""
+
+    async def claim(self, name: str, value: np.ndarray | None) -> np.ndarray | None:
+        """A set-once vector shared by every replica (the learners' context centroids): the first value claimed
+        under `name` wins and is returned to every later claimer; `value` None only reads it."""
+        found = self._claimed.get(name)
+        if found is None and value is not None:
+            found = self._claimed[name] = np.asarray(value, dtype=np.float64)
+        return found
 
     def track(self, arms: list[str]) -> None:
         """The arms to keep a view of from the start (a shared store reads them at once, before the first pick)."""
@@ -141,6 +150,25 @@ class RedisBanditState(BanditState):
             return
         for arm, reply in zip(arms, replies):
             self._store(arm, reply)
+
+    async def claim(self, name: str, value: np.ndarray | None) -> np.ndarray | None:
+        """SET NX, then GET (one round trip each, once per process): unreachable, this process's own value
+        serves (unshared until a later claim)."""
+        if name in self._claimed:
+            return self._claimed[name]
+        try:
+            client = self._connection()
+            if value is not None:
+                await self._guard(client.set(self.key(name), ",".join(map(repr, np.asarray(value).tolist())), nx=True))
+            reply = await self._guard(client.get(self.key(name)))
+        except StoreUnavailable:
+            self._down_since = self._down_since or time.monotonic()
+            return value
+        if not reply:
+            return None
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        found = self._claimed[name] = np.array(text.split(","), dtype=np.float64)
+        return found
 
     def view(self, arm: str) -> np.ndarray:
         self._start()
