@@ -246,9 +246,10 @@ class Router:
             if answer is not None:
                 ctx.answered_by = plugin.name
                 break
-        if ctx.model != route.model:
+        if ctx.model != route.model or ctx.cache.get("plugin:pinned_model"):
             route.model = ctx.model
             route.fallbacks = []  # re-targeted by a plugin (PII → a local model): only that model's own chain
+            route.plan = None  # nor a plan's other models: the plugin chose where this request may go
         return answer
 
     async def run_after(self, ctx: RoutingContext, route: Route, response: dict[str, Any]) -> dict[str, Any]:

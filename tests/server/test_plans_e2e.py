@@ -142,3 +142,13 @@ def test_other_doors_get_the_plans_answer(serve, upstream):
         assert "".join(stream.text_stream) == "The answer is 4."
     responses = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0).responses
     assert responses.create(model="auto", input=text).output_text == "The answer is 4."
+
+
+@pytest.mark.parametrize("local", ["cheap", "mid"])  # mid: a model other than the selected; cheap: the same one
+def test_a_request_a_plugin_pinned_to_one_model_skips_the_plan(serve, upstream, upstream_requests, local):
+    config = plan_config(upstream.url, {"name": "cascade"}, models=["cheap", "mid", "strong"])
+    config["decisions"][0]["plugins"] = [{"pii": {"action": "route", "model": local}}]
+    server = serve(config)
+    raw = ask(server, "My card 4111 1111 1111 1111 was charged twice #say:refusal")  # the judge would escalate
+    assert chat_requests(upstream_requests()) == [f"mock-{local}"]  # personal data goes to that model alone
+    assert raw.headers["x-turnout-model"] == local and "x-turnout-plan" not in raw.headers

@@ -37,13 +37,13 @@ if TYPE_CHECKING:
 
 # an attempt's outcome, from a closed set (a metric label): answers are accepted/rejected/candidate/picked
 OUTCOMES = frozenset({"accepted", "rejected", "candidate", "picked", "failed", "timeout", "cancelled", "judge",
-                      "sample", "tool", "skipped"})
+                      "sample", "tool"})
 # fields of the client's body that describe the client's stream, not the question
 _STREAM_FIELDS = ("stream", "stream_options")
 
 
 class PlanParams(Params):
-    models: list[str] | None = Field(None, description="the plan's models (default: the decision's)")
+    models: list[str] | None = Field(None, min_length=1, description="the plan's models (default: the decision's)")
     deadline_s: float | None = Field(None, gt=0, description="the whole plan's deadline (default and cap: "
                                                              "server.request_timeout_s)")
     attempt_timeout_s: float | None = Field(None, gt=0, description="one answer's share of the deadline")

@@ -190,6 +190,7 @@ class PiiPlugin(Plugin):
                                       code="pii_detected")
         ctx.model = self.params.model or ctx.model
         ctx.response_headers["x-turnout-pii"] = f"routed to {ctx.model}"
+        ctx.cache["plugin:pinned_model"] = ctx.model  # no plan may send it to its other models (pipeline)
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
         return restore_response(ctx, response)
