@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import Field
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_text, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_text,
+    register,
+)
 from turnout.signals.base import off_loop
 
 _FINAL = re.compile(r"(?:####|answer is|answer:|=)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)

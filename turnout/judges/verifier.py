@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_text, question_text, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_text,
+    question_text,
+    register,
+)
 
 VERIFIER_PROMPT = (
     "You check answers. Read the question and the answer below, then decide whether the answer is correct and "
