@@ -112,6 +112,7 @@ def test_stream_cost_header_counts_every_attempt(cascade, upstream):
         events = response.read().decode()
         assert response.headers["x-turnout-model"] == "mid"
         header = float(response.headers["x-turnout-cost-usd"])
+        assert "x-turnout-cost-estimate" not in response.headers  # exact: every attempt was made already
     assert "turnout cost_usd=" in events
     trailer = float(events.split("turnout cost_usd=")[1].split()[0])
     assert trailer == pytest.approx(header) and header > 0

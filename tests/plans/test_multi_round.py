@@ -62,3 +62,13 @@ def test_stream_of_a_multi_round(serve, upstream):
     chunks = list(client.chat.completions.create(model="auto", stream=True, messages=[
         {"role": "user", "content": "Q #as:mock-cheap=call:ask_strong #as:mock-strong=say:right"}]))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("echo:")
+
+
+def test_spent_cost_cap_makes_the_coordinator_answer(serve, upstream, upstream_requests):
+    server = serve(plan_config(upstream.url, {"name": "multi_round", "params": {
+        "coordinator": "cheap", "max_rounds": 5, "max_cost_usd": 0.000001}}, models=["cheap", "strong"]))
+    raw = ask(server, "loop #as:mock-cheap=call:ask_strong #as:mock-strong=say:right")
+    log = upstream_requests()
+    assert chat_requests(log) == ["mock-cheap", "mock-strong", "mock-cheap"]  # over the cap after one round
+    assert log[2]["body"]["tool_choice"] == "none"
+    assert raw.parse().choices[0].finish_reason == "stop"

@@ -217,7 +217,8 @@ class Exchange:
         headers["x-turnout-cost-usd"] = "0.00000000" if ctx.answered_by else \
             f"{current.cost_usd(route.model, {'completion_tokens': 0}, ctx):.8f}" if not route.plan_attempts else \
             f"{plan_cost(route.plan_attempts):.8f}"  # a plan has made every call before its stream starts
-        headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
+        if not route.plan_attempts:  # (a plan's cost is known in full before its stream starts)
+            headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
         framer = outcome_record.IdSniffer(self.door.framer(self), self)  # notes the response id the client sees
         body = relay(first, chunks, framer=framer, on_chunk=on_chunk, on_end=on_end, trailer=trailer,
                      secrets=current.secrets())
