@@ -8,14 +8,14 @@ routers use), every method is a family of per-prompt (quality, cost) choices, on
   accepts Mixtral exactly when Mixtral is right, and pays for both calls when it escalates);
 - `cascade` with each offline-evaluable judge: the same Judge classes the server runs (their `judge` coroutine
   on the recorded answers), the accept rule of turnout/plans/cascade.py (the first answer that passes is
-  returned; when none passes, on_fail `best`: the higher score, the later model on a tie); the cost of an
-  escalated prompt is both calls. `scorer`'s knob is its threshold; `format` has none (its score is 0 or 1);
+  returned; when none passes, on_fail `best`: the higher score, the later model on a tie; the scorer also with
+  on_fail `last`, GPT-4's answer); the cost of an escalated prompt is both calls. `scorer`'s knob is its threshold; `format` has none (its score is 0 or 1);
 - the learned routers (default: the shipped builtin:gsm8k-svm), over their cost_weight knob, as `turnout eval`.
 For each: the least cost share of GPT-4 at which it reaches 95 % of GPT-4's accuracy (the goal: ≤ 40 %), with a
 95 % percentile-bootstrap interval over test prompts (the same 1,000 resamples for every method; on each the
 GPT-4 target and every method's best knob are found again). The scorer is also run at one operating point
 chosen without the test prompts: a scorer fitted on 80 % of the training prompts, its threshold set on the
-other 20 % to reach 95 % of GPT-4 there.
+other 20 % to reach 95 % of GPT-4 there (on_fail last).
 
 Not evaluable offline: `consistency` (one recorded answer per model and prompt; it needs k samples), `logprob`
 (no logprobs recorded), `verifier` (it asks a model). LLMRouter: its per-model responses are in tables the
@@ -65,7 +65,7 @@ async def judge_scores(judge: Judge, prompts: list[str], texts: list[str], model
 
 
 def cascade_rows(test: RoutingTable, weak_scores: np.ndarray, strong_scores: np.ndarray,
-                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 thresholds: np.ndarray, on_fail: str = "best") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per threshold and prompt: quality, cost and escalation of a two-model cascade (weak first)."""
     s, w = test.models.index(STRONG), test.models.index(WEAK)
     quality, cost, escalated = [], [], []
@@ -73,7 +73,7 @@ def cascade_rows(test: RoutingTable, weak_scores: np.ndarray, strong_scores: np.
         accept_weak = weak_scores >= t
         strong_passes = strong_scores >= t
         # none passed: on_fail "best", the later (strong) model wins ties
-        strong_chosen = ~accept_weak & (strong_passes | (strong_scores >= weak_scores))
+        strong_chosen = ~accept_weak & (strong_passes | (strong_scores >= weak_scores) | (on_fail == "last"))
         quality.append(np.where(strong_chosen, test.scores[:, s], test.scores[:, w]))
         cost.append(test.costs[:, w] + np.where(accept_weak, 0.0, test.costs[:, s]))
         escalated.append(~accept_weak)
@@ -123,35 +123,35 @@ def summarise(fam: dict[str, Any], test: RoutingTable, weights: np.ndarray) -> d
 
 
 def operating_point(train_answers: Any, test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
-                    C: float, weights: np.ndarray) -> dict[str, Any]:
+                    C: float, shrink: float, weights: np.ndarray) -> dict[str, Any]:
     """A scorer fitted on 80 % of the training prompts, its threshold set on the other 20 %, run on test."""
     fold = np.array([hash_fold(p) for p in train_answers.prompts])
     fit, calib = train_answers.subset(np.where(fold != 0)[0]), train_answers.subset(np.where(fold == 0)[0])
     scorer = AnswerScorer.fit(feature_matrix(fit.prompts, fit.responses, "minilm-static"),
-                              (fit.scores >= 0.5).astype(int), encoder="minilm-static", C=C)
+                              (fit.scores >= 0.5).astype(int), encoder="minilm-static", C=C,
+                              embedding_shrink=shrink)
     by_prompt: dict[str, dict[str, tuple[str, float]]] = {}
     for p, m, r, s in zip(calib.prompts, calib.models, calib.responses, calib.scores):
         by_prompt.setdefault(p, {})[m] = (r, s)
     prompts = [p for p, v in by_prompt.items() if WEAK in v and STRONG in v]
-    w_text, s_text = [by_prompt[p][WEAK][0] for p in prompts], [by_prompt[p][STRONG][0] for p in prompts]
+    w_text = [by_prompt[p][WEAK][0] for p in prompts]
     w_ok = np.array([by_prompt[p][WEAK][1] for p in prompts])
     s_ok = np.array([by_prompt[p][STRONG][1] for p in prompts])
-    w_score, s_score = scorer.score(prompts, w_text), scorer.score(prompts, s_text)
+    w_score = scorer.score(prompts, w_text)
     target = TARGET * s_ok.mean()
     chosen = 1.0
     for t in np.unique(w_score):  # the lowest escalation (highest accept share) that reaches the target
-        accept = w_score >= t
-        strong = ~accept & ((s_score >= t) | (s_score >= w_score))
+        strong = w_score < t  # on_fail last: a rejected Mixtral answer is replaced by GPT-4's
         if np.where(strong, s_ok, w_ok).mean() >= target:
             chosen = float(t)
             break
     q, c, e = cascade_rows(test, scorer.score(test.prompts, weak_texts), scorer.score(test.prompts, strong_texts),
-                           np.array([chosen]))
+                           np.array([chosen]), "last")
     s = test.models.index(STRONG)
     n = len(test)
     boot_q = (q @ weights.T / n)[0] / (test.scores[:, s] @ weights.T / n)
     boot_c = (c @ weights.T / n)[0] / (test.costs[:, s] @ weights.T / n)
-    return {"threshold": round(chosen, 4), "calibration_prompts": len(prompts),
+    return {"threshold": round(chosen, 4), "on_fail": "last", "calibration_prompts": len(prompts),
             "accuracy": round(float(q.mean()), 4),
             "accuracy_share_of_gpt4": round(float(q.mean() / test.scores[:, s].mean()), 4),
             "accuracy_share_ci95": [round(float(v), 4) for v in np.percentile(boot_q, [2.5, 97.5])],
@@ -203,8 +203,10 @@ def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
             knobs = np.array([judge.threshold])
         else:  # every distinct score of Mixtral's answers is a threshold setting
             knobs = np.unique(np.concatenate([[0.0], weak, [1.01]]))
-        q, c, e = cascade_rows(test, weak, strong, knobs)
-        out.append(family(f"cascade:{spec['name']}", q, c, [round(float(k), 4) for k in knobs], e))
+        for on_fail in ("best", "last") if spec["name"] == "scorer" else ("best",):
+            q, c, e = cascade_rows(test, weak, strong, knobs, on_fail)
+            label = f"cascade:{spec['name']}" + (" (on_fail last)" if on_fail == "last" else "")
+            out.append(family(label, q, c, [round(float(k), 4) for k in knobs], e))
         judges_used[spec["name"]] = {"params": judge.params.model_dump(), "weak_pass_rate_at_default":
                                      round(float((weak >= judge.threshold).mean()), 4)}
     for directory in routers:
@@ -242,7 +244,8 @@ def run(shared: Path, scorer: str, routers: list[Path], limit: int | None = None
         meta = json.loads((ROOT / "turnout/models/data/scorers/gsm8k-scorer/scorer.json").read_text())
         train = answers.split("train")
         report["scorer_operating_point"] = operating_point(train, test, weak_texts, strong_texts,
-                                                           float(meta["C"]), weights)
+                                                           float(meta["C"]), float(meta["embedding_shrink"]),
+                                                           weights)
     return report
 
 

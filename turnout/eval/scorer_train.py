@@ -4,7 +4,8 @@ Data: rows of (prompt, model, response, score): the built-in `gsm8k` (RouteLLM's
 answers with their correctness, contaminated prompts dropped) or any long-form RoutingTable file with a
 `response` column. An answer is "good" when its score ≥ 0.5. The split is by prompt (the table's `split`
 column, else the content-keyed 80/20 split of turnout.eval.table.held_out), so no prompt's answers are on both
-sides. C is chosen by grouped 5-fold cross-validation on the training prompts only. The held-out AUC has a
+sides. C and the embedding shrink (how much more an encoder dimension's weight is penalised than a cheap
+feature's) are chosen by grouped 5-fold cross-validation on the training prompts only. The held-out AUC has a
 percentile-bootstrap interval over test prompts (all of a prompt's answers drawn together)."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from turnout.models.scorer import AnswerScorer, feature_matrix
 GSM8K_MODELS = {"gpt-4-1106-preview": "gpt-4-1106-preview",
                 "mistralai/Mixtral-8x7B-Instruct-v0.1": "mixtral-8x7b-instruct-v0.1"}
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+SHRINK_GRID = (1.0, 4.0, 16.0, 64.0)
 
 
 @dataclass
@@ -133,21 +135,24 @@ def auc_with_interval(rows: AnswerRows, predicted: np.ndarray, resamples: int = 
             "prompts": len(unique), "good_share": round(float(y.mean()), 4)}
 
 
-def choose_c(x: np.ndarray, y: np.ndarray, prompts: list[str], encoder: str) -> tuple[float, dict[str, float]]:
-    """The C with the best mean AUC over 5 folds of training prompts (folds keyed by prompt)."""
+def choose_params(x: np.ndarray, y: np.ndarray, prompts: list[str],
+                  encoder: str) -> tuple[float, float, dict[str, float]]:
+    """C and embedding_shrink with the best mean AUC over 5 folds of training prompts (folds keyed by prompt)."""
     fold = np.array([hash_fold(p) for p in prompts])
-    results = {}
-    for c in C_GRID:
-        aucs = []
-        for k in range(5):
-            train, test = fold != k, fold == k
-            model = AnswerScorer.fit(x[train], y[train], encoder=encoder, C=c)
-            auc = _auc(y[test], model.score_features(x[test]))
-            if auc is not None:
-                aucs.append(auc)
-        results[str(c)] = round(float(np.mean(aucs)), 4) if aucs else 0.0
-    best = max(C_GRID, key=lambda c: results[str(c)])
-    return best, results
+    results: dict[str, float] = {}
+    for shrink in SHRINK_GRID:
+        for c in C_GRID:
+            aucs = []
+            for k in range(5):
+                train, test = fold != k, fold == k
+                model = AnswerScorer.fit(x[train], y[train], encoder=encoder, C=c, embedding_shrink=shrink)
+                auc = _auc(y[test], model.score_features(x[test]))
+                if auc is not None:
+                    aucs.append(auc)
+            results[f"C={c},shrink={shrink}"] = round(float(np.mean(aucs)), 4) if aucs else 0.0
+    best = max(results, key=lambda key: results[key])
+    c_text, shrink_text = best.split(",")
+    return float(c_text[2:]), float(shrink_text[7:]), results
 
 
 def hash_fold(prompt: str) -> int:
@@ -157,7 +162,8 @@ def hash_fold(prompt: str) -> int:
 
 
 def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | None = None,
-                 resamples: int = RESAMPLES) -> tuple[AnswerScorer, dict[str, Any]]:
+                 resamples: int = RESAMPLES,
+                 embedding_shrink: float | None = None) -> tuple[AnswerScorer, dict[str, Any]]:
     train, test = rows.split("train"), rows.split("test")
     if len(train) == 0:
         raise DataError(f"{rows.name}: no training rows")
@@ -166,10 +172,13 @@ def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | No
     if len(set(y.tolist())) < 2:
         raise DataError(f"{rows.name}: the training rows need both good (score ≥ 0.5) and bad answers")
     cv: dict[str, float] = {}
-    if C is None:
-        C, cv = choose_c(x, y, train.prompts, encoder)
-    scorer = AnswerScorer.fit(x, y, encoder=encoder, C=C)
-    report: dict[str, Any] = {"data": rows.name, "encoder": encoder, "C": C, "cv_auc_by_C": cv,
+    if C is None or embedding_shrink is None:
+        best_c, best_shrink, cv = choose_params(x, y, train.prompts, encoder)
+        C = best_c if C is None else C
+        embedding_shrink = best_shrink if embedding_shrink is None else embedding_shrink
+    scorer = AnswerScorer.fit(x, y, encoder=encoder, C=C, embedding_shrink=embedding_shrink)
+    report: dict[str, Any] = {"data": rows.name, "encoder": encoder, "C": C, "embedding_shrink": embedding_shrink,
+                              "cv_auc": cv,
                               "train": {"rows": len(train), "prompts": len(set(train.prompts))},
                               "split": "by prompt (split column, else turnout.eval.table.held_out: 20 % test)"}
     if len(test):

@@ -76,7 +76,7 @@ def check_steps(text: str) -> tuple[int, int]:
         if claimed is None:
             continue
         steps += 1
-        if not math.isclose(value, claimed, rel_tol=0.01, abs_tol=0.01):
+        if not math.isclose(value, claimed, rel_tol=1e-3, abs_tol=0.011):  # rounding to cents passes, 101 for 100 not
             errors += 1
     return steps, errors
 
@@ -161,13 +161,17 @@ class AnswerScorer:
         return scorer
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.05,
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.03, embedding_shrink: float = 16.0,
             meta: dict[str, Any] | None = None) -> AnswerScorer:
+        """Standardised logistic regression. The encoder's dimensions (all but the last len(FEATURES) columns)
+        are divided by `embedding_shrink` on top: standardised one by one, 512 of them would drown the dozen
+        cheap features under the same L2 penalty (an embedding weight then costs shrink² as much)."""
         from sklearn.linear_model import LogisticRegression
 
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale = np.where(scale < 1e-6, 1.0, scale)
+        scale[: x.shape[1] - len(FEATURES)] *= embedding_shrink
         model = LogisticRegression(C=C, max_iter=5000)
         model.fit((x - mean) / scale, y.astype(int))
         return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
