@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from turnout import tracing
 from turnout.backends.base import Backend
 from turnout.backends.health import BackendHealth, HealthRegistry
 from turnout.config import Config, RetryConfig
@@ -97,7 +98,7 @@ class Dispatcher:
     def __init__(self, config: Config, backends: dict[str, Backend]) -> None:
         self.config = config
         self.backends = backends
-        self.registry = HealthRegistry()
+        self.registry = HealthRegistry(config.state)  # shared breakers when state.store is redis
 
     def health(self, model: str) -> BackendHealth:
         return self.registry.of(model, self.config.models[model])
@@ -189,19 +190,25 @@ class Dispatcher:
     async def _run(self, chain: list[str], call: Callable[[str, float], Awaitable[T]], log: DispatchLog) -> tuple[str, T]:
         deadline = time.monotonic() + self.config.server.request_timeout_s
         last: UpstreamError | None = None
-        for model in chain:
+        for fallback, model in enumerate(chain):
             health = self.health(model)
             policy = self.config.models[model].retry or self.config.server.retry
             for retry in range(policy.attempts + 1):
                 if not health.breaker.allow():
                     log.attempts.append(Attempt(model, SKIPPED))
+                    if tracing.on:
+                        with tracing.attempt(model, self.config.models[model], retry, fallback) as span:
+                            span.set_attribute("turnout.outcome", SKIPPED)
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise last or UpstreamTimeoutError("the request deadline passed before any model answered")
                 start = time.monotonic()
                 try:
-                    result = await call(model, remaining)
+                    if tracing.on:  # a span per attempt, current while it runs: its traceparent goes upstream
+                        result = await self._traced(call, model, remaining, retry, fallback)
+                    else:
+                        result = await call(model, remaining)
                 except asyncio.TimeoutError:
                     exc: UpstreamError = UpstreamTimeoutError(f"upstream '{model}' did not answer before the deadline")
                 except UpstreamError as error:
@@ -229,6 +236,22 @@ class Dispatcher:
             raise NoBackendAvailable(f"every model for this request is failing and paused ({', '.join(chain)})",
                                      headers={"retry-after": str(max(1, round(soonest)))})
         raise last
+
+    async def _traced(self, call: Callable[[str, float], Awaitable[T]], model: str, remaining: float, retry: int,
+                      fallback: int) -> T:
+        with tracing.attempt(model, self.config.models[model], retry, fallback) as span:
+            try:
+                result = await call(model, remaining)
+            except asyncio.TimeoutError:
+                span.set_attribute("turnout.outcome", "upstream_timeout")
+                raise
+            except UpstreamError as exc:
+                span.set_attribute("turnout.outcome", outcome_of(exc))
+                if exc.upstream_status is not None:
+                    span.set_attribute("http.response.status_code", exc.upstream_status)
+                raise
+            tracing.answered(span, OK, result)
+            return result
 
 
 async def _continue(first: list[T], batches: AsyncIterator[list[T]], health: BackendHealth) -> AsyncIterator[list[T]]:

@@ -1,6 +1,8 @@
 """Live health of each backend: a circuit breaker and load/latency statistics (in-flight requests, EWMA of
 latency and of time to first token). One registry per Router; a reload hands it on (models whose upstream did
-not change keep their record). The `least_busy` and `latency` selectors read the statistics."""
+not change keep their record). The `least_busy` and `latency` selectors read the statistics. With
+`state.store: redis` the breakers of every replica act as one (turnout/state/breakers.py): an open or a close
+is published, and the others' are applied from a view refreshed in the background."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from turnout.config import BreakerConfig, ModelConfig
+from turnout.config import BreakerConfig, ModelConfig, StateConfig
+from turnout.state.breakers import BreakerBoard, BreakerEvent, breaker_board, wall
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 EWMA_ALPHA = 0.2
@@ -28,6 +31,8 @@ class CircuitBreaker:
         self.failures: deque[float] = deque()
         self.opened_at = 0.0
         self.probing = False
+        self.board: BreakerBoard | None = None  # set when the breaker is shared with other replicas
+        self._seen_at = 0.0  # wall-clock time of the last shared event applied or published
 
     def allow(self) -> bool:
         """May a request go to this backend now? In half-open state, only one probe at a time."""
@@ -48,6 +53,7 @@ class CircuitBreaker:
     def record_success(self) -> None:
         if self.state != CLOSED:
             log.info("circuit breaker for model '%s' closed: it answered again", self.model)
+            self._publish(BreakerEvent(CLOSED, wall()))
         self.state, self.probing = CLOSED, False
         self.failures.clear()
 
@@ -72,6 +78,32 @@ class CircuitBreaker:
         if was != OPEN:  # failures of requests sent before it opened only extend the pause
             log.warning("circuit breaker for model '%s' opened (%s): requests skip it for %gs",
                         self.model, why, self.config.cooldown_s)
+        at = wall()
+        self._publish(BreakerEvent(OPEN, at, at + self.config.cooldown_s))
+
+    def _publish(self, event: BreakerEvent) -> None:
+        if self.board is not None:
+            self._seen_at = event.at
+            self.board.publish(self.model, event)
+
+    def apply(self, event: BreakerEvent) -> None:
+        """Another replica's change (or this one's, seen again at a refresh: skipped by its time)."""
+        if event.at <= self._seen_at:
+            return
+        self._seen_at = event.at
+        now = wall()
+        if event.state == OPEN and event.until > now:
+            # paused for as long as the replica that opened it said, whatever this one's cooldown
+            self.opened_at = time.monotonic() + (event.until - now) - self.config.cooldown_s
+            if self.state != OPEN:
+                log.warning("circuit breaker for model '%s' opened by another replica: requests skip it for %.3gs",
+                            self.model, event.until - now)
+            self.state, self.probing = OPEN, False
+            self.failures.clear()
+        elif event.state == CLOSED and self.state != CLOSED:
+            log.info("circuit breaker for model '%s' closed: it answered another replica's probe", self.model)
+            self.state, self.probing = CLOSED, False
+            self.failures.clear()
 
     @property
     def retry_after_s(self) -> float:
@@ -98,8 +130,9 @@ class BackendHealth:
 
 
 class HealthRegistry:
-    def __init__(self) -> None:
+    def __init__(self, state: StateConfig | None = None) -> None:
         self.records: dict[tuple[str, str, str], BackendHealth] = {}
+        self.shared = state if state is not None and state.store == "redis" else None
 
     def of(self, name: str, config: ModelConfig) -> BackendHealth:
         key = (name, config.base_url or "", config.model or name)
@@ -107,7 +140,17 @@ class HealthRegistry:
         if record is None or (record.breaker.config is not config.breaker and record.breaker.config != config.breaker):
             record = self.records[key] = BackendHealth(CircuitBreaker(config.breaker, name),
                                                        record.stats if record else BackendStats())
+        if self.shared is not None and record.breaker.board is None:
+            self._share(record.breaker)
         return record
+
+    def _share(self, breaker: CircuitBreaker) -> None:
+        """Attach the breaker to this event loop's board (none outside a loop: it is tried again next time)."""
+        assert self.shared is not None
+        board = breaker_board(self.shared.redis_url, self.shared.namespace)
+        if board is not None:
+            breaker.board = board
+            board.register(breaker)
 
     def adopt(self, previous: "HealthRegistry") -> None:
         """Keep the records of a previous config's models (after a reload)."""
