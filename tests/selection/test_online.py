@@ -8,12 +8,12 @@ import asyncio
 import numpy as np
 import pytest
 
+from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
 from turnout.config import Cost, ModelConfig
 from turnout.context import RoutingContext
 from turnout.outcomes import Outcome
 from turnout.selection.base import Candidate, build_selector
 from turnout.selection.learned import embedding_key
-from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
 
 ARMS = ["weak", "middling", "strong"]
 MEANS = {"weak": 0.3, "middling": 0.5, "strong": 0.75}
@@ -302,7 +302,7 @@ def test_the_conservative_guard_keeps_the_learner_within_alpha_of_the_baseline(t
     guarded, picks = worst_gap(conservative=0.01)
     assert unguarded < -0.03, (name, unguarded)  # exploration alone breaks the constraint: the test can fail
     assert guarded > -0.015, (name, guarded)
-    assert picks.count("strong") < len(picks)  or name == "linucb", name  # it still may deviate when it can afford
+    assert picks.count("strong") < len(picks) or name == "linucb", name  # it may still deviate when it can afford
 
 
 def test_conservative_without_a_warm_start_is_a_config_error_naming_it():

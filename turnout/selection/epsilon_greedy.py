@@ -7,11 +7,11 @@ from pydantic import Field
 
 from turnout.selection.base import register
 from turnout.selection.online import (
+    REWARD_SD,
     Alpha,
     Count,
     CountingSelector,
     NonNegative,
-    REWARD_SD,
     Positive,
     Share,
     Warmup,

@@ -10,11 +10,11 @@ import numpy as np
 from turnout.selection.base import register
 from turnout.selection.learned import embedding_key
 from turnout.selection.online import (
+    REWARD_SD,
     Alpha,
     Count,
     NonNegative,
     OnlineSelector,
-    REWARD_SD,
     Positive,
     Share,
     Warmup,

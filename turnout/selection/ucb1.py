@@ -5,11 +5,11 @@ import numpy as np
 
 from turnout.selection.base import register
 from turnout.selection.online import (
+    REWARD_SD,
     Alpha,
     Count,
     CountingSelector,
     NonNegative,
-    REWARD_SD,
     Positive,
     Share,
     Warmup,
