@@ -18,7 +18,7 @@ from turnout import __version__
 from turnout.config import Config
 from turnout.doors import doors
 from turnout.pipeline import Router
-from turnout.server import errors, outcome_routes, routes
+from turnout.server import dashboard, errors, outcome_routes, routes
 from turnout.server.holder import RouterHolder
 from turnout.server.protocol import STATE_KEY, HttpLimits
 
@@ -74,6 +74,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(outcome_routes.router)
+    app.include_router(dashboard.router)
     # Each door's endpoints are plain Starlette routes put ahead of FastAPI twins, which are there for the OpenAPI
     # schema only: FastAPI's per-route machinery (dependencies, its own exception wrapping) is used by none of
     # these handlers; it costs about 0.17 ms of CPU a request around a trivial handler (measured side by side).

@@ -43,6 +43,10 @@ class Counters(abc.ABC):
         """Add (or, negative, take back) amounts to counters whose window is still open; a closed window is
         left closed (a settled request does not reopen the minute it was admitted in)."""
 
+    @abc.abstractmethod
+    async def totals(self, names: Sequence[str]) -> list[float]:
+        """The current totals of counters (0 for one whose window closed): read by the dashboard, not by limits."""
+
     async def aclose(self) -> None:
         return None
 
@@ -80,6 +84,10 @@ class MemoryCounters(Counters):
             value, expires = self.values.get(name, (0.0, 0.0))
             if expires > now:
                 self.values[name] = (value + amount, expires)
+
+    async def totals(self, names: Sequence[str]) -> list[float]:
+        now = time.time()
+        return [self._total(name, now) for name in names]
 
 
 # KEYS: the counters; ARGV: cap, need, add, ttl of each in turn. Returns 0 when admitted, else the 1-based
@@ -135,6 +143,11 @@ class RedisCounters(Counters):
         if changes:
             await self._call(self._adjust(keys=[self._key(n) for n, _ in changes],
                                           args=[repr(float(a)) for _, a in changes]))
+
+    async def totals(self, names: Sequence[str]) -> list[float]:
+        # one MGET: callers pass one key's counters, which share a hash tag (one Cluster slot)
+        raw = await self._call(self.client.mget([self._key(n) for n in names])) if names else []
+        return [float(v) if v is not None else 0.0 for v in raw]
 
     async def aclose(self) -> None:
         await close(self.client)

@@ -1,0 +1,97 @@
+"""Cost against a baseline: what the recorded traffic cost, and what the same tokens would have cost on each
+decision's dearest model ("the same traffic on the strongest model would have cost …").
+
+Folded incrementally from the outcome records (every replica's, with a Redis store): each update reads only the
+records newer than the last it saw (less a margin for records a replica's writer queued a moment late), so a
+dashboard open for a day does not rescan the day every second. Nothing is added to the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.outcomes import Outcome
+from turnout.pipeline import Router
+from turnout.state.outcomes import OutcomeQuery, StoreUnavailable
+
+LATE_S = 5.0  # a Redis store's writer lingers and batches: a record may land this long after its time
+FIRST_SCAN = 20_000  # records the first fold reads at most (a store holding more: the newest of them)
+
+
+@dataclass
+class Ledger:
+    records: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "cost_usd": round(self.cost_usd, 9),
+                "baseline_usd": round(self.baseline_usd, 9),
+                "saved_usd": round(self.baseline_usd - self.cost_usd, 9)}
+
+
+def dearest(router: Router, decision: str | None, prompt_tokens: int, completion_tokens: int) -> tuple[str, float]:
+    """The decision's model that would have charged most for these tokens, and that price. A record with no
+    decision that is configured now (direct requests, a decision removed by a reload): its own model."""
+    config = router.config
+    compiled = router.decisions.get(decision or "")
+    names = [m for m in compiled.config.models if m in config.models] if compiled is not None else []
+    if not names:
+        return "", -1.0
+    priced = [(config.models[m].cost.usd(prompt_tokens, completion_tokens), m) for m in names]
+    usd, model = max(priced)
+    return model, usd
+
+
+class Savings:
+    """The running totals; `update` folds in what arrived since the last call (one at a time)."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.total = Ledger()
+        self.by_decision: dict[str, Ledger] = {}
+        self.baseline_model: dict[str, str] = {}
+        self.available = True
+        self._mark: float | None = None
+        self._seen: dict[str, float] = {}  # request id → time, for records inside the late margin
+        self._lock = asyncio.Lock()
+
+    async def update(self, router: Router) -> None:
+        async with self._lock:
+            start = self.since if self._mark is None else max(self.since, self._mark - LATE_S)
+            limit = FIRST_SCAN if self._mark is None else None
+            newest = self._mark or 0.0
+            try:
+                async for o in router.outcomes.scan(OutcomeQuery(since=start, limit=1000), max_scan=limit):
+                    if o.request_id not in self._seen:
+                        self._fold(router, o)
+                        self._seen[o.request_id] = o.time
+                    newest = max(newest, o.time)
+            except StoreUnavailable:
+                self.available = False
+                return
+            self.available = True
+            self._mark = newest or time.time()
+            cutoff = self._mark - 2 * LATE_S
+            self._seen = {rid: t for rid, t in self._seen.items() if t >= cutoff}
+
+    def _fold(self, router: Router, o: Outcome) -> None:
+        model, baseline = dearest(router, o.decision, o.prompt_tokens, o.completion_tokens)
+        if baseline < 0:
+            baseline = o.cost_usd
+        key = o.decision or "(direct)"
+        ledger = self.by_decision.setdefault(key, Ledger())
+        for account in (ledger, self.total):
+            account.records += 1
+            account.cost_usd += o.cost_usd
+            account.baseline_usd += max(baseline, o.cost_usd)  # a plan's several calls may cost more than one
+        if model:
+            self.baseline_model[key] = model
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.total.as_dict() | {
+            "since": self.since, "available": self.available,
+            "by_decision": {name: ledger.as_dict() | {"baseline_model": self.baseline_model.get(name)}
+                            for name, ledger in sorted(self.by_decision.items())}}
