@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnout import tracing
 from turnout.access import AccessControl, allowed
 from turnout.backends import Backend, build_backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
@@ -189,6 +190,9 @@ class Router:
             entry["detail"] = result.detail
         if result.error:
             entry["error"] = result.error
+        if tracing.on:
+            tracing.leaf(f"signal {signal.name}", start, {"turnout.signal": signal.name, "turnout.signal.kind":
+                         signal.kind, "turnout.matched": result.matched, "turnout.score": result.score})
         return entry
 
     def candidates(self, names: list[str]) -> list[Candidate]:
@@ -201,7 +205,11 @@ class Router:
         requested = ctx.body.get("model")
         if requested in self.aliases:
             trace = await self.evaluate_signals(ctx)
+            mark = time.perf_counter()
             decision, flags = self.engine.decide(ctx.signals)
+            if tracing.on:
+                tracing.leaf("decision", mark, {"turnout.decision": decision.name,
+                                                "turnout.decision.priority": decision.priority})
             compiled = self.decisions[decision.name]
             caller = ctx.caller
             if caller.decisions is not None and decision.name not in caller.decisions:
@@ -211,9 +219,13 @@ class Router:
             if not names:
                 raise PermissionDenied(f"this key may use none of the models of the decision '{decision.name}'",
                                        code="model_not_allowed")
+            mark = time.perf_counter()
             if compiled.selector.encoder is not None:  # learned selectors read the request embedding
                 await request_embedding(ctx, compiled.selector.encoder)
             choice = compiled.selector.select(ctx, self.candidates(names))
+            if tracing.on:
+                tracing.leaf("selection", mark, {"turnout.algorithm": decision.algorithm.name,
+                                                 "turnout.model": choice.model, "turnout.candidates": names})
             route = Route("routed", decision.name, choice.model, choice, self.global_plugins + compiled.plugins, trace,
                           flags, self.engine, decision.algorithm.name, fallbacks=decision.fallbacks,
                           plan=compiled.plan)
@@ -238,7 +250,8 @@ class Router:
         answer = None
         for plugin in route.plugins:
             try:
-                answer = await plugin.before(ctx)
+                with tracing.hook(plugin.name, "before") if tracing.on else tracing.OFF:
+                    answer = await plugin.before(ctx)
             except TurnoutError:
                 raise  # a deliberate refusal (blocked PII, a jailbreak, a canned error)
             except Exception as exc:  # noqa: BLE001 - the plugin broke: policy decides
@@ -256,7 +269,8 @@ class Router:
         ctx.cache["plugin:router"] = (self, route)  # an after hook that calls a model (hallucination) bills it here
         for plugin in reversed(route.plugins):
             try:
-                response = await plugin.after(ctx, response)
+                with tracing.hook(plugin.name, "after") if tracing.on else tracing.OFF:
+                    response = await plugin.after(ctx, response)
             except TurnoutError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -267,7 +281,7 @@ class Router:
         response = await self.run_before(ctx, route)
         if response is None:
             if route.plan is not None:
-                return await self.run_after(ctx, route, await run_plan(self, ctx, route))
+                return await self.run_after(ctx, route, await self._plan(ctx, route))
             chain = allowed(ctx.caller, self.dispatcher.chain(route.model, route.fallbacks))
             route.model, response = await self.dispatcher.complete(chain, ctx.body, ctx.upstream_headers or None,
                                                                    route.dispatch)
@@ -277,7 +291,7 @@ class Router:
     async def stream(self, ctx: RoutingContext, route: Route) -> AsyncIterator[list[str]]:
         answer = await self.run_before(ctx, route)
         if answer is None and route.plan is not None:  # the plan chooses first; the chosen answer is streamed
-            answer = await run_plan(self, ctx, route)
+            answer = await self._plan(ctx, route)
         if answer is not None:  # a plugin's answer meets the after hooks a plain one does (pii restores it)
             answer = await self.run_after(ctx, route, answer)
             include_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
@@ -289,6 +303,15 @@ class Router:
         for plugin in reversed(route.plugins):
             batches = plugin.wrap_stream(ctx, batches)
         return batches
+
+    async def _plan(self, ctx: RoutingContext, route: Route) -> dict[str, Any]:
+        if not tracing.on:
+            return await run_plan(self, ctx, route)
+        with tracing.span(f"plan {route.plan.name}", {"turnout.plan": route.plan.name}) as current:
+            answer = await run_plan(self, ctx, route)  # each of its calls is an upstream attempt span below this
+            current.set_attribute("turnout.plan.calls", len(route.plan_attempts))
+            current.set_attribute("turnout.cost_usd", sum(a.get("cost_usd") or 0.0 for a in route.plan_attempts))
+            return answer
 
     def cost_usd(self, model: str, usage: dict[str, Any] | None, ctx: RoutingContext, completion_chars: int = 0) -> float:
         """USD for a response: from its usage when the upstream reported it, else estimated."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from turnout import tracing
 from turnout.backends.base import Backend
 from turnout.backends.transport import AiohttpTransport, Reply, client_timeout, wire_headers
 from turnout.config import ConfigError, ConfigIssue, ModelConfig
@@ -58,6 +59,8 @@ class HTTPBackend(Backend):
         `headers` (from plugins) are sent too, but never replace the backend's own (auth, content type).
         `payload` bytes go as they are (a signed body must be the bytes that were signed)."""
         content = payload if isinstance(payload, bytes) else dumps(payload)
+        if tracing.on:  # W3C trace context: the upstream's spans join this request's trace
+            headers = tracing.inject(headers)
         try:
             if self._aiohttp is not None:
                 sent = {**wire_headers(headers), **self._wire_headers} if headers else self._wire_headers

@@ -249,6 +249,8 @@ class ServerConfig(Strict):
     request_timeout_s: float = Field(900.0, gt=0, description="deadline for a request until its first byte, all retries and fallbacks included")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"  # any other crashed serve at start
     log_format: Literal["text", "json"] = "text"
+    shutdown_grace_s: float = Field(60.0, gt=0, description="on SIGTERM: new connections are refused and requests "
+                                    "and streams in flight get this long to finish, then the rest are cut")
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 
@@ -326,6 +328,33 @@ class OutcomesConfig(Strict):
                                                    "dropped (and counted) rather than slowing requests")
 
 
+class ObservabilityConfig(Strict):
+    """OpenTelemetry traces (docs/tracing.md): a span per request, signal, decision, selection, plugin hook and
+    upstream attempt, exported over OTLP/HTTP (protobuf). No endpoint: off, and free."""
+
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector URL (http://host:4318); with no path, /v1/traces is appended")
+    service_name: str = Field("turnout", min_length=1, description="the traces' service.name")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="share of new traces kept; a client's traceparent "
+                                                             "decides for the requests it sends")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent with every export (a "
+                                                                             "collector's auth token)")
+    batch_delay_s: float = Field(2.0, gt=0, le=60, description="spans are exported in batches at least this often")
+    export_timeout_s: float = Field(10.0, gt=0, le=120, description="one export's time limit")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL, such as http://127.0.0.1:4318")
+        return value
+
+    def traces_url(self) -> str:
+        assert self.otlp_endpoint is not None
+        base = self.otlp_endpoint.rstrip("/")
+        return base if re.match(r"https?://[^/]+/", base) else base + "/v1/traces"
+
+
 class Config(Strict):
     _load_warnings: list[Any] = PrivateAttr(default_factory=list)
     _base_dir: str | None = PrivateAttr(default=None)  # the config file's folder: relative paths start there
@@ -339,6 +368,7 @@ class Config(Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
 
     @property
     def load_warnings(self) -> list[Any]:

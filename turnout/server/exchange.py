@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from turnout import tracing
 from turnout.access import Reservation, usage_tokens
 from turnout.context import Caller, RoutingContext, tokens_for_chars
 from turnout.doors import Door
@@ -64,6 +65,7 @@ class Exchange:
         self.start = time.perf_counter()
         self.response_id: str | None = None  # the id the client saw (its outcome record is found by it too)
         self.ttft_s: float | None = None
+        self.span: tracing.RequestSpan | None = None  # the trace's server span, when tracing is on
 
     async def context(self) -> RoutingContext:
         """The request body read and translated into a RoutingContext (no limits, no slot: /v1/route uses it)."""
@@ -80,7 +82,9 @@ class Exchange:
 
     async def serve(self) -> Response:
         current = self.router
-        holds_slot = False
+        holds_slot = streaming = False
+        if tracing.on:
+            self.span = tracing.RequestSpan(self.request.method, self.request.url.path, self.door.name, self.headers)
         try:
             # Who is asking and whether they may, before their body is read: a key's slow or oversized uploads
             # then cost it alone, and a concurrency slot is only taken by a request whose body has arrived.
@@ -101,6 +105,7 @@ class Exchange:
             if ctx.stream:
                 response = await self._stream(ctx, route)
                 holds_slot = False  # the stream releases the slot and the reservation when it ends
+                streaming = True
                 self.reservation = None
                 return response
             result = await self.door.complete(self)
@@ -126,6 +131,10 @@ class Exchange:
             if holds_slot:
                 current.release()
             current.access.settle_later(self.reservation)  # failed or cancelled: give the reservation back
+            if self.span is not None:
+                self.span.leave()  # a stream's span goes on until the stream ends (finish)
+                if not streaming:
+                    self.span.end({}, 499, "cancelled")  # finish never ran: the client went away (no-op if it did)
 
     # ----- accounting -------------------------------------------------------------------------------------
     def cost(self, usage: dict[str, Any] | None, completion_chars: int) -> float:
@@ -163,6 +172,8 @@ class Exchange:
         ctx, route = self.ctx, self.route
         seconds = time.perf_counter() - self.start
         metrics.observe(ctx, route, status, seconds, usage, cost)
+        if self.span is not None:
+            self.span.end(self.trace_attributes(cost, usage), status, error)
         if self.router.config.outcomes.enabled:
             outcome_record.record(self, status, seconds, cost, usage, error)
         if log.isEnabledFor(logging.INFO):
@@ -176,6 +187,20 @@ class Exchange:
             log.info("request_id=%s decision=%s model=%s status=%d ms=%.1f cost_usd=%.8f%s", fields["request_id"],
                      fields["decision"], fields["model"], status, fields["ms"], cost,
                      f" error={error}" if error else "", extra=fields)
+
+    def trace_attributes(self, cost: float, usage: dict[str, Any] | None) -> dict[str, Any]:
+        """The server span's GenAI and turnout attributes (None values are left out)."""
+        ctx, route = self.ctx, self.route
+        used = usage or {}
+        return {"turnout.request_id": ctx.request_id if ctx else None, "turnout.cost_usd": cost,
+                "gen_ai.request.model": ctx.body.get("model") if ctx else None,
+                "turnout.decision": route.decision if route else None,
+                "gen_ai.response.model": route.model if route else None,
+                "turnout.cache": ctx.response_headers.get("x-turnout-cache") if ctx else None,
+                "turnout.answered_by": ctx.answered_by if ctx else None,
+                "turnout.attempts": len(route.dispatch.attempts) if route else None,
+                "gen_ai.usage.input_tokens": used.get("prompt_tokens"),
+                "gen_ai.usage.output_tokens": used.get("completion_tokens")}
 
     # ----- streaming --------------------------------------------------------------------------------------
     async def _stream(self, ctx: RoutingContext, route: Route) -> Response:
