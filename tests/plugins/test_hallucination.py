@@ -67,6 +67,8 @@ def test_escalate_asks_the_stronger_model_returns_its_better_answer_and_bills_bo
     billed = cost_of("cheap", usage[0]) + cost_of("strong", usage[1])
     assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(billed, rel=1e-6)
     assert answer.usage.prompt_tokens == usage[0]["prompt_tokens"] + usage[1]["prompt_tokens"]  # both calls
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'turnout_plan_attempts_total{model="strong",outcome="accepted",plan="plugin"}' in metrics
     httpx.delete(f"{upstream.url}/_requests")  # a grounded first answer is kept: no second call
     kept = ask(server, "#as:mock-cheap=say:right #as:mock-strong=say:wrong")
     assert kept.headers["x-turnout-model"] == "cheap" and "x-turnout-escalated-to" not in kept.headers
