@@ -127,7 +127,7 @@ def serve(
                     log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol,
                     # uvicorn's 5 s: a worker slow to answer its supervisor's ping on a busy machine (loading its
                     # models, or under load) was killed and started again, over and over
-                    timeout_worker_healthcheck=60)
+                    timeout_worker_healthcheck=60, timeout_graceful_shutdown=cfg.server.shutdown_grace_s)
         return
     from turnout.config import ConfigError
     from turnout.server import create_app
@@ -137,7 +137,10 @@ def serve(
     except ConfigError as exc:
         _print_issues(exc.issues, source)
         raise typer.Exit(1) from None
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol)
+    # SIGTERM: uvicorn stops accepting at once and waits (bounded) for the connections in flight, streams
+    # included; the app's lifespan then drains the Router (holder.aclose)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, http=BoundedHttpToolsProtocol,
+                timeout_graceful_shutdown=cfg.server.shutdown_grace_s)
 
 
 @app.command("hash-key")

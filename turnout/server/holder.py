@@ -19,7 +19,7 @@ log = logging.getLogger("turnout.reload")
 # Read once when the process starts (cli.serve binds and sets up logging; the app's lifespan hands the HTTP
 # protocol its limits): a reload that changes one is applied except for that field, and says so.
 RESTART_ONLY = ("server.host", "server.port", "server.log_level", "server.log_format", "server.max_header_bytes",
-                "server.max_headers", "server.header_timeout_s")
+                "server.max_headers", "server.header_timeout_s", "server.shutdown_grace_s")
 MISSING_POLL_S = 1.0  # how often a watched file that is gone (mid-replace, or deleted) is looked for
 # With --workers N, uvicorn starts a worker anew on SIGHUP and when one dies, and that worker reads the file on
 # disk. Each worker keeps the text of the last file it accepted here, so a worker started while the file is
@@ -181,7 +181,13 @@ class RouterHolder:
             log.warning("config file %s is gone; still serving generation %d", self.path, self.generation)
 
     async def aclose(self) -> None:
-        await self.router.aclose()
+        """At shutdown, once uvicorn has stopped accepting and waited (up to server.shutdown_grace_s) for the
+        connections in flight: what the serving Router and any retired one still run (an outcome record, a
+        stream's last bookkeeping) gets a few seconds more, then everything closes."""
+        grace_s = min(5.0, self._started.server.shutdown_grace_s)
+        await self.router.drain_and_close(timeout=grace_s)
+        if self._retired:
+            await asyncio.wait(list(self._retired), timeout=grace_s)
         for task in list(self._retired):
             task.cancel()
 
