@@ -6,6 +6,12 @@ import json
 import time
 from typing import Any
 
+from turnout.backends.wire import (
+    call_arguments,
+    content_text,
+    data_url,
+    json_instruction,
+)
 from turnout.errors import InvalidRequestError
 
 STOP_REASONS = {
@@ -18,21 +24,10 @@ STOP_REASONS = {
 }
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def _image_block(part: dict[str, Any], param: str) -> dict[str, Any]:
     url = (part.get("image_url") or {}).get("url", "") if isinstance(part.get("image_url"), dict) else ""
     if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[5:].split(";")[0] or "image/png"
-        if ";base64" not in header:
-            raise InvalidRequestError("image data URLs must be base64-encoded", param=param)
+        media_type, data = data_url(url, param, "image/png")
         return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
@@ -58,13 +53,8 @@ def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
 
 
 def _tool_use(call: dict[str, Any], param: str) -> dict[str, Any]:
-    fn = call.get("function") or {}
-    raw = fn.get("arguments") or "{}"
-    try:
-        arguments = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        raise InvalidRequestError("tool call arguments are not valid JSON", param=f"{param}.function.arguments") from None
-    return {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": arguments}
+    id_, name, arguments = call_arguments(call, param)
+    return {"type": "tool_use", "id": id_, "name": name, "input": arguments}
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -107,7 +97,7 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int) -> d
     for i, msg in enumerate(body.get("messages") or []):
         role, param = msg.get("role"), f"messages[{i}].content"
         if role in ("system", "developer"):
-            system.append(_text(msg.get("content")))
+            system.append(content_text(msg.get("content")))
         elif role == "user":
             _append(messages, "user", _blocks(msg.get("content"), param))
         elif role == "assistant":
@@ -116,13 +106,10 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int) -> d
             _append(messages, "assistant", blocks)
         elif role in ("tool", "function"):
             result = {"type": "tool_result", "tool_use_id": msg.get("tool_call_id") or msg.get("name", ""),
-                      "content": _text(msg.get("content"))}
+                      "content": content_text(msg.get("content"))}
             _append(messages, "user", [result])
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        system.append("Answer with a single JSON value and nothing else."
-                      + (f" It must match this JSON schema: {json.dumps(schema)}" if schema else ""))
+    if instruction := json_instruction(body):
+        system.append(instruction)
     out: dict[str, Any] = {
         "model": model,
         "messages": messages,

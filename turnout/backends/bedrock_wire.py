@@ -9,6 +9,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from turnout.backends.wire import (
+    call_arguments,
+    content_text,
+    data_url,
+    json_instruction,
+)
 from turnout.errors import InvalidRequestError
 from turnout.jsonutil import loads
 
@@ -41,24 +47,14 @@ EXCEPTION_STATUS = {
 }
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def _image_block(part: dict[str, Any], param: str) -> dict[str, Any]:
     url = (part.get("image_url") or {}).get("url", "") if isinstance(part.get("image_url"), dict) else ""
     if url.startswith(("http://", "https://")):
         # Converse takes image bytes or an S3 location, never a URL: fetching it here would make the router a
         # proxy to anywhere the caller names
         raise InvalidRequestError("Bedrock models take images inline only: send a base64 data: URL", param=param)
-    header, _, data = url.partition(",")
-    if not url.startswith("data:") or ";base64" not in header:
-        raise InvalidRequestError("image_url.url must be a base64 data: URL", param=param)
-    media_type = header[5:].split(";")[0].lower()
+    media_type, data = data_url(url, param)
+    media_type = media_type.lower()
     if media_type not in IMAGE_FORMATS:
         raise InvalidRequestError(f"image type '{media_type}' is not supported by Bedrock "
                                   f"(supported: {', '.join(sorted(set(IMAGE_FORMATS)))})", param=param)
@@ -86,13 +82,8 @@ def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
 
 
 def _tool_use(call: dict[str, Any], param: str) -> dict[str, Any]:
-    fn = call.get("function") or {}
-    raw = fn.get("arguments") or "{}"
-    try:
-        arguments = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        raise InvalidRequestError("tool call arguments are not valid JSON", param=f"{param}.function.arguments") from None
-    return {"toolUse": {"toolUseId": call.get("id", ""), "name": fn.get("name", ""), "input": arguments}}
+    id_, name, arguments = call_arguments(call, param)
+    return {"toolUse": {"toolUseId": id_, "name": name, "input": arguments}}
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -150,7 +141,7 @@ def to_converse(body: dict[str, Any]) -> dict[str, Any]:
     for i, msg in enumerate(body.get("messages") or []):
         role, param = msg.get("role"), f"messages[{i}].content"
         if role in ("system", "developer"):
-            if text := _text(msg.get("content")):
+            if text := content_text(msg.get("content")):
                 system.append({"text": text})
         elif role == "user":
             _append(messages, "user", _blocks(msg.get("content"), param))
@@ -160,13 +151,10 @@ def to_converse(body: dict[str, Any]) -> dict[str, Any]:
             _append(messages, "assistant", blocks)
         elif role in ("tool", "function"):
             result = {"toolResult": {"toolUseId": msg.get("tool_call_id") or msg.get("name", ""),
-                                     "content": [{"text": _text(msg.get("content"))}]}}
+                                     "content": [{"text": content_text(msg.get("content"))}]}}
             _append(messages, "user", [result])
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        system.append({"text": "Answer with a single JSON value and nothing else."
-                               + (f" It must match this JSON schema: {json.dumps(schema)}" if schema else "")})
+    if instruction := json_instruction(body):
+        system.append({"text": instruction})
     out: dict[str, Any] = {"messages": messages}
     if system:
         out["system"] = system

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from turnout.backends.gemini_schema import clean_schema
+from turnout.backends.wire import call_arguments, content_text, data_url
 from turnout.errors import InvalidRequestError
 
 FINISH_REASONS = {
@@ -36,19 +37,9 @@ MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "we
               "wav": "audio/wav", "mp3": "audio/mp3"}
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def _data_url(url: str, param: str) -> dict[str, Any]:
-    header, _, data = url.partition(",")
-    if ";base64" not in header:
-        raise InvalidRequestError("data: URLs must be base64-encoded", param=param)
-    return {"inlineData": {"mimeType": header[5:].split(";")[0] or "application/octet-stream", "data": data}}
+    mime_type, data = data_url(url, param)
+    return {"inlineData": {"mimeType": mime_type, "data": data}}
 
 
 def _url_part(url: str, param: str) -> dict[str, Any]:
@@ -89,15 +80,10 @@ def _parts(content: Any, param: str) -> list[dict[str, Any]]:
 
 
 def _function_call(call: dict[str, Any], param: str) -> dict[str, Any]:
-    fn = call.get("function") or {}
-    raw = fn.get("arguments") or "{}"
-    try:
-        args = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        raise InvalidRequestError("tool call arguments are not valid JSON", param=f"{param}.function.arguments") from None
+    _, name, args = call_arguments(call, param)
     if not isinstance(args, dict):  # Gemini's args is an object (a protobuf Struct), as OpenAI's always are
         raise InvalidRequestError("tool call arguments must be a JSON object", param=f"{param}.function.arguments")
-    part: dict[str, Any] = {"functionCall": {"name": fn.get("name", ""), "args": args}}
+    part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
     signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
     if signature:
         part["thoughtSignature"] = signature
@@ -109,7 +95,7 @@ def _function_response(msg: dict[str, Any], names: dict[str, str], param: str) -
     if not name:
         raise InvalidRequestError("Gemini needs the function's name: this tool message's tool_call_id matches no "
                                   "earlier assistant tool call", param=f"{param}.tool_call_id")
-    text = _text(msg.get("content"))
+    text = content_text(msg.get("content"))
     try:
         value = json.loads(text)
     except ValueError:
@@ -133,7 +119,7 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
     for i, msg in enumerate(messages):
         role, param = msg.get("role"), f"messages[{i}]"
         if role in ("system", "developer"):
-            system.append(_text(msg.get("content")))
+            system.append(content_text(msg.get("content")))
         elif role == "user":
             _append(contents, "user", _parts(msg.get("content"), f"{param}.content"))
         elif role == "assistant":
