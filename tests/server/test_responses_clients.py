@@ -3,6 +3,7 @@ OpenAIResponsesModel and LangChain's ChatOpenAI(use_responses_api=True). Each ca
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.server.test_responses_door import config
@@ -84,3 +85,32 @@ def test_langchain_chat_openai_with_the_responses_api(server, upstream_requests)
     streamed = "".join(chunk.text for chunk in llm.stream("stream from langchain"))
     assert streamed == "echo: stream from langchain"
     assert upstream_requests()[-1]["body"]["stream"] is True
+
+
+def test_openai_agents_sdk_default_model_is_the_responses_api(server, upstream_requests):
+    """The SDK's own default: a model given by name, the client set once with set_default_openai_client; the
+    SDK then speaks the Responses API, which turnout routes."""
+    import agents
+    from agents import Agent, Runner, function_tool, set_default_openai_client, set_tracing_disabled
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    calls = []
+
+    @function_tool
+    def get_weather(city: str, unit: str) -> str:
+        """Weather for a city."""
+        calls.append(city)
+        return "18"
+
+    previous = agents.models._openai_shared.get_default_openai_client()
+    set_default_openai_client(AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0),
+                              use_for_tracing=False)
+    try:
+        agent = Agent(name="weather", instructions="Answer about the weather.", tools=[get_weather], model="auto")
+        result = Runner.run_sync(agent, "weather in Paris #tool")
+    finally:
+        agents.models._openai_shared.set_default_openai_client(previous)
+    assert calls == ["Paris"] and result.final_output == "echo: weather in Paris #tool"
+    doors = {r["door"] for r in httpx.get(f"{server.url}/v1/router/outcomes").json()["data"]}
+    assert doors == {"responses"}  # the SDK's default spoke the Responses API; turnout translated it for the mock
