@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online import COST_WEIGHT, rewards_of, splits  # noqa: E402  (the benchmark's own split and reward)
+from online import COST_WEIGHT, rewards_of, splits
 
-from turnout.eval.datasets import llmrouter  # noqa: E402
-from turnout.eval.table import RoutingTable, held_out  # noqa: E402
-from turnout.models.encoders import get_encoder  # noqa: E402
-from turnout.selection import selectors  # noqa: E402
-from turnout.selection.clusters import kmeans, unit_rows  # noqa: E402
-from turnout.selection.linucb import PROJECTION_SEED  # noqa: E402
+from turnout.eval.datasets import llmrouter
+from turnout.eval.table import RoutingTable, held_out
+from turnout.models.encoders import get_encoder
+from turnout.selection import selectors
+from turnout.selection.clusters import kmeans, unit_rows
+from turnout.selection.linucb import PROJECTION_SEED
 
 CLUSTERS, SHRINK, FIT_ON = 16, 10.0, 200
 
