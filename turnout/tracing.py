@@ -85,6 +85,8 @@ class RequestSpan:
             "http.request.method": method, "url.path": path, "turnout.door": door,
             "gen_ai.operation.name": self.operation})
         self.ended = False
+        # an unsampled request still sends its trace context upstream (the decision travels), but makes no other span
+        self.recording = self.span.is_recording()
         self._token = context.attach(trace.set_span_in_context(self.span, parent))
         self._mine = _request.set(self)
 
@@ -107,10 +109,20 @@ class RequestSpan:
         span.end()
 
 
-@contextlib.contextmanager
-def span(name: str, attributes: dict[str, Any] | None = None, client: bool = False) -> Iterator[Any]:
+def recording() -> bool:
+    """Whether the running request's trace is kept (no request: no span either)."""
+    request = _request.get()
+    return request is not None and request.recording
+
+
+def span(name: str, attributes: dict[str, Any] | None = None, client: bool = False) -> Any:
     """A child span of the current one, current while the block runs; a TurnoutError's code (never its message,
-    which may quote an upstream) marks it failed."""
+    which may quote an upstream) marks it failed. In a trace that is not kept: nothing (a span that ignores all)."""
+    return _span(name, attributes, client) if recording() else contextlib.nullcontext(_api[0].INVALID_SPAN)
+
+
+@contextlib.contextmanager
+def _span(name: str, attributes: dict[str, Any] | None, client: bool) -> Iterator[Any]:
     kind = _api[4].CLIENT if client else _api[4].INTERNAL
     with _tracer.start_as_current_span(name, kind=kind, attributes=attributes, record_exception=False,
                                        set_status_on_exception=False) as current:
@@ -130,6 +142,8 @@ def failed(current: Any, exc: BaseException) -> None:
 def leaf(name: str, started: float, attributes: dict[str, Any]) -> None:
     """A span that has already happened (from `started`, a perf_counter reading, to now), as a child of the
     current one: for steps that time themselves anyway (signals, the decision, selection)."""
+    if not recording():
+        return
     end = time.time_ns()
     begin = end - int((time.perf_counter() - started) * 1e9)
     _tracer.start_span(name, start_time=begin, attributes=attributes).end(end_time=end)
@@ -138,7 +152,9 @@ def leaf(name: str, started: float, attributes: dict[str, Any]) -> None:
 def attempt(model: str, config: Any, retry: int, fallback: int) -> Any:
     """The span of one upstream attempt (a retry or a fallback is another one), named as GenAI client spans are."""
     request = _request.get()
-    operation = request.operation if request is not None else "chat"
+    if request is None or not request.recording:
+        return contextlib.nullcontext(_api[0].INVALID_SPAN)
+    operation = request.operation
     upstream = config.model or config.deployment or model
     provider = PROVIDERS.get(config.provider, config.provider)
     return span(f"{operation} {upstream}", {
