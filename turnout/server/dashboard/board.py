@@ -3,7 +3,8 @@
 
 Built on demand and shared: however many dashboards are open, the summary is computed at most once per
 `REFRESH_S`, and a server nobody watches computes nothing. Rates and the model mix over time come from the
-differences between successive summaries, kept in a ring of the last `HISTORY` ones."""
+differences between successive summaries, kept in a ring of the last `HISTORY` ones; the model mix over time
+from the outcome records (savings.py), so it covers every replica and the minutes before the page opened."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ class Board:
             "cache": _cache(totals),
             "errors": _errors(totals),
             "budgets": await key_usage(router),
-            "series": self._series(),
+            # the fleet's mix from the records (every replica's, with Redis); without records, this process's
+            "series": self.savings.series(now) if router.config.outcomes.enabled else self._series(),
+            "series_source": "records" if router.config.outcomes.enabled else "metrics",
             "outcomes_dropped": router.outcomes.dropped,
         }
 

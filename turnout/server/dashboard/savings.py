@@ -1,5 +1,6 @@
 """Cost against a baseline: what the recorded traffic cost, and what the same tokens would have cost on each
-decision's dearest model ("the same traffic on the strongest model would have cost …").
+decision's dearest model ("the same traffic on the strongest model would have cost …"); and the model mix
+over time (records per second per model, the last `MIX_S` seconds).
 
 Folded incrementally from the outcome records (every replica's, with a Redis store): each update reads only the
 records newer than the last it saw (less a margin for records a replica's writer queued a moment late), so a
@@ -18,6 +19,7 @@ from turnout.state.outcomes import OutcomeQuery, StoreUnavailable
 
 LATE_S = 5.0  # a Redis store's writer lingers and batches: a record may land this long after its time
 FIRST_SCAN = 20_000  # records the first fold reads at most (a store holding more: the newest of them)
+MIX_S = 300  # seconds of model mix kept
 
 
 @dataclass
@@ -46,7 +48,8 @@ def dearest(router: Router, decision: str | None, prompt_tokens: int, completion
 
 
 class Savings:
-    """The running totals; `update` folds in what arrived since the last call (one at a time)."""
+    """The running totals and the per-second mix; `update` folds in what arrived since the last call (one at
+    a time)."""
 
     def __init__(self, since: float) -> None:
         self.since = since
@@ -54,6 +57,7 @@ class Savings:
         self.by_decision: dict[str, Ledger] = {}
         self.baseline_model: dict[str, str] = {}
         self.available = True
+        self.mix: dict[int, dict[str, int]] = {}  # whole second → model → records
         self._mark: float | None = None
         self._seen: dict[str, float] = {}  # request id → time, for records inside the late margin
         self._lock = asyncio.Lock()
@@ -76,6 +80,8 @@ class Savings:
             self._mark = newest or time.time()
             cutoff = self._mark - 2 * LATE_S
             self._seen = {rid: t for rid, t in self._seen.items() if t >= cutoff}
+            oldest = int(time.time()) - MIX_S
+            self.mix = {second: models for second, models in self.mix.items() if second > oldest}
 
     def _fold(self, router: Router, o: Outcome) -> None:
         model, baseline = dearest(router, o.decision, o.prompt_tokens, o.completion_tokens)
@@ -89,6 +95,17 @@ class Savings:
             account.baseline_usd += max(baseline, o.cost_usd)  # a plan's several calls may cost more than one
         if model:
             self.baseline_model[key] = model
+        if o.time > time.time() - MIX_S:
+            second = self.mix.setdefault(int(o.time), {})
+            second[o.model or "none"] = second.get(o.model or "none", 0) + 1
+
+    def series(self, now: float) -> list[dict[str, Any]]:
+        """Records per second per model, one point per second of the last MIX_S (empty seconds too, so a
+        chart falls to zero), from the first second with a record."""
+        if not self.mix:
+            return []
+        start, end = max(min(self.mix), int(now) - MIX_S + 1), int(now)
+        return [{"t": second, "models": dict(self.mix.get(second, {}))} for second in range(start, end + 1)]
 
     def as_dict(self) -> dict[str, Any]:
         return self.total.as_dict() | {
