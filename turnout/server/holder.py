@@ -168,8 +168,10 @@ class RouterHolder:
                 if _stat(files) != seen:
                     break
                 continue
-            seen = _stat(files)
             await self._reload_if_present()
+            # the files as they are now: after a symlink swap (a ConfigMap volume) the old target is gone and
+            # the new one is what was loaded, so the caller must not reload it once more
+            seen = _stat(self.watched_files())
             if any(change != Change.modified for change, _ in changes) or self.watched_files() != files:
                 break
         return seen
