@@ -128,12 +128,12 @@ async def chromium() -> AsyncIterator[Browser]:
     assert path, "chromium is not installed (apt-get install chromium)"
     # chromium's helper processes may still write to the profile as it goes: a failed clean-up is no test failure
     with tempfile.TemporaryDirectory(prefix="turnout-chromium-", ignore_cleanup_errors=True) as profile:
-        process = subprocess.Popen(
-            [path, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+        process = await asyncio.create_subprocess_exec(
+            path, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
              "--disable-extensions", "--disable-background-networking", "--disable-component-update",
              "--disable-breakpad", "--disable-crash-reporter",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             "about:blank", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             url = await _devtools_url(Path(profile), process)
             async with websockets.connect(url, max_size=64 * 1024 * 1024) as ws:
@@ -143,27 +143,27 @@ async def chromium() -> AsyncIterator[Browser]:
                 finally:
                     browser._reader.cancel()
         finally:
-            _stop(process)
+            await _stop(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+async def _stop(process: asyncio.subprocess.Process) -> None:
     """End chromium and its helpers: they share the session it was started in (its own process group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        await process.wait()
 
 
-async def _devtools_url(profile: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+async def _devtools_url(profile: Path, process: asyncio.subprocess.Process, timeout: float = 30.0) -> str:
     """Chromium writes its port and browser path to DevToolsActivePort in the profile once it listens."""
     marker = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.returncode is not None:
             raise AssertionError(f"chromium exited with {process.returncode}")
         if marker.exists():
             lines = marker.read_text().split()

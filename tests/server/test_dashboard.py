@@ -3,6 +3,8 @@ openai client through a real turnout to the mock upstream), and the page itself 
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import uuid
@@ -149,7 +151,7 @@ def test_events_stream_one_summary_a_second(dashboard):
                 if len(seen) == 3:
                     break
     assert all(s["object"] == "dashboard.summary" for _, s in seen)
-    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     assert all(0.7 < g < 2.0 for g in gaps), gaps
     assert seen[-1][1]["time"] > seen[0][1]["time"] and time.monotonic() - start < 6
 
@@ -216,7 +218,7 @@ async def test_dashboard_in_chromium(dashboard, tmp_path):
 
 
 async def _check_numbers(page: browser.Page, url: str) -> None:
-    metrics = scrape(url)
+    metrics = await asyncio.to_thread(scrape, url)
     total = int(sum(x.value for x in metrics["turnout_requests"] if x.name == "turnout_requests_total"))
     await page.wait_for(f"document.getElementById('requests-total').textContent === '{total}'")
     cost = sum(x.value for x in metrics["turnout_cost_usd"] if x.name == "turnout_cost_usd_total")
@@ -226,7 +228,7 @@ async def _check_numbers(page: browser.Page, url: str) -> None:
                          and x.labels["model"] == model))
         cell = f"document.querySelector('#models tr[data-model=\"{model}\"] [data-field=\"requests\"]').textContent"
         assert await page.eval(cell) == str(served)
-    s = summary(url)
+    s = await asyncio.to_thread(summary, url)
     assert await page.eval("document.getElementById('cost-baseline').textContent") == \
         f"${s['cost']['baseline']['baseline_usd']:.6f}"
     assert await page.eval("document.getElementById('cache-hit-rate').textContent") == \
@@ -255,8 +257,9 @@ async def _check_records_and_filters(page: browser.Page) -> None:
 
 async def _check_try_a_prompt(page: browser.Page, url: str) -> None:
     prompt = "def main(): explain this stack trace"
-    expected = httpx.post(url + "/v1/route", headers=ADMIN_HEADERS,
-                          json={"model": "auto", "messages": [{"role": "user", "content": prompt}]}).json()
+    async with httpx.AsyncClient() as client:
+        expected = (await client.post(url + "/v1/route", headers=ADMIN_HEADERS, json={
+            "model": "auto", "messages": [{"role": "user", "content": prompt}]})).json()
     await page.eval(f"document.getElementById('try-prompt').value = {json.dumps(prompt)}; "
                     "document.getElementById('try-form').requestSubmit(); true")
     await page.wait_for("!document.getElementById('try-result').hidden")

@@ -9,6 +9,7 @@ from the outcome records (savings.py), so it covers every replica and the minute
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections import deque
@@ -86,7 +87,7 @@ class Board:
         """Requests per second per model between successive summaries, oldest first."""
         points = list(self._history)
         out = []
-        for (t0, before), (t1, after) in zip(points, points[1:], strict=False):
+        for (t0, before), (t1, after) in itertools.pairwise(points):
             span = t1 - t0
             if span <= 0:
                 continue
