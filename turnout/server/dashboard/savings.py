@@ -20,6 +20,7 @@ from turnout.state.outcomes import OutcomeQuery, StoreUnavailable
 LATE_S = 5.0  # a Redis store's writer lingers and batches: a record may land this long after its time
 FIRST_SCAN = 20_000  # records the first fold reads at most (a store holding more: the newest of them)
 MIX_S = 300  # seconds of model mix kept
+YIELD_EVERY = 1000  # records folded between two turns of the event loop
 
 
 @dataclass
@@ -68,7 +69,11 @@ class Savings:
             limit = FIRST_SCAN if self._mark is None else None
             newest = self._mark or 0.0
             try:
+                folded = 0
                 async for o in router.outcomes.scan(OutcomeQuery(since=start, limit=1000), max_scan=limit):
+                    folded += 1
+                    if folded % YIELD_EVERY == 0:  # the first fold of a full memory store: let requests run
+                        await asyncio.sleep(0)
                     if o.request_id not in self._seen:
                         self._fold(router, o)
                         self._seen[o.request_id] = o.time
