@@ -36,12 +36,12 @@ PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "azure": "azure.ai.op
 OPERATIONS = {"embeddings": "embeddings", "completions": "text_completion"}  # by door; every other door: chat
 
 
-def start(config: Any, version: str = "") -> None:
-    """Set up the tracer provider and its OTLP/HTTP exporter from `observability` (a no-op without an endpoint)."""
+def start(config: Any, version: str = "") -> Any:
+    """Set up the tracer provider and its OTLP/HTTP exporter from `observability` (a no-op without an endpoint);
+    returns what `stop` takes. One per process: a server is one app per process (tests start them in turn)."""
     global on, _tracer, _provider, _api
     if config is None or not config.otlp_endpoint:
-        on = False
-        return
+        return None
     from opentelemetry import context, trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -49,7 +49,9 @@ def start(config: Any, version: str = "") -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.trace import SpanKind, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
 
     resource = Resource.create({"service.name": config.service_name, "service.version": version})
     # our own provider, not the global one: a process may start and stop servers (tests), and the global one
@@ -63,14 +65,17 @@ def start(config: Any, version: str = "") -> None:
     _api = (trace, context, TraceContextTextMapPropagator(), StatusCode, SpanKind)
     on = True
     log.info("traces exported to %s (sample ratio %s)", config.traces_url(), config.sample_ratio)
+    return provider
 
 
-async def stop() -> None:
+async def stop(provider: Any) -> None:
     """Export what is left and stop (off the event loop: the exporter blocks)."""
     global on, _provider, _tracer
-    provider, _provider, on, _tracer = _provider, None, False, None
-    if provider is not None:
-        await asyncio.to_thread(provider.shutdown)
+    if provider is None:
+        return
+    if provider is _provider:
+        _provider, on, _tracer = None, False, None
+    await asyncio.to_thread(provider.shutdown)
 
 
 class RequestSpan:

@@ -242,7 +242,7 @@ class Dispatcher:
         with tracing.attempt(model, self.config.models[model], retry, fallback) as span:
             try:
                 result = await call(model, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 span.set_attribute("turnout.outcome", "upstream_timeout")
                 raise
             except UpstreamError as exc:

@@ -51,7 +51,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
         # up to the switch interval (5 ms) before the event loop may run again; a shorter one keeps the loop,
         # and with it every short request, turning while a long prompt is scanned.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        tracing.start(holder.router.config.observability, __version__)  # read once: a reload keeps it
+        traces = tracing.start(holder.router.config.observability, __version__)  # read once: reloads keep it
         tasks = [asyncio.create_task(holder.health_checks())]
         if holder.path is not None:
             if watch:
@@ -65,7 +65,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
             for task in tasks:
                 task.cancel()
             await holder.aclose()
-            await tracing.stop()
+            await tracing.stop(traces)
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. /openapi.json is served by a route of
     # ours, so an operator can put it behind the admin key (auth.protect). A trailing slash is not redirected:

@@ -32,7 +32,9 @@ def _value(any_value: Any) -> Any:
 
 def decode(body: bytes) -> list[dict[str, Any]]:
     """The spans of one ExportTraceServiceRequest, flattened."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
