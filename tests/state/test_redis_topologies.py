@@ -123,7 +123,7 @@ def test_sentinel_url(serve, upstream, sentinel_url):
 
 def test_cluster_url_with_a_hash_tagged_namespace(serve, upstream, cluster_url):
     # the braces put every key of the namespace in one slot: scripts and MGETs over several keys work
-    two_replicas_agree(serve, upstream, cluster_url, "{t-cluster-%d}" % time.monotonic_ns())
+    two_replicas_agree(serve, upstream, cluster_url, f"{{t-cluster-{time.monotonic_ns()}}}")
 
 
 def test_a_sentinel_url_without_the_master_name_is_refused():
