@@ -7,15 +7,20 @@ import asyncio
 import itertools
 import json
 import os
+import signal
+import time
 import uuid
 
 import httpx
 import openai
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import browser
 from tests.conftest import base_config
+from tests.plugins.conftest import redis_server  # noqa: F401 - a fixture (pytest finds it by this name)
+from tests.process import turnout_process
 from turnout.server.dashboard.config_view import masked, rule_text
 from turnout.server.dashboard.metrics_view import quantile
 
@@ -114,7 +119,6 @@ def test_summary_matches_metrics_and_records(dashboard):
     # an update folds in only what is new: the next summary counts the next request once
     openai.OpenAI(base_url=dashboard.url + "/v1", api_key=TENANT, max_retries=0).chat.completions.create(
         model="auto", messages=[{"role": "user", "content": "one more"}])
-    import time
     time.sleep(1.0)
     later = summary(dashboard.url)
     assert later["cost"]["baseline"]["records"] == 9 and later["requests"]["total"] == s["requests"]["total"] + 1
@@ -137,7 +141,6 @@ def test_the_admin_key_is_required_and_the_page_holds_no_data(dashboard):
 
 
 def test_events_stream_one_summary_a_second(dashboard):
-    import time
     seen, start = [], time.monotonic()
     with httpx.stream("GET", dashboard.url + "/v1/dashboard/events", headers=ADMIN_HEADERS, timeout=10) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -181,6 +184,52 @@ def test_quantiles_follow_prometheus_histogram_quantile():
     assert quantile(0.99, buckets) == pytest.approx(0.5 + 0.5 * (9.9 - 6) / 4)
     assert quantile(0.5, {0.1: 0.0, float("inf"): 0.0}) is None
     assert quantile(0.99, {0.1: 1.0, float("inf"): 4.0}) == 0.1  # in +Inf: the highest finite bound
+
+
+def wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+def test_a_rejected_reload_and_the_next_generation_show(upstream, tmp_path):
+    config = dashboard_config(upstream.url)
+    with turnout_process(config, tmp_path) as server:
+        traffic(server.url)
+        path = server.config_path
+        path.write_text("models: {broken: [\n")  # not YAML
+        server.proc.send_signal(signal.SIGHUP)
+        s = wait_for(lambda: (x := summary(server.url))["config"]["rejected"] and x)
+        assert s["config"]["generation"] == 1 and s["config"]["rejected"]["errors"] >= 1
+        assert s["config"]["path"] == path.name and s["requests"]["total"] == 8  # its own process: 8 requests
+        config["decisions"] = [d for d in config["decisions"] if d["name"] != "shadowed"]
+        path.write_text(yaml.safe_dump(config))
+        server.proc.send_signal(signal.SIGHUP)
+        s = wait_for(lambda: (x := summary(server.url))["config"]["generation"] == 2 and x)
+        assert s["config"]["rejected"] is None
+        view = httpx.get(server.url + "/v1/dashboard/config", headers=ADMIN_HEADERS).json()
+        assert [d["name"] for d in view["decisions"]] == ["code", "default"] and view["warnings"] == []
+
+
+def test_workers_and_redis_count_as_one(upstream, tmp_path, redis_server):  # noqa: F811 - the fixture
+    """Two workers sharing Redis: records, budgets and the metric files are every worker's."""
+    config = dashboard_config(upstream.url)
+    config["state"] = {"store": "redis", "redis_url": redis_server.url, "namespace": "dash"}
+    config["decisions"][2]["plugins"] = []
+    with turnout_process(config, tmp_path, "--workers", "2") as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=TENANT, max_retries=0)
+        for i in range(6):
+            client.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"shared {i}"}])
+        s = wait_for(lambda: (x := summary(server.url))["cost"]["baseline"]["records"] == 6 and x)
+        metrics = scrape(server.url)
+        assert s["requests"]["total"] == 6 == sum(x.value for x in metrics["turnout_requests"]
+                                                  if x.name == "turnout_requests_total")
+        (row,) = s["budgets"]["keys"]
+        assert s["budgets"]["available"] and row["rpm"]["used"] == 6
+        assert row["budget_usd_day"]["used"] == pytest.approx(s["cost"]["baseline"]["cost_usd"], rel=1e-6)
+        assert row["budget_usd_day"]["used"] == pytest.approx(s["cost"]["total_usd"], rel=1e-6)
 
 
 needs_chromium = pytest.mark.skipif(browser.executable() is None and not os.environ.get("TURNOUT_REQUIRE_CHROMIUM"),
