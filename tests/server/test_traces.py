@@ -10,6 +10,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -23,6 +24,7 @@ from turnout.config import ConfigError, parse_config
 from turnout.testing import ServerThread
 from turnout.testing.otlp_receiver import create_otlp_receiver
 
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c6e319c"
 CLIENT_SPAN = "b7ad6b7169203331"
 TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
@@ -195,9 +197,13 @@ def test_a_plans_calls_are_attempt_spans_under_its_plan_span(serve, upstream, re
 
 
 def test_every_door_opens_its_own_server_span(serve, upstream, receiver, spans) -> None:
-    server = serve(traced(upstream.url, receiver.url, service_name="router-eu"))
+    config = traced(upstream.url, receiver.url, service_name="router-eu")
+    config["models"]["embed"] = {"provider": "openai", "base_url": f"{upstream.url}/v1", "model": "mock-embed",
+                                 "api_key": TEST_KEY, "embeddings": True}
+    server = serve(config)
     claude = anthropic.Anthropic(base_url=server.url, api_key="none", max_retries=0)
     claude.messages.create(model="claude", max_tokens=16, messages=[{"role": "user", "content": "hello"}])
+    openai.OpenAI(base_url=server.url + "/v1", api_key="none").embeddings.create(model="embed", input="hello")
     found = exported(server, spans)
 
     request = one(found, "POST /v1/messages")
@@ -206,6 +212,10 @@ def test_every_door_opens_its_own_server_span(serve, upstream, receiver, spans) 
     call = one(found, "chat claude-mock")
     assert call["parent_span_id"] == request["span_id"]
     assert call["attributes"]["gen_ai.provider.name"] == "anthropic"
+    embeddings = one(found, "POST /v1/embeddings")
+    assert embeddings["attributes"]["gen_ai.operation.name"] == "embeddings"
+    call = one(found, "embeddings mock-embed")
+    assert call["parent_span_id"] == embeddings["span_id"] and call["attributes"]["turnout.outcome"] == "ok"
 
 
 def test_errors_mark_the_span_without_their_message(serve, upstream, receiver, spans) -> None:
@@ -271,7 +281,7 @@ def test_off_by_default_nothing_is_imported_exported_or_propagated(receiver, spa
                   [r["headers"].get("traceparent") for r in sent])
     """)
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_TRACES_EXPORTER": "otlp",
-           "PYTHONPATH": os.getcwd()}
+           "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
                          check=False)
     assert out.returncode == 0, out.stderr
