@@ -303,3 +303,17 @@ def test_config_errors_name_the_field(upstream) -> None:
     assert parse_config({**config, "observability": {"otlp_endpoint": "http://c/otlp/traces"}}) \
         .observability.traces_url() == "http://c/otlp/traces"
     assert parse_config(config).observability.otlp_endpoint is None  # off by default
+
+
+def test_a_collector_that_is_down_costs_the_requests_nothing(serve, upstream) -> None:
+    config = base_config(upstream.url)
+    config["observability"] = {"otlp_endpoint": "http://127.0.0.1:9", "batch_delay_s": 0.05, "export_timeout_s": 1}
+    server = serve(config)  # port 9 (discard) refuses: every export fails, on the exporter's own thread
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    for _ in range(20):
+        started = time.perf_counter()
+        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "hi"}])
+        assert time.perf_counter() - started < 0.5
+    started = time.perf_counter()
+    server.stop()  # the last export gives up within its time limit
+    assert time.perf_counter() - started < 5 and not server.thread.is_alive()
