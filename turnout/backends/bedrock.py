@@ -27,9 +27,7 @@ from turnout.backends.transport import Reply
 from turnout.config import ConfigError, ConfigIssue, ModelConfig
 from turnout.errors import (
     StreamInterruptedError,
-    UpstreamConnectionError,
     UpstreamError,
-    UpstreamTimeoutError,
 )
 from turnout.jsonutil import dumps, dumps_str, loads
 from turnout.params import Params, validate_params
@@ -202,16 +200,8 @@ class BedrockBackend(HTTPBackend):
                 elif batch:
                     started = True
                     yield batch
-        except httpx.TimeoutException:
-            if not started:  # nothing reached the client yet: an ordinary timeout, safe to retry
-                raise UpstreamTimeoutError(f"upstream '{self.name}' timed out before its first chunk") from None
-            raise StreamInterruptedError(f"upstream '{self.name}' stalled mid-stream") from None
         except httpx.HTTPError as exc:
-            if not started:
-                raise UpstreamConnectionError(
-                    f"upstream '{self.name}' broke off before its first chunk ({type(exc).__name__})") from None
-            raise StreamInterruptedError(
-                f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})") from None
+            raise self.read_failure(exc, started) from None
         finally:
             await response.aclose()
         if not translator.finished:

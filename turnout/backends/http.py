@@ -136,18 +136,22 @@ class HTTPBackend(Backend):
                         yield batch
             if buffer.strip() and (event := _parse_event(buffer)) is not None:
                 yield [event]
-        except httpx.TimeoutException:
-            if not started:  # nothing reached the client yet: an ordinary timeout, safe to retry
-                raise UpstreamTimeoutError(f"upstream '{self.name}' timed out before its first chunk") from None
-            raise StreamInterruptedError(f"upstream '{self.name}' stalled mid-stream") from None
         except httpx.HTTPError as exc:
-            if not started:
-                raise UpstreamConnectionError(
-                    f"upstream '{self.name}' broke off before its first chunk ({type(exc).__name__})") from None
-            raise StreamInterruptedError(
-                f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})") from None
+            raise self.read_failure(exc, started) from None
         finally:
             await response.aclose()
+
+    def read_failure(self, exc: httpx.HTTPError, started: bool) -> UpstreamError:
+        """A transport failure while a streamed body was read: before anything reached the client it is an
+        ordinary timeout or connection error, safe to retry; after, the stream broke."""
+        if isinstance(exc, httpx.TimeoutException):
+            if not started:
+                return UpstreamTimeoutError(f"upstream '{self.name}' timed out before its first chunk")
+            return StreamInterruptedError(f"upstream '{self.name}' stalled mid-stream")
+        if not started:
+            return UpstreamConnectionError(f"upstream '{self.name}' broke off before its first chunk "
+                                           f"({type(exc).__name__})")
+        return StreamInterruptedError(f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})")
 
 
 def _scrubbed(err: Any, secrets: tuple[str, ...], default: str) -> tuple[str, str | None, str | None, str | None]:
