@@ -43,7 +43,10 @@ backend replicas
   balance roundrobin
   option httpchk GET /readyz
   http-check expect status 200
-  default-server check inter 300ms fall 1 rise 2
+  # tolerant checks: a replica busy under load answers /readyz late, and one slow check must not take it out
+  # (a stopped one is found by its refused connections, which are retried elsewhere, before its checks fail)
+  timeout check 3s
+  default-server check inter 500ms fall 3 rise 1
 {servers}
 """
 
