@@ -27,9 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _load import _cpu, cpu_delta, default_generator, drive  # noqa: E402
+from _load import _cpu, cpu_delta, default_generator, drive
 
-from tests.scale.cluster import cluster  # noqa: E402
+from tests.scale.cluster import cluster
 
 KEY = "sk-bench-scale-0123456789abcdef"
 
