@@ -67,6 +67,14 @@ def summary(url: str) -> dict:
     return r.json()
 
 
+def wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
 @pytest.fixture
 def dashboard(serve, upstream):
     server = serve(dashboard_config(upstream.url))
@@ -75,7 +83,14 @@ def dashboard(serve, upstream):
 
 
 def test_summary_matches_metrics_and_records(dashboard):
-    s, metrics = summary(dashboard.url), scrape(dashboard.url)
+    # a stream's record and a key's settled cost are written just after the client has its answer
+    def settled() -> dict | None:
+        x = summary(dashboard.url)
+        day = x["budgets"]["keys"][0]["budget_usd_day"]["used"]
+        return x if x["cost"]["baseline"]["records"] == 8 and abs(day - x["cost"]["baseline"]["cost_usd"]) < 1e-9 else None
+
+    s = wait_for(settled)
+    metrics = scrape(dashboard.url)
     requests = metrics["turnout_requests"]
     assert s["requests"]["total"] == sum(x.value for x in requests if x.name == "turnout_requests_total")
     for model, row in s["models"].items():
@@ -186,14 +201,6 @@ def test_quantiles_follow_prometheus_histogram_quantile():
     assert quantile(0.99, {0.1: 1.0, float("inf"): 4.0}) == 0.1  # in +Inf: the highest finite bound
 
 
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return found
-
-
 def test_a_rejected_reload_and_the_next_generation_show(upstream, tmp_path):
     config = dashboard_config(upstream.url)
     with turnout_process(config, tmp_path) as server:
@@ -222,7 +229,12 @@ def test_workers_and_redis_count_as_one(upstream, tmp_path, redis_server):  # no
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=TENANT, max_retries=0)
         for i in range(6):
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"shared {i}"}])
-        s = wait_for(lambda: (x := summary(server.url))["cost"]["baseline"]["records"] == 6 and x)
+        def settled() -> dict | None:  # records reach Redis, and costs settle, just after each answer
+            x = summary(server.url)
+            used = x["budgets"]["keys"][0]["budget_usd_day"]["used"]
+            return x if x["cost"]["baseline"]["records"] == 6 and abs(used - x["cost"]["total_usd"]) < 1e-9 else None
+
+        s = wait_for(settled)
         metrics = scrape(server.url)
         assert s["requests"]["total"] == 6 == sum(x.value for x in metrics["turnout_requests"]
                                                   if x.name == "turnout_requests_total")
@@ -239,6 +251,11 @@ needs_chromium = pytest.mark.skipif(browser.executable() is None and not os.envi
 @needs_chromium
 async def test_dashboard_in_chromium(dashboard, tmp_path):
     url = dashboard.url
+    async with httpx.AsyncClient() as client:  # the code request gets a thumbs-up, which its record shows
+        listed = (await client.get(url + "/v1/router/outcomes?decision=code", headers=ADMIN_HEADERS)).json()
+        rated = await client.post(url + "/v1/feedback", headers={"authorization": f"Bearer {TENANT}"},
+                                  json={"request_id": listed["data"][0]["request_id"], "thumbs": "up"})
+        assert rated.status_code == 200, rated.text
     async with browser.chromium() as chrome:
         # without the key: the login form, and no data on the page
         anonymous = await chrome.new_page()
@@ -284,7 +301,7 @@ async def _check_numbers(page: browser.Page, url: str) -> None:
         f"{s['cache']['hit_rate'] * 100:.1f} %"
     assert await page.eval("document.getElementById('generation').dataset.value") == "1"
     budget = "document.querySelector('#budgets tr[data-key=\"team-a\"] [data-field=\"rpm\"]').textContent"
-    assert await page.eval(budget) == "8 / 1000"
+    assert await page.eval(budget) == "9 / 1000"  # eight requests and the feedback (it counts against rpm)
     rows = await page.eval("[...document.querySelectorAll('#decisions tbody tr')].map(r => r.dataset.decision)")
     assert rows == ["code", "shadowed", "default"]
     assert "shadowed" in await page.eval("document.getElementById('warnings').textContent")
@@ -302,6 +319,10 @@ async def _check_records_and_filters(page: browser.Page) -> None:
     assert await page.eval("document.querySelector('#record-fields [data-field=\"request_id\"]').textContent") \
         == request_id
     assert await page.eval("document.querySelector('#record-fields [data-field=\"model\"]').textContent") == "strong"
+    feedback = json.loads(await page.eval("document.querySelector('#record-fields [data-field=\"feedback\"]')"
+                                          ".textContent"))
+    assert feedback["thumbs"] == "up" and feedback["quality"] == 1.0
+    assert await page.eval("document.querySelector('#recent tbody tr td:last-child').textContent") == "up"
 
 
 async def _check_try_a_prompt(page: browser.Page, url: str) -> None:
