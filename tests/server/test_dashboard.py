@@ -21,6 +21,7 @@ from tests import browser
 from tests.conftest import base_config
 from tests.plugins.conftest import redis_server  # noqa: F401 - a fixture (pytest finds it by this name)
 from tests.process import turnout_process
+from turnout.server.dashboard import routes as dashboard_routes
 from turnout.server.dashboard.config_view import masked, rule_text
 from turnout.server.dashboard.metrics_view import quantile
 
@@ -155,23 +156,24 @@ def test_the_admin_key_is_required_and_the_page_holds_no_data(dashboard):
     assert httpx.get(dashboard.url + "/dashboard/static/vendor/uPlot.LICENSE").text.startswith("The MIT License")
 
 
-def test_events_stream_one_summary_a_second(dashboard):
-    seen, start = [], time.monotonic()
+def test_events_stream_one_summary_a_second_and_end(dashboard, monkeypatch):
+    monkeypatch.setattr(dashboard_routes, "STREAM_S", 2.5)  # then the client is told to come back
+    seen, start, lines = [], time.monotonic(), []
     with httpx.stream("GET", dashboard.url + "/v1/dashboard/events", headers=ADMIN_HEADERS, timeout=10) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         event = None
         for line in r.iter_lines():
+            lines.append(line)
             if line.startswith("event: "):
                 event = line[7:]
             elif line.startswith("data: "):
                 assert event == "summary"
                 seen.append((time.monotonic(), json.loads(line[6:])))
-                if len(seen) == 3:
-                    break
+    assert lines[0] == "retry: 1000" and 2 <= len(seen) <= 3  # at 0, 1 (and 2) s; then the stream ended
     assert all(s["object"] == "dashboard.summary" for _, s in seen)
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     assert all(0.7 < g < 2.0 for g in gaps), gaps
-    assert seen[-1][1]["time"] > seen[0][1]["time"] and time.monotonic() - start < 6
+    assert seen[-1][1]["time"] > seen[0][1]["time"] and 2.4 < time.monotonic() - start < 6
 
 
 def test_config_view_lists_decisions_in_order_with_warnings(dashboard):

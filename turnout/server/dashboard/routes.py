@@ -6,6 +6,7 @@ tab closes, never in a URL, a cookie or a log). The page reads `/v1/dashboard/*`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -32,6 +33,8 @@ SECURITY = {"content-security-policy": "default-src 'none'; script-src 'self'; s
                                        "frame-ancestors 'none'",
             "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer",
             "cache-control": "no-cache"}
+
+STREAM_S = 15.0  # how long one event stream lasts (see dashboard_events)
 
 _assets: dict[str, bytes] | None = None
 
@@ -107,12 +110,16 @@ async def dashboard_summary(request: Request):
 @router.get("/v1/dashboard/events")
 async def dashboard_events(request: Request):
     """Admin: Server-Sent Events, one `summary` event a second (its data: the summary object). The key is
-    checked again before each event, so a reload that changes the admin key ends open streams."""
+    checked again before each event, so a reload that changes the admin key ends open streams. A stream ends
+    after STREAM_S and the client reconnects: on SIGTERM uvicorn waits for open responses, and a stream that
+    never ended would hold every shutdown of a watched server to its whole grace period."""
     _admin(request)
     headers, shared = request_headers(request), board(request)
 
     async def events() -> AsyncIterator[bytes]:
-        while True:
+        yield b"retry: 1000\n\n"  # an EventSource client reconnects a second after the stream ends
+        ends = time.monotonic() + STREAM_S
+        while time.monotonic() < ends:
             try:
                 request.app.state.holder.router.access.require_admin(headers)
             except TurnoutError as exc:

@@ -134,9 +134,11 @@ async function follow() {
   streamAbort = new AbortController();
   const signal = streamAbort.signal;
   while (!signal.aborted) {
+    const opened = Date.now();
     try {
       const response = await fetch("/v1/dashboard/events", { headers: authHeaders(), signal });
       if (response.status === 401) { showLogin("the admin key was refused"); return; }
+      if (response.status !== 200) throw new Error("HTTP " + response.status);
       $("conn").textContent = "live";
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
@@ -151,6 +153,8 @@ async function follow() {
           buffer = buffer.slice(end + 2);
         }
       }
+      // the server ends each stream after a while (so that it can shut down): open the next one at once
+      if (Date.now() - opened > 5000) continue;
     } catch (err) {
       if (signal.aborted) return;
     }
