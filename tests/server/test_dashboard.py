@@ -340,3 +340,4 @@ async def _check_try_a_prompt(page: browser.Page, url: str) -> None:
     signals = await page.eval("[...document.querySelectorAll('#try-signals tbody tr td:first-child')]"
                               ".map(td => td.textContent)")
     assert signals == [s["name"] for s in expected["signals"]]
+    assert "code (50) matched" in await page.eval("document.getElementById('try-extra').textContent")

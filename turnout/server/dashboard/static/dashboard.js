@@ -262,7 +262,9 @@ async function tryPrompt(event) {
   $("try-reason").textContent = body.reason || "";
   fill("try-signals", body.signals, (tr, s) => { cell(tr, s.name); cell(tr, s.score); cell(tr, s.matched ? "yes" : "no"); });
   fill("try-candidates", body.candidates, (tr, c) => { cell(tr, c.model); cell(tr, c.score); });
-  const extra = [`algorithm ${body.algorithm}`, `plugins: ${body.plugins.join(", ") || "none"}`];
+  const matched = body.decisions.map((d) => `${d.name} (${d.priority}) ${d.matched ? "matched" : "no"}`);
+  const extra = [`decisions: ${matched.join(", ") || "none"}`, `algorithm ${body.algorithm}`,
+    `plugins: ${body.plugins.join(", ") || "none"}`];
   if (body.plan) extra.push("plan: " + JSON.stringify(body.plan));
   extra.push(`routed in ${body.elapsed_us} µs`);
   $("try-extra").textContent = extra.join(" · ");
@@ -301,5 +303,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", () => { sessionStorage.removeItem(KEY_ITEM); showLogin(""); });
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); loadRecent(); });
   $("try-form").addEventListener("submit", tryPrompt);
+  window.addEventListener("resize", () => {
+    if (chart) chart.setSize({ width: Math.max($("mix-chart").clientWidth, 300), height: 220 });
+  });
   open();
 });
