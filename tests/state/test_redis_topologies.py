@@ -131,3 +131,82 @@ def test_a_sentinel_url_without_the_master_name_is_refused():
 
     with pytest.raises(ValueError, match="names the master"):
         connect("redis+sentinel://127.0.0.1:26379")
+
+
+def writable(url: str) -> bool:
+    import asyncio
+
+    from turnout.state.redis import close, connect
+
+    async def probe() -> bool:
+        client = connect(url)
+        try:
+            await client.set("t-failover-probe", "1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not yet
+            return False
+        finally:
+            await close(client)
+
+    return asyncio.run(probe())
+
+
+def offset(port: int, field: str) -> int:
+    for line in _quiet("-p", str(port), "info", "replication").splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split(":")[1])
+    return -1
+
+
+@pytest.mark.slow
+def test_a_sentinel_failover_is_followed_and_the_counts_survive_it(serve, upstream, tmp_path):
+    """The master goes away; the Sentinel promotes its replica; turnout's client asks the Sentinel again and the
+    rate limit goes on counting where it was (the replica had the counts)."""
+    need_redis()
+    master = RedisServer().start()
+    replica_port = free_port()
+    replica = subprocess.Popen(["redis-server", "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--replicaof", "127.0.0.1", str(master.port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 {master.port} 1\n"
+                    "sentinel down-after-milliseconds m 1000\nsentinel failover-timeout m 5000\n")
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "master_link_status:up" in _quiet("-p", str(replica_port), "info", "replication"),
+                 "the replica did not sync")
+        wait_for(lambda: str(master.port) in _quiet("-p", str(port), "sentinel", "get-master-addr-by-name", "m"),
+                 "the sentinel does not know its master")
+        # a sentinel learns the replicas from the master's INFO, every 10 s: promotion needs it to know one
+        wait_for(lambda: str(replica_port) in _quiet("-p", str(port), "sentinel", "replicas", "m"),
+                 "the sentinel does not know the replica", timeout_s=30)
+        if (left := 60 - time.time() % 60) < 30:  # rpm counts per UTC minute: all of this within one
+            time.sleep(left + 0.2)
+        config = access_config(upstream.url, rpm=4)
+        config["state"] = {"store": "redis", "redis_url": f"redis+sentinel://127.0.0.1:{port}/m/0",
+                           "namespace": f"t-failover-{time.monotonic_ns()}"}
+        c = openai.OpenAI(base_url=serve(config).url + "/v1", api_key=ALICE, max_retries=0)
+
+        def ask() -> None:
+            c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+
+        ask(), ask()
+        wait_for(lambda: offset(master.port, "master_repl_offset") == offset(replica_port, "slave_repl_offset"),
+                 "the replica did not catch up")
+        master.stop()
+        wait_for(lambda: str(replica_port) in _quiet("-p", str(port), "sentinel", "get-master-addr-by-name", "m"),
+                 "the sentinel did not promote the replica", timeout_s=30)
+        # the Sentinel names the new master a moment before it reports it healthy (redis-py refuses a master it
+        # flags down): requests in that moment are let through uncounted, as in any outage of the store
+        wait_for(lambda: writable(f"redis+sentinel://127.0.0.1:{port}/m/0"), "the new master takes no writes")
+        ask(), ask()  # on the new master: 4 of 4
+        with pytest.raises(openai.RateLimitError):
+            ask()
+    finally:
+        sentinel.terminate()
+        replica.terminate()
+        sentinel.wait(10)
+        replica.wait(10)
+        master.stop()
