@@ -3,6 +3,8 @@ OpenAIResponsesModel and LangChain's ChatOpenAI(use_responses_api=True). Each ca
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -103,6 +105,7 @@ def test_openai_agents_sdk_default_model_is_the_responses_api(server, upstream_r
         calls.append(city)
         return "18"
 
+    since = time.time()
     previous = agents.models._openai_shared.get_default_openai_client()
     set_default_openai_client(AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0),
                               use_for_tracing=False)
@@ -112,5 +115,6 @@ def test_openai_agents_sdk_default_model_is_the_responses_api(server, upstream_r
     finally:
         agents.models._openai_shared.set_default_openai_client(previous)
     assert calls == ["Paris"] and result.final_output == "echo: weather in Paris #tool"
-    doors = {r["door"] for r in httpx.get(f"{server.url}/v1/router/outcomes").json()["data"]}
+    records = httpx.get(f"{server.url}/v1/router/outcomes", params={"since": since}).json()["data"]
+    doors = {r["door"] for r in records}
     assert doors == {"responses"}  # the SDK's default spoke the Responses API; turnout translated it for the mock
