@@ -248,6 +248,20 @@ def test_memory_store_ttl_bound_and_owners():
     asyncio.run(run())
 
 
+def test_memory_store_is_bounded_in_bytes_too():
+    """A record holds a whole conversation: a few long ones must not fill the process, whatever the count allows."""
+    async def run():
+        store = MemoryResponseStore(max_stored=1000, max_bytes=10_000)
+        for i in range(5):
+            await store.put("a", f"r{i}", {"text": "x" * 3000}, 60)
+        assert store.bytes <= 10_000 and len(store.records) == 3  # the oldest two went
+        assert await store.get("a", "r0") is None and await store.get("a", "r4") is not None
+        await store.put("a", "r4", {"text": "y"}, 60)  # replaced: its old size is given back
+        assert await store.delete("a", "r3") and store.bytes == len(b'{"text":"x' + b"x" * 2999 + b'"}') + 12
+
+    asyncio.run(run())
+
+
 def test_the_record_keeps_the_whole_conversation():
     t = turn({"model": "m", "input": "second"})
     t.history = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}]

@@ -115,6 +115,18 @@ def test_previous_response_id_continues_the_conversation(client, upstream_reques
                                        ("user", "and again?")]
 
 
+def test_a_conversation_longer_than_a_request_may_be_is_refused(serve, upstream):
+    """Each turn replays the stored conversation: it may not grow past what one request may carry."""
+    server = serve(config(upstream.url, server={"retry": {"attempts": 0}, "max_body_bytes": 4000}))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    more: dict = {}
+    with pytest.raises(openai.APIStatusError) as refused:
+        for _ in range(10):  # each turn adds about 2 KB to the conversation (the input and its echo)
+            more = {"previous_response_id": client.responses.create(model="auto", input="x" * 1000, **more).id}
+    assert refused.value.status_code == 413 and refused.value.body["param"] == "previous_response_id"
+    assert refused.value.body["code"] == "conversation_too_large"
+
+
 class Weather(BaseModel):
     city: str
     celsius: int

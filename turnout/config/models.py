@@ -322,8 +322,8 @@ class OutcomesConfig(Strict):
                                                   "(off: a record holds no request text)")
     ttl_s: float = Field(7 * 86400, gt=0, description="Redis store: a record is forgotten this long after it "
                                                       "was written")
-    max_records: int = Field(100_000, ge=1, description="memory store only: the most records kept; the oldest go "
-                                                        "first")
+    max_records: int = Field(10_000, ge=1, description="memory store only: the most records kept (about 1 KB "
+                                                       "each), the oldest going first")
     backlog: int = Field(10_000, ge=1, description="records waiting to be written; beyond it new ones are "
                                                    "dropped (and counted) rather than slowing requests")
 

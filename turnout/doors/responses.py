@@ -100,6 +100,12 @@ class ResponsesDoor(Door):
         if request.previous_response_id:
             previous = await load(call.router, turn.owner, request.previous_response_id, "previous_response_id")
             turn.history = list(previous.get("conversation") or ())
+            limit = call.router.config.server.max_body_bytes
+            if len(dumps(turn.history)) + len(dumps(body)) > limit:  # a conversation grows by every turn
+                raise TurnoutError(f"previous_response_id: the conversation it continues, with this input, is longer "
+                                   f"than this server takes in one request ({limit} bytes); start a new one",
+                                   status=413, type="invalid_request_error", code="conversation_too_large",
+                                   param="previous_response_id")
         try:
             chat = to_chat(request, body, turn.history)
         except InvalidRequestError as exc:

@@ -39,12 +39,20 @@ class ResponseStore(abc.ABC):
         return None
 
 
-class MemoryResponseStore(ResponseStore):
-    """This process only: at most `max_stored` records, the oldest evicted first, TTL checked on read."""
+#: the memory store's bound in bytes (its records' JSON), whatever `max_stored` says: a record holds a whole
+#: conversation, so a count alone would let a few clients with long prompts fill the process
+MAX_BYTES = 256 * 1024 * 1024
 
-    def __init__(self, max_stored: int) -> None:
-        self.max_stored = max_stored
+
+class MemoryResponseStore(ResponseStore):
+    """This process only: at most `max_stored` records and MAX_BYTES of them, the oldest evicted first, TTL
+    checked on read."""
+
+    def __init__(self, max_stored: int, max_bytes: int = MAX_BYTES) -> None:
+        self.max_stored, self.max_bytes = max_stored, max_bytes
         self.records: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self.sizes: dict[tuple[str, str], int] = {}
+        self.bytes = 0
 
     async def get(self, owner: str, response_id: str) -> dict[str, Any] | None:
         key = (_owner(owner), response_id)
@@ -52,19 +60,27 @@ class MemoryResponseStore(ResponseStore):
         if found is None:
             return None
         if found[0] <= time.time():
-            del self.records[key]
+            self._forget(key)
             return None
         return found[1]
 
     async def put(self, owner: str, response_id: str, record: dict[str, Any], ttl_s: float) -> None:
         key = (_owner(owner), response_id)
-        self.records[key] = (time.time() + ttl_s, record)
-        self.records.move_to_end(key)
-        while len(self.records) > self.max_stored:
-            self.records.popitem(last=False)
+        self._forget(key)
+        size = len(dumps(record))
+        self.records[key], self.sizes[key] = (time.time() + ttl_s, record), size
+        self.bytes += size
+        while self.records and (len(self.records) > self.max_stored or self.bytes > self.max_bytes):
+            self._forget(next(iter(self.records)))
 
     async def delete(self, owner: str, response_id: str) -> bool:
-        return self.records.pop((_owner(owner), response_id), None) is not None
+        return self._forget((_owner(owner), response_id))
+
+    def _forget(self, key: tuple[str, str]) -> bool:
+        if self.records.pop(key, None) is None:
+            return False
+        self.bytes -= self.sizes.pop(key)
+        return True
 
 
 class RedisResponseStore(ResponseStore):
