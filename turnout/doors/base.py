@@ -38,6 +38,8 @@ class Framer(abc.ABC):
     """Turns a stream of internal chunks into this protocol's stream, one write per batch of chunks."""
 
     media_type: ClassVar[str] = "text/event-stream"
+    #: the id the client sees for this answer, when the framer makes it (else it is read from the first event)
+    response_id: str | None = None
 
     @abc.abstractmethod
     def frames(self, batch: list[Chunk], parsed: list[Any]) -> bytes:

@@ -61,6 +61,7 @@ class MessagesFramer(Framer):
     passed through, or internal chat chunks, translated."""
 
     def __init__(self, message_id: str, stops: list[str], input_estimate: int) -> None:
+        self.response_id: str | None = message_id
         self.writer = EventWriter(message_id, stops, input_estimate)
         self.native: bool | None = None
 
@@ -71,6 +72,8 @@ class MessagesFramer(Framer):
                 raise StreamInterruptedError("the upstream sent a stream chunk that is not a JSON object")
             if self.native is None:
                 self.native = "object" not in data
+                if self.native:
+                    self.response_id = None  # the upstream's own id goes to the client: read from its event
             if self.native:
                 out.append(event(str(data.get("type")), text))
             else:

@@ -48,6 +48,7 @@ class ResponsesFramer(Framer):
 
     def __init__(self, turn: Turn, save: Save) -> None:
         self.turn, self.save = turn, save
+        self.response_id = turn.id
         self.seq = 0
         self.output: list[dict[str, Any]] = []  # items in output order, as they will be when done
         self.text: dict[str, Any] | None = None  # the open message item

@@ -132,7 +132,7 @@ class IdSniffer(Framer):
         data = self.inner.frames(batch, parsed)
         if not self.found and data:
             self.found = True
-            self.exchange.response_id = _first_event_id(data)
+            self.exchange.response_id = self.inner.response_id or _first_event_id(data)
         return data
 
     async def end(self, trailer: str) -> bytes:
