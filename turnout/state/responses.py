@@ -39,19 +39,19 @@ class ResponseStore(abc.ABC):
         return None
 
 
-#: the memory store's bound in bytes (its records' JSON), whatever `max_stored` says: a record holds a whole
-#: conversation, so a count alone would let a few clients with long prompts fill the process
+#: the memory store's bound in bytes, whatever `max_stored` says: a record holds a whole conversation, so a count
+#: alone would let a few clients with long prompts fill the process
 MAX_BYTES = 256 * 1024 * 1024
 
 
 class MemoryResponseStore(ResponseStore):
     """This process only: at most `max_stored` records and MAX_BYTES of them, the oldest evicted first, TTL
-    checked on read."""
+    checked on read. Records are kept as their JSON: bytes are what the bound counts, a reader gets its own copy,
+    and the garbage collector has no nested objects of thousands of conversations to walk."""
 
     def __init__(self, max_stored: int, max_bytes: int = MAX_BYTES) -> None:
         self.max_stored, self.max_bytes = max_stored, max_bytes
-        self.records: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
-        self.sizes: dict[tuple[str, str], int] = {}
+        self.records: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self.bytes = 0
 
     async def get(self, owner: str, response_id: str) -> dict[str, Any] | None:
@@ -62,14 +62,14 @@ class MemoryResponseStore(ResponseStore):
         if found[0] <= time.time():
             self._forget(key)
             return None
-        return found[1]
+        return loads(found[1])
 
     async def put(self, owner: str, response_id: str, record: dict[str, Any], ttl_s: float) -> None:
         key = (_owner(owner), response_id)
         self._forget(key)
-        size = len(dumps(record))
-        self.records[key], self.sizes[key] = (time.time() + ttl_s, record), size
-        self.bytes += size
+        data = dumps(record)
+        self.records[key] = (time.time() + ttl_s, data)
+        self.bytes += len(data)
         while self.records and (len(self.records) > self.max_stored or self.bytes > self.max_bytes):
             self._forget(next(iter(self.records)))
 
@@ -77,9 +77,10 @@ class MemoryResponseStore(ResponseStore):
         return self._forget((_owner(owner), response_id))
 
     def _forget(self, key: tuple[str, str]) -> bool:
-        if self.records.pop(key, None) is None:
+        found = self.records.pop(key, None)
+        if found is None:
             return False
-        self.bytes -= self.sizes.pop(key)
+        self.bytes -= len(found[1])
         return True
 
 
