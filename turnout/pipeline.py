@@ -7,27 +7,28 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from turnout import tracing
 from turnout.access import AccessControl, allowed
-from turnout.backends import Backend, build_backend
+from turnout.backends import Backend
 from turnout.backends.dispatch import Dispatcher, DispatchLog
-from turnout.config import Config, ConfigError, ConfigIssue, DecisionConfig, load_config, unknown_ref
+from turnout.config import Config, ConfigError, ConfigIssue, load_config
 from turnout.context import Choice, RoutingContext, SignalResult, tokens_for_chars, usage_count
 from turnout.decisions import DecisionEngine, DecisionTrace
 from turnout.decisions.analysis import analyse
+from turnout.compile import CompiledDecision, close_all, compile_config
 from turnout.completions import completion_as_chunks, single_batch
 from turnout.errors import ModelNotFoundError, PermissionDenied, TurnoutError, scrub_field
 from turnout.models.request import request_embedding
 from turnout.outcomes import Outcome
-from turnout.plans import build_plan, run_plan
-from turnout.plugins import Plugin, plugins
-from turnout.selection import Candidate, Selector, build_selector
-from turnout.sessions import Sessions, check_stickiness
-from turnout.signals import Signal, signals
+from turnout.plans import run_plan
+from turnout.plugins import Plugin
+from turnout.selection import Candidate
+from turnout.sessions import Sessions
+from turnout.signals import Signal
 from turnout.state.outcomes import OutcomeStore, outcome_store
 
 SIGNAL_TIMEOUT_S = 2.0
@@ -86,26 +87,6 @@ class Route:
           | ({"plan": self.plan.describe()} if self.plan is not None else {})
 
 
-def _collect(issues: list[ConfigIssue], path: str, make: Callable[[], Any]) -> Any:
-    """Run a constructor; record its problems as issues (an unknown registry name at `path`) instead of
-    stopping at the first, so `turnout validate` lists every problem at once."""
-    try:
-        return make()
-    except ConfigError as exc:
-        issues.extend(exc.issues)
-    except KeyError as exc:
-        issues.append(ConfigIssue(path, str(exc.args[0])))
-    return None
-
-
-@dataclass
-class CompiledDecision:
-    config: DecisionConfig
-    selector: Selector
-    plugins: list[Plugin]
-    plan: Any = None  # turnout.plans.Plan
-
-
 class Router:
     def __init__(self, config: Config, signals_: dict[str, Signal], decisions: dict[str, CompiledDecision],
                  backends: dict[str, Backend], global_plugins: list[Plugin] | None = None,
@@ -140,9 +121,9 @@ class Router:
     def build(cls, config: Config) -> "Router":
         """Compile a validated config; every unknown name or bad parameter is reported, with its path."""
         issues: list[ConfigIssue] = []
-        parts = _compile(config, issues)
+        parts = compile_config(config, issues)
         if issues:
-            _close_all(parts[2])
+            close_all(parts[2])
             raise ConfigError(issues)
         return cls(config, *parts)
 
@@ -163,7 +144,7 @@ class Router:
         if exc.partial is None:
             return exc
         issues: list[ConfigIssue] = []
-        _close_all(_compile(exc.partial.config, issues)[2])
+        close_all(compile_config(exc.partial.config, issues)[2])
         return ConfigError(exc.issues + exc.partial.report(issues))
 
     # ----- routing --------------------------------------------------------------------------------------
@@ -368,74 +349,6 @@ class Router:
                              *(d.selector.aclose() for d in self.decisions.values()), return_exceptions=True)
 
 
-def _compile(config: Config, issues: list[ConfigIssue]) -> tuple[
-        dict[str, Signal], dict[str, CompiledDecision], dict[str, Backend], list[Plugin], AccessControl]:
-    """Every component of a config, in Router's argument order; problems go to `issues`."""
-    built_signals = _build_signals(config, issues)
-    issues.extend(check_stickiness(config))
-    decisions = _build_decisions(config, issues)
-    global_plugins = _build_plugins(config.plugins, "plugins", config, issues)
-    access = AccessControl.build(config, issues)
-    built_backends = {name: backend for name, model in config.models.items()
-                      if (backend := _collect(issues, f"models.{name}.provider",
-                                              lambda: build_backend(name, model))) is not None}
-    return built_signals, decisions, built_backends, global_plugins, access
-
-
-def _close_all(backends: dict[str, Backend]) -> None:
-    for backend in backends.values():
-        _close_soon(backend)
-
-
-def _build_signals(config: Config, issues: list[ConfigIssue]) -> dict[str, Signal]:
-    built = {}
-    for name, spec in config.signals.items():
-        path = f"signals.{name}"
-        kind = _collect(issues, f"{path}.kind", lambda: signals.get(spec.kind))
-        params = spec.params
-        if isinstance(params.get("artifact"), str):
-            params = {**params, "artifact": config.resolve_path(params["artifact"])}
-        signal = kind and _collect(issues, path, lambda: kind.from_config(name, params, path))
-        if signal is not None:
-            built[name] = signal
-    return built
-
-
-def _build_plugins(specs: list[Any], path: str, config: Config, issues: list[ConfigIssue]) -> list[Plugin]:
-    chain = []
-    for j, p in enumerate(specs):
-        ppath = f"{path}[{j}]"
-        plugin_cls = _collect(issues, ppath, lambda: plugins.get(p.name))
-        plugin = plugin_cls and _collect(issues, ppath, lambda: plugin_cls.from_config(p.params, f"{ppath}.{p.name}"))
-        if plugin is None:
-            continue
-        for name in plugin.referenced_signals():
-            if name not in config.signals:
-                issues.append(unknown_ref(f"{ppath}.{p.name}", "signal", name, config.signals))
-        for model in plugin.referenced_models():
-            if model not in config.models:
-                issues.append(unknown_ref(f"{ppath}.{p.name}.model", "model", model, config.models))
-        chain.append(plugin)
-    return chain
-
-
-def _build_decisions(config: Config, issues: list[ConfigIssue]) -> dict[str, CompiledDecision]:
-    built = {}
-    for i, d in enumerate(config.effective_decisions()):
-        path = f"decisions[{i}]"
-        selector = _collect(issues, f"{path}.algorithm.name",
-                            lambda: build_selector(d.algorithm.name, d.algorithm.params, f"{path}.algorithm",
-                                                   config.resolve_path(d.algorithm.artifact), d.models))
-        chain = _build_plugins(d.plugins, f"{path}.plugins", config, issues)
-        if selector is not None:
-            if selector.online:  # learned state where `state:` says, one namespace per decision
-                selector.bind_state(config.state, f"{config.state.namespace}:bandit:{d.name}")
-                selector.bind_models({m: config.models[m] for m in d.models if m in config.models})
-            plan = d.plan and _collect(issues, f"{path}.plan", lambda: build_plan(d.plan, f"{path}.plan", config, d))
-            built[d.name] = CompiledDecision(d, selector, chain, plan)
-    return built
-
-
 def _plugin_failed(plugin: Plugin, hook: str, exc: Exception, ctx: RoutingContext, secrets: tuple[str, ...]) -> None:
     """A broken plugin: refuse the request if it guards safety (fail closed), else log and go on (fail open)."""
     what = scrub_field(f"{type(exc).__name__}: {exc}", secrets, 300)  # an exception may quote a key
@@ -446,11 +359,3 @@ def _plugin_failed(plugin: Plugin, hook: str, exc: Exception, ctx: RoutingContex
                            type="server_error", code="plugin_failed") from None
     log.warning("request_id=%s plugin %s failed in %s (%s); skipped (fails open)", ctx.request_id, plugin.name,
                 hook, what)
-
-
-def _close_soon(backend: Backend) -> None:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return  # built outside a loop (CLI validate): the clients hold no connections yet
-    loop.create_task(backend.aclose())
