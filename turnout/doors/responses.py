@@ -169,31 +169,34 @@ class ResponsesDoor(Door):
             body["input"] = replayable(turn.history) + turn.input
         return body
 
-    async def complete(self, call: Call) -> dict[str, Any]:
+    def passthrough(self, call: Call) -> tuple[list[str], dict[str, Any]] | None:
+        """The chain and the body to send as they are, when the route passes the request through; else None
+        (after refusing what only a pass-through could have carried)."""
         chain = self.passthrough_chain(call)
         if chain is None:
             self.refuse_deferred(call)
-            return await super().complete(call)
+            return None
         turn, route, ctx = call.state["turn"], call.route, call.ctx
         assert route is not None and ctx is not None
         turn.passthrough = True
-        body = self.upstream_body(turn)
         ctx.decision = route.decision
+        return chain, self.upstream_body(turn)
+
+    async def complete(self, call: Call) -> dict[str, Any]:
+        if (through := self.passthrough(call)) is None:
+            return await super().complete(call)
+        (chain, body), route, ctx = through, call.route, call.ctx
+        assert route is not None and ctx is not None
         route.model, result = await call.router.dispatcher.call(chain, lambda b: b.responses(body),  # type: ignore[attr-defined]
                                                                 route.dispatch)
         ctx.model = route.model
         return result
 
     async def stream(self, call: Call) -> AsyncIterator[list[Chunk]]:
-        chain = self.passthrough_chain(call)
-        if chain is None:
-            self.refuse_deferred(call)
+        if (through := self.passthrough(call)) is None:
             return await super().stream(call)
-        turn, route, ctx = call.state["turn"], call.route, call.ctx
+        (chain, body), route, ctx = through, call.route, call.ctx
         assert route is not None and ctx is not None
-        turn.passthrough = True
-        body = self.upstream_body(turn)
-        ctx.decision = route.decision
         route.model, batches = await call.router.dispatcher.open_stream(
             chain, lambda b: b.responses_stream(body), route.dispatch)  # type: ignore[attr-defined]
         ctx.model = route.model
