@@ -77,9 +77,14 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False)
     results["meta"] = {"base": args.base, "rounds": args.rounds, "requests_per_round": args.requests,
                        "machine": f"shared {os.cpu_count()}-core; read as ratios"}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    table = Table(title=f"{args.base} vs the working tree, concurrency 1, {args.rounds} alternating rounds")
+    report(results, args.json, f"{args.base} vs the working tree, concurrency 1, {args.rounds} alternating rounds")
+
+
+def report(results: dict, path: Path, title: str) -> None:
+    """Write the JSON and print the table: per scenario and system, CPU ms per request and latencies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    table = Table(title=title)
     for col in ("scenario", "system", "CPU ms/request", "p50 ms", "p99 ms"):
         table.add_column(col)
     for scenario in ("non_stream", "stream"):

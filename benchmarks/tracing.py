@@ -11,7 +11,6 @@ CPU each turnout process spends per request â€” the exporter's thread included â
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,12 +19,10 @@ from pathlib import Path
 
 import httpx
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _load import drive, merge, mock_upstream, start, stop
-from compare_revisions import ROOT, serve
+from compare_revisions import ROOT, report, serve
 from overhead import PROMPT, turnout_config
 
 from turnout.testing import free_port
@@ -78,15 +75,7 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False)
     results["meta"] = {"base": args.base, "rounds": args.rounds, "requests_per_round": args.requests,
                        "spans_received": exported, "machine": f"shared {os.cpu_count()}-core; read as ratios"}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    table = Table(title=f"traces: {args.rounds} alternating rounds, concurrency 1, {exported} spans received")
-    for col in ("scenario", "system", "CPU ms/request", "p50 ms", "p99 ms"):
-        table.add_column(col)
-    for scenario in ("non_stream", "stream"):
-        for name, r in results[scenario].items():
-            table.add_row(scenario, name, f"{r['cpu_ms_per_request']:.3f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}")
-    Console().print(table)
+    report(results, args.json, f"traces: {args.rounds} alternating rounds, concurrency 1, {exported} spans received")
 
 
 if __name__ == "__main__":
