@@ -329,3 +329,61 @@ async def test_watching_that_fails_falls_back_to_looking_at_the_file(tmp_path, u
     finally:
         task.cancel()
         await holder.aclose()
+
+
+async def _reloads(holder, task, timeout: float = 10) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while holder.generation != 2:
+        assert time.monotonic() < deadline and not task.done(), "no reload"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_write_between_loading_and_watching_is_picked_up(tmp_path, upstream):
+    """CI caught it: with --workers 2 a worker that read the file, then had the file rewritten before its watch
+    began, took the file as it was at the watch's start for the one it serves and never reloaded."""
+    import asyncio
+
+    from turnout.server.holder import RouterHolder
+
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(base_config(upstream.url)))
+    holder = RouterHolder.from_path(path)
+    path.write_text(with_default(base_config(upstream.url), "strong"))  # before watch() has started
+    task = asyncio.create_task(holder.watch())
+    try:
+        await _reloads(holder, task)
+        assert holder.router.decisions["default"].config.models == ["strong"]
+    finally:
+        task.cancel()
+        await holder.aclose()
+
+
+async def test_a_write_the_watch_raised_no_event_for_is_picked_up(tmp_path, upstream, monkeypatch):
+    """A write that lands after the stat check but before the watch is in place raises no event; the watch
+    looks at the files' stat once a second as well."""
+    import asyncio
+
+    import watchfiles
+
+    from turnout.server.holder import RouterHolder
+
+    async def deaf(*paths, rust_timeout=None, yield_on_timeout=False, **kwargs):  # a watch that never sees it
+        while True:
+            await asyncio.sleep((rust_timeout or 5000) / 1000)
+            if yield_on_timeout:
+                yield set()
+
+    monkeypatch.setattr(watchfiles, "awatch", deaf)
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(base_config(upstream.url)))
+    holder = RouterHolder.from_path(path)
+    task = asyncio.create_task(holder.watch())
+    try:
+        await asyncio.sleep(0.3)
+        path.write_text(with_default(base_config(upstream.url), "strong"))
+        await _reloads(holder, task)
+    finally:
+        task.cancel()
+        await holder.aclose()

@@ -20,7 +20,7 @@ log = logging.getLogger("turnout.reload")
 # protocol its limits): a reload that changes one is applied except for that field, and says so.
 RESTART_ONLY = ("server.host", "server.port", "server.log_level", "server.log_format", "server.max_header_bytes",
                 "server.max_headers", "server.header_timeout_s", "server.shutdown_grace_s")
-MISSING_POLL_S = 1.0  # how often a watched file that is gone (mid-replace, or deleted) is looked for
+MISSING_POLL_S = 1.0  # how often the watched files are stat-ed besides the watch (one gone mid-replace, a missed write)
 # With --workers N, uvicorn starts a worker anew on SIGHUP and when one dies, and that worker reads the file on
 # disk. Each worker keeps the text of the last file it accepted here, so a worker started while the file is
 # rejected serves that (and says so on /readyz) instead of failing to start over and over.
@@ -38,11 +38,13 @@ class RouterHolder:
         self._started = router.config  # what the restart-only settings really are
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        self._loaded: list[Stat] | None = None  # the watched files' stat as the serving config was read
         metrics.config_state(self.generation, rejected=False)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> RouterHolder:
         path = Path(path)
+        before = _stat([path.resolve()])  # taken before the read: a write after it is a change to pick up
         text = _read(path)
         try:
             router = Router.load(path, text=text)
@@ -56,9 +58,12 @@ class RouterHolder:
                 raise exc from None
             log.error("start: %s rejected, serving the last config this server accepted:\n%s", path, exc)
             holder._reject_config(exc)
+            holder._loaded = before + _stat(holder.watched_files()[1:])
             return holder
         _keep_last_good(text)
-        return cls(router, path)
+        holder = cls(router, path)
+        holder._loaded = before + _stat(holder.watched_files()[1:])
+        return holder
 
     async def health_checks(self) -> None:
         """Active health checks of the serving router's backends, at the shortest configured interval."""
@@ -130,11 +135,13 @@ class RouterHolder:
         folder: a log file beside the config would wake a folder watch at every line it writes (and watchfiles'
         own "1 change detected" lines in that log kept it awake for good). An editor's atomic save replaces the
         file, which the old watch no longer sees, so after anything but an in-place write the files are
-        watched afresh, and a change made while none was watched is caught by comparing their stat."""
+        watched afresh, and a change made while none was watched is caught by comparing their stat: with the
+        stat taken as the file was read (a write between the read and the watch's start is a change), and once
+        a second while watching (a write before the watch was in place raises no event)."""
         if self.path is None:
             return
         logging.getLogger("watchfiles").setLevel(logging.WARNING)  # the reload lines say what matters
-        seen = _stat(self.watched_files())
+        seen = self._loaded if self._loaded is not None else _stat(self.watched_files())
         failing = False
         while True:
             files = self.watched_files()
@@ -160,11 +167,9 @@ class RouterHolder:
         if not present:
             await asyncio.sleep(MISSING_POLL_S)
             return seen
-        some_missing = len(present) < len(files)
         async for changes in awatch(*present, watch_filter=None, debounce=200, step=50, recursive=False,
-                                    rust_timeout=int(MISSING_POLL_S * 1000) if some_missing else None,
-                                    yield_on_timeout=some_missing):
-            if not changes:  # a timeout, while a file is missing: the caller looks whether it is back
+                                    rust_timeout=int(MISSING_POLL_S * 1000), yield_on_timeout=True):
+            if not changes:  # a timeout: the caller looks whether a file is back or changed unseen
                 if _stat(files) != seen:
                     break
                 continue
