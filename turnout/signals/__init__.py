@@ -6,6 +6,7 @@ from turnout.signals import (  # noqa: F401  (registration)
     conversation,
     embedding,
     feedback,
+    jailbreak,
     keyword,
     language,
     pii,

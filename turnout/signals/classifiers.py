@@ -1,4 +1,5 @@
-"""Signals backed by a trained linear classifier over the request embedding: domain, complexity, jailbreak.
+"""Signals backed by a trained linear classifier over the request embedding: domain, complexity (and, in
+jailbreak.py, jailbreak).
 Each ships a default artifact trained on ../shared/data (scripts/train_signal_classifiers.py) and accepts a
 user's own (`turnout train-classifier`)."""
 
@@ -81,11 +82,3 @@ class ComplexitySignal(BinaryProbabilitySignal):
 
     default_artifact = "builtin:complexity"
     positive = "hard"
-
-
-@register("jailbreak")
-class JailbreakSignal(BinaryProbabilitySignal):
-    """How likely the request is a jailbreak or prompt injection (trained on llm-warden's labelled prompts)."""
-
-    default_artifact = "builtin:jailbreak"
-    positive = "jailbreak"
