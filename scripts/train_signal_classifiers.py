@@ -1,8 +1,10 @@
-"""Train the classifiers that ship with turnout (domain, complexity, jailbreak) on ../shared/data and write
+"""Train the classifiers that ship with turnout (domain, complexity) on ../shared/data and write
 them to turnout/models/data/NAME.npz with their held-out metrics.
 
 Run from the repository root: python scripts/train_signal_classifiers.py [--shared ../shared/data]
-[--tasks domain,complexity,jailbreak]
+[--tasks domain,complexity]
+
+The jailbreak detector is trained by its own script (see docs/signals.md, jailbreak).
 
 `classifier_metrics.json` is rewritten for every task each run: a task not retrained is re-evaluated from its
 shipped artifact, so the file always describes the models beside it (tests/models/test_shipped_classifiers.py
@@ -20,7 +22,6 @@ from turnout.models.classifier import LinearClassifier
 SOURCES = {
     "domain": "LLMRouter tasks (MIT) and RouteLLM MMLU subjects (Apache-2.0), mapped to domains",
     "complexity": "LLMRouter routing scores (MIT): hard = the four 7-9B models score < 0.5 on average",
-    "jailbreak": "llm-warden jailbreak/benign prompts (MIT), default split",
 }
 DATA = Path("turnout/models/data")
 

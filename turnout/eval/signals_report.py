@@ -13,7 +13,9 @@ from turnout.models.classifier import LinearClassifier, load_classifier
 from turnout.models.encoders import get_encoder
 from turnout.signals.pii import find_pii
 
-TASKS = {"domain": domain_examples, "complexity": complexity_examples, "jailbreak": jailbreak_examples}
+# the classifiers scripts/train_signal_classifiers.py trains and classifier_metrics.json describes; jailbreak has its
+# own training script and report (turnout.eval.injection_report), and is scored here on llm-warden for comparison
+TASKS = {"domain": domain_examples, "complexity": complexity_examples}
 
 
 def _probabilities(model: LinearClassifier, examples: Examples) -> np.ndarray:
@@ -98,5 +100,7 @@ def evaluate_all(shared: Path, pii_set: Path, artifacts: dict[str, str] | None =
     for task, loader in TASKS.items():
         _, test = loader(shared)
         report[task] = evaluate_classifier(task, load_classifier(artifacts.get(task, f"builtin:{task}")), test)
+    report["jailbreak"] = evaluate_classifier("jailbreak", load_classifier(artifacts.get("jailbreak", "builtin:jailbreak")),
+                                              jailbreak_examples(shared)[1])
     report["pii"] = evaluate_pii(pii_set)
     return report
