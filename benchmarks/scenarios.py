@@ -13,6 +13,8 @@ turnout scenarios (one `turnout serve` process each, 1 worker unless said):
   cache hit     configs/cache.yaml, every prompt seen before: all prompts sent once, then repeated (exact hits)
   responses     heuristic.yaml driven through POST /v1/responses (translated to chat for the upstream)
   messages      heuristic.yaml driven through POST /v1/messages (Anthropic's API, translated likewise)
+  cascade       heuristic.yaml with its default decision a two-model `cascade` whose first answer passes the
+                `format` judge (configs/cascade.yaml): the plan's own cost when the cheap answer is accepted
 Prompts: 500 LLMRouter queries (../shared/data/llmrouter, under 1,200 characters, seeded shuffle, no two alike
 to the semantic cache) for every system; the cache-miss scenario has a second such set, and its cache is
 emptied (DELETE /v1/cache?all=true) after each warm-up, so every counted request is a miss. Whether a cache scenario got what it claims is checked
@@ -193,6 +195,8 @@ def start_all(args, fleet: Fleet, upstream: str, mock_pid: int) -> None:
     for door in ("responses", "messages"):  # the same policy through another door: what translation costs
         if want(door):
             fleet.turnout(f"turnout heuristic {DOORS[door][0]}", "heuristic.yaml", upstream, door=door)
+    if want("cascade"):
+        fleet.turnout("turnout cascade", "cascade.yaml", upstream, mark_header="x-turnout-plan-attempts")
     if want("neural"):
         fleet.turnout("turnout neural+PII", "neural.yaml", upstream)
     if want("cache-miss"):
@@ -311,7 +315,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--no-stream", action="store_true", help="plain requests only (about half the time)")
-    parser.add_argument("--only", help="comma-separated: floor,heuristic,responses,messages,neural,cache-miss,cache-hit,litellm,"
+    parser.add_argument("--only", help="comma-separated: floor,heuristic,responses,messages,cascade,neural,cache-miss,cache-hit,litellm,"
                                        "routellm,portkey (direct always runs)")
     parser.add_argument("--loadgen", choices=["wrk", "aiohttp"], help="default: wrk when installed")
     parser.add_argument("--workers", type=int, default=2, help="LiteLLM's workers and turnout's second row")

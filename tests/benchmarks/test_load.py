@@ -70,3 +70,15 @@ def test_cache_scenario_outcomes_are_read_from_each_response(generator, upstream
                       mark_header="x-turnout-cache")
     assert first.marks == {"miss": 6}
     assert again.marks == {"hit": 6}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cascade_scenario_is_accepted_at_the_first_attempt(stream, upstream, tmp_path):
+    """benchmarks/scenarios.py's cascade scenario claims to measure a cascade whose cheap answer is accepted:
+    every response says so (x-turnout-plan-attempts), plain and streamed."""
+    bodies = [{"model": "auto", "stream": stream, "messages": [{"role": "user", "content": text}]} for text in ODD]
+    with turnout_process(config("cascade.yaml", upstream.url), tmp_path) as server:
+        result = drive(f"{server.url}/v1/chat/completions", bodies, requests=8, concurrency=2, stream=stream,
+                       generator="aiohttp", warmup=0, mark_header="x-turnout-plan-attempts")
+    assert (result.requests, result.errors) == (8, 0)
+    assert result.marks == {"small:answer:accepted": 8}, result.marks
