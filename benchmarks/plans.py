@@ -61,7 +61,7 @@ CASES: dict[str, tuple[dict[str, Any] | None, list[str], str]] = {
     "fuse": ({"name": "fanout", "params": {"models": THREE, "mode": "fuse", "fuse_model": "judge"}}, THREE,
              "#as:mock-judge=say:right"),
     "first_valid": ({"name": "fanout", "params": {"models": THREE, "mode": "first_valid"}}, THREE,
-                    "#as:mock-mid=sleep:0.005 #as:mock-strong=sleep:0.005"),
+                    "#as:mock-mid=sleep:0.2 #as:mock-strong=sleep:0.2"),
     "multi_round": ({"name": "multi_round", "params": {"models": ["strong", "cheap"], "coordinator": "strong"}},
                     ["strong", "cheap"], "#as:mock-strong=call:ask_cheap #as:mock-cheap=say:right"),
 }

@@ -152,3 +152,60 @@ def test_a_request_a_plugin_pinned_to_one_model_skips_the_plan(serve, upstream, 
     raw = ask(server, "My card 4111 1111 1111 1111 was charged twice #say:refusal")  # the judge would escalate
     assert chat_requests(upstream_requests()) == [f"mock-{local}"]  # personal data goes to that model alone
     assert raw.headers["x-turnout-model"] == local and "x-turnout-plan" not in raw.headers
+
+
+def test_n_choices_are_judged_one_by_one_and_the_passing_ones_come_first(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "format"}, ["cheap", "mid"])
+    # cheap's first choice is empty, its second passes: cheap is accepted and the passing choice comes first
+    raw = ask(server, "2+2? #as:mock-cheap=choices:empty.right.refusal", n=3)
+    reply = raw.parse()
+    assert raw.headers["x-turnout-model"] == "cheap"
+    assert [(c.index, c.message.content) for c in reply.choices] == [
+        (0, "The answer is 4."), (1, ""), (2, "I'm sorry, but I can't help with that.")]
+    verdict = reply.model_extra["turnout_cascade"][0]["verdict"]
+    assert [(c["index"], c["passed"]) for c in verdict["choices"]] == [(0, False), (1, True), (2, False)]
+    assert verdict["passed_choices"] == 1 and verdict["order"] == [1, 0, 2] and verdict["score"] == 1.0
+    assert chat_requests(upstream_requests()) == ["mock-cheap"]
+
+    # no choice of cheap's passes: escalated, and mid's choices come back as the upstream gave them
+    raw = ask(server, "2+2? #as:mock-cheap=choices:empty.refusal #as:mock-mid=choices:wrong.right", n=2)
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("mid", "answer", "accepted")]
+    assert attempts[0]["verdict"]["passed_choices"] == 0 and attempts[0]["verdict"]["score"] == 0.0
+    assert [c.message.content for c in raw.parse().choices] == ["The answer is 5.", "The answer is 4."]
+
+
+def test_n_choices_each_get_a_verifier_call_and_streams_carry_the_reordered_choices(serve, upstream,
+                                                                                   upstream_requests):
+    server = cascade(serve, upstream, {"name": "format"}, ["cheap", "mid"])
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(model="auto", n=2, stream=True, messages=[
+        {"role": "user", "content": "2+2? #as:mock-cheap=choices:empty.right"}])
+    texts: dict[int, str] = {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert texts == {0: "The answer is 4.", 1: ""}
+
+    verifier = cascade(serve, upstream, {"name": "verifier", "params": {"model": "judge"}}, ["cheap", "mid"])
+    before = len(chat_requests(upstream_requests()))
+    raw = ask(verifier, "2+2? #as:mock-cheap=choices:right.wrong #as:mock-judge=say:no", n=2)
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    # two choices, two verifier calls per answer, each billed
+    assert [a["role"] for a in attempts].count("judge") == 4
+    assert chat_requests(upstream_requests())[before:].count("mock-judge") == 4
+    assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(sum(a["cost_usd"] for a in attempts))
+
+
+def test_consistency_samples_are_shared_by_the_choices_of_one_answer(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "consistency", "params": {"samples": 2}}, ["cheap", "mid"])
+    raw = ask(server, "2+2? #as:mock-cheap=choices:right.wrong #as:mock-mid=say:right", n=2)
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    samples = [a for a in attempts if a["role"] == "sample"]
+    assert len(samples) == 2 and all(a["model"] == "cheap" for a in samples)  # not 2 per choice
+    # each sample's own answer (its first choice, "4") agrees with the first choice and not with the second
+    verdict = attempts[0]["verdict"]
+    assert attempts[0]["outcome"] == "accepted" and raw.headers["x-turnout-model"] == "cheap"
+    assert [(c["index"], c["score"], c["passed"]) for c in verdict["choices"]] == [(0, 1.0, True), (1, 0.0, False)]
+    sample_bodies = [r["body"] for r in upstream_requests() if r["body"].get("model") == "mock-cheap"][1:]
+    assert all("n" not in body for body in sample_bodies)

@@ -142,6 +142,7 @@ class PlanRun:
                 self.body.update(judge.request_fields())
         self.attempts = route.plan_attempts
         self.sampled_model: str | None = None  # the model whose answer is being judged (for samples)
+        self._samples: tuple[int, asyncio.Future[list[dict[str, Any]]]] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -199,15 +200,38 @@ class PlanRun:
 
     async def judge(self, name: str, model: str, answer: dict[str, Any], attempt: dict[str, Any]) -> Verdict:
         """Judge an answer of `model` with the plan's judge `name`; the verdict goes on the attempt. A judge
-        that breaks fails the answer (a plan must not accept what it could not check)."""
+        that breaks fails the answer (a plan must not accept what it could not check).
+
+        An answer with several choices (the request's `n` > 1) has each choice judged on its own, as an answer
+        of one choice. The answer passes when one of its choices passes; its score is the best passing choice's
+        (when none passes, the best choice's). The answer's choices are then put in place: the choices that
+        passed first, each group in its own order, re-indexed from 0; the verdict lists every choice's verdict
+        by its upstream index (`choices`) and the order returned (`order`)."""
         self.sampled_model = model
+        self._samples = None  # one answer's choices share the consistency samples
         judge = self.plan.judges[name]
-        try:
-            verdict = await judge.judge(self.body, answer, self)
-        except Exception as exc:  # noqa: BLE001 - a judge's failure (its model, its encoder) fails the answer
-            verdict = Verdict(0.0, False, {"error": f"{type(exc).__name__}: {exc}"[:200]})
+        choices = answer.get("choices") or []
+        if len(choices) <= 1:
+            verdict = await self._judge_one(judge, answer)
+            attempt["verdict"] = {"judge": judge.name, **verdict.to_dict()}
+            return verdict
+        verdicts = await asyncio.gather(*(self._judge_one(judge, {**answer, "choices": [c]}) for c in choices))
+        indices = [c.get("index", i) if isinstance(c, dict) else i for i, c in enumerate(choices)]
+        order = sorted(range(len(choices)), key=lambda i: not verdicts[i].passed)  # stable: passing ones first
+        passing = [v for v in verdicts if v.passed]
+        best = max(passing or verdicts, key=lambda v: v.score)
+        answer["choices"] = [{**choices[i], "index": j} for j, i in enumerate(order)]
+        verdict = Verdict(best.score, bool(passing), {
+            "choices": [{"index": indices[i], **v.to_dict()} for i, v in enumerate(verdicts)],
+            "passed_choices": len(passing), "order": [indices[i] for i in order]})
         attempt["verdict"] = {"judge": judge.name, **verdict.to_dict()}
         return verdict
+
+    async def _judge_one(self, judge: Judge, answer: dict[str, Any]) -> Verdict:
+        try:
+            return await judge.judge(self.body, answer, self)
+        except Exception as exc:  # noqa: BLE001 - a judge's failure (its model, its encoder) fails the answer
+            return Verdict(0.0, False, {"error": f"{type(exc).__name__}: {exc}"[:200]})
 
     # ----- JudgeEnv ---------------------------------------------------------------------------------------
     async def ask(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +239,18 @@ class PlanRun:
         return answer
 
     async def samples(self, k: int) -> list[dict[str, Any]]:
+        """k further answers from the model being judged. The choices of one answer share them (asked for
+        once, each sample with n = 1): a sample is evidence about the model's answer to the request, not about
+        one choice."""
+        if self._samples is None or self._samples[0] < k:
+            self._samples = (k, asyncio.ensure_future(self._draw(k)))
+        return (await self._samples[1])[:k]
+
+    async def _draw(self, k: int) -> list[dict[str, Any]]:
         model = self.sampled_model or self.route.model
-        results = await asyncio.gather(*(self.call(model, role="sample") for _ in range(k)), return_exceptions=True)
+        body = {key: v for key, v in self.body.items() if key != "n"}
+        results = await asyncio.gather(*(self.call(model, body, role="sample") for _ in range(k)),
+                                       return_exceptions=True)
         return [r[0] for r in results if isinstance(r, tuple)]
 
     # ----- the answer ---------------------------------------------------------------------------------------

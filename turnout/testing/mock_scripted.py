@@ -7,6 +7,7 @@ makes mock-cheap answer CANNED["wrong"] and mock-strong CANNED["right"]; any dir
 (`#as:mock-cheap=sleep:3`, `#as:mock-cheap=error:500`). Then, for plain (non-stream) answers:
   #call:<tool>     call the offered tool <tool> with {"question": <the text, less this model's directives>}
                    (text once a tool result is last), as a coordinator would
+  #choices:<a>.<b>  one choice per name, CANNED[<a>], CANNED[<b>], ... (a request's n > 1, choices that differ)
   #vary            "The answer is <n>", n counting up per model and text: samples that disagree
   logprobs         a request with `logprobs: true` gets them, every token at the value of `#logprob:<x>`
                    (default -0.05), with `top_logprobs` alternatives (the rest of the mass spread evenly)
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from turnout.testing.mock_upstream import (
+    CANNED,
     MOCK_CREATED,
     JSONResponse,
     Mock,
@@ -86,6 +88,12 @@ def _scripted(mock: Mock, request: Request, body: dict[str, Any], model: str, te
                 "function": {"name": tool.group(1), "arguments": json.dumps({"question": question})}}
         return JSONResponse(_completion(model, {"role": "assistant", "content": None, "tool_calls": [call]},
                                         "tool_calls", len(text)))
+    if choices := re.search(r"#choices:([\w.]+)", text):
+        mock.record(request, body)
+        out = _completion(model, {"role": "assistant", "content": ""}, "stop", len(text))
+        out["choices"] = [{"index": i, "message": {"role": "assistant", "content": CANNED.get(name, name)},
+                           "logprobs": None, "finish_reason": "stop"} for i, name in enumerate(choices[1].split("."))]
+        return JSONResponse(out)
     if "#vary" in text:
         mock.record(request, body)
         key = f"vary:{model}:{text}"
