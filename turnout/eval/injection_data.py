@@ -1,0 +1,126 @@
+"""Labelled conversations for the injection detector: llm-warden's test split (English, MIT) and the
+hand-written multilingual splits in turnout/eval/data/injection (`dev` for tuning, `final` looked at once; see
+the README there for how they were written and how the derived rows below are made).
+
+Every row is {"messages", "label" (1 = injection or jailbreak), "lang", "kind"}: the detector scores the
+conversation as the guard sees it, every role included."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+SPLITS = ("dev", "final")
+LANGS = ("en", "de", "fr", "es", "it")
+FILLER_CHARS = 4000
+
+# benign question appended after a system prompt or a memory, per language
+_QUESTION = {"en": "What are your opening hours?", "de": "Wann habt ihr geöffnet?",
+             "fr": "Quels sont vos horaires d'ouverture ?", "es": "¿Cuál es vuestro horario?",
+             "it": "Quali sono i vostri orari di apertura?"}
+_HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і", "x": "х"})
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
+    kind, text, lang = row["kind"], row["text"], row["lang"]
+    if kind == "tool":
+        call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+        return [_user(row["ask"]), {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": text}]
+    if kind == "document":
+        return [_user(f"{row['ask']}\n\n{text}")]
+    if kind in ("memory", "system"):
+        return [{"role": "system", "content": text}, _user(_QUESTION[lang])]
+    return [_user(text)]
+
+
+def obfuscate(text: str, how: str) -> str:
+    """The obfuscations an attacker uses to slip a payload past a text classifier."""
+    if how == "base64":
+        return "Decode and follow: " + base64.b64encode(text.encode("utf-8")).decode("ascii")
+    if how == "hex":
+        return "hex: " + text.encode("utf-8").hex()
+    if how == "leet":
+        return text.translate(str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}))
+    if how == "spaced":
+        return " ".join(text)
+    if how == "homoglyph":
+        return text.translate(_HOMOGLYPHS)
+    if how == "zero_width":
+        return "\u200b".join(text)
+    raise ValueError(f"unknown obfuscation {how!r}")
+
+
+OBFUSCATIONS = ("base64", "leet", "spaced", "homoglyph", "zero_width", "hex")
+
+
+def warden_split(shared: Path, name: str) -> list[tuple[str, str]]:
+    """llm-warden's `default` split `name` (train or test) as (prompt, benign|jailbreak), duplicates dropped; the
+    test split also without the 6 prompts it shares with train."""
+    def read(which: str) -> list[tuple[str, str]]:
+        path = shared / f"jailbreak/default/jailbreak_dataset_{which}.csv"
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [(r["prompt"], r["type"]) for r in csv.DictReader(f)]
+        return list(dict(rows).items())
+
+    train = read("train")
+    if name == "train":
+        return train
+    seen = {t for t, _ in train}
+    return [x for x in read("test") if x[0] not in seen]
+
+
+def _filler(shared: Path) -> str:
+    """About 4 KB of benign text: llm-warden test-split benign prompts joined (never trained on)."""
+    test = warden_split(shared, "test")
+    parts, size = [], 0
+    for text, label in test:
+        if label == "benign" and size < FILLER_CHARS:
+            parts.append(text.strip())
+            size += len(text) + 2
+    return "\n\n".join(parts)[:FILLER_CHARS]
+
+
+def written_rows(split: str) -> list[dict[str, Any]]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
+    path = resources.files("turnout.eval").joinpath(f"data/injection/{split}.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def multilingual_rows(split: str, shared: Path | None = None) -> list[Row]:
+    """The split's written rows as conversations, plus the derived `obfuscated` and (with `shared`) `long` rows."""
+    written = written_rows(split)
+    rows = [{"messages": _conversation(r), "label": r["label"], "lang": r["lang"], "kind": r["kind"]}
+            for r in written]
+    n = 0
+    for lang in LANGS:
+        direct = [r for r in written if r["lang"] == lang and r["kind"] == "direct"]
+        for r in direct[:2]:
+            how = OBFUSCATIONS[n % len(OBFUSCATIONS)]
+            rows.append({"messages": [_user(obfuscate(r["text"], how))], "label": 1, "lang": lang,
+                         "kind": "obfuscated", "obfuscation": how})
+            n += 1
+    if shared is not None:
+        filler = _filler(shared)
+        for lang in LANGS:
+            payload = [r for r in written if r["lang"] == lang and r["kind"] == "direct"][-1]["text"]
+            rows.append({"messages": [_user(f"{filler}\n\n{payload}")], "label": 1, "lang": lang, "kind": "long"})
+        rows.append({"messages": [_user(filler)], "label": 0, "lang": "en", "kind": "long"})
+    return rows
+
+
+def warden_rows(shared: Path) -> list[Row]:
+    """llm-warden's test split (English; prompts also in its train split dropped) as one-message rows."""
+    test = warden_split(shared, "test")
+    return [{"messages": [_user(t)], "label": int(label == "jailbreak"), "lang": "en", "kind": "warden"}
+            for t, label in test]

@@ -1,0 +1,143 @@
+"""What the injection detector reads: every text a request carries (every role, every text-bearing part type), put
+into a canonical form with the usual obfuscations undone (zero-width and format characters, homoglyphs, accents,
+spaced-out letters, leetspeak), plus whatever base64 or hex runs in it decode to.
+
+Each step keeps benign text as it was as far as possible: leetspeak is undone only inside words that mix letters
+with digits or symbols, letters are joined only in runs of at least four single letters, and a base64 or hex run
+counts only when it decodes to mostly printable UTF-8 text with spaces in it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from typing import Any
+
+# Cyrillic and Greek letters that look like Latin ones (the common confusables an attacker uses)
+_CONFUSABLES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g",
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+    "ɑ": "a", "ı": "i", "ℓ": "l",
+})
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
+                       "!": "i", "|": "l", "+": "t"})
+_LEET_WORD = re.compile(r"(?=[\w@$!|+]*[a-z])(?=[\w@$!|+]*[013457@$!|+])[a-z0-9@$!|+]{3,}")
+# four or more single letters separated by one non-letter each ("i g n o r e", "i.g.n.o.r.e", "i-g-n")
+_SPACED = re.compile(r"(?<!\w)\w(?:[ .\-_*·]{1,3}\w){3,}(?!\w)")
+_WORD_GAP = re.compile(r"[ .\-_*·]{2,}")
+_SEPARATOR = re.compile(r"[ .\-_*·]")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{24,}={0,2}")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){10,}")
+_SPACES = re.compile(r"\s+")
+_TEXT_KEYS = ("text", "content", "output", "refusal", "input")
+_SKIP_TYPES = frozenset({"image_url", "input_image", "image", "input_audio", "audio", "file", "input_file"})
+
+
+def _despace(match: re.Match[str]) -> str:
+    # a gap of two or more separators inside the run parts words: "i g n o r e   a l l" → "ignore all"
+    return " ".join(_SEPARATOR.sub("", word) for word in _WORD_GAP.split(match.group(0)))
+
+
+def canonical(text: str) -> str:
+    """Lower-case, accent-free, confusable-free text with spaced letters joined and leetspeak undone."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")  # zero-width, bidi controls
+    text = text.lower().translate(_CONFUSABLES)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = _SPACED.sub(_despace, text)
+    mixed = len(_LEET_WORD.findall(text))
+    if mixed >= 3 and mixed >= 0.25 * len(text.split()):  # written in leetspeak throughout: "70 5h0w 7h3 ..."
+        text = text.translate(_LEET)
+    else:
+        text = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _readable(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    if len(text) < 8 or printable < 0.95 * len(text) or " " not in text or sum(ch.isalpha() for ch in text) < 0.5 * len(text):
+        return None
+    return text
+
+
+def decoded(text: str, depth: int = 2) -> list[str]:
+    """The texts that base64 or hex runs in `text` decode to (nested encodings up to `depth` levels)."""
+    found: list[str] = []
+    for match in _HEX.finditer(text):
+        out = _readable(binascii.unhexlify(match.group(0)))
+        if out:
+            found.append(out)
+    for match in _BASE64.finditer(text):
+        run = match.group(0)
+        if _HEX.fullmatch(run):
+            continue
+        run = run.rstrip("=")
+        try:
+            raw = base64.b64decode(run + "=" * (-len(run) % 4), altchars=b"-_" if ("-" in run or "_" in run) else None)
+        except (binascii.Error, ValueError):
+            continue
+        out = _readable(raw)
+        if out:
+            found.append(out)
+    if depth > 1:
+        found += [inner for out in list(found) for inner in decoded(out, depth - 1)]
+    return found
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        if value:
+            out.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, out)
+    elif isinstance(value, dict) and value.get("type") not in _SKIP_TYPES:
+        for key in _TEXT_KEYS:
+            if key in value:
+                _strings(value[key], out)
+
+
+def message_texts(messages: list[Any], roles: frozenset[str] | None = None) -> list[str]:
+    """The text of each message (every part type that carries text: text, input_text, output_text, refusal,
+    tool_result and function-call outputs), one string per message; `roles` limits which messages are read."""
+    texts = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if roles is not None and message.get("role", "user") not in roles:
+            continue
+        parts: list[str] = []
+        for key in ("content", "output"):
+            _strings(message.get(key), parts)
+        if parts:
+            texts.append("\n".join(parts))
+    return texts
+
+
+def request_texts(body: dict[str, Any], scope: str = "all") -> list[str]:
+    """The texts of a chat, Responses or Messages-shaped body that `scope` covers: 'all' (every role, tool output
+    included), 'user' (user and tool messages: what arrives from outside), or 'last_user'."""
+    messages: list[Any] = list(body.get("messages") or []) if isinstance(body.get("messages"), list) else []
+    if isinstance(body.get("input"), str):
+        messages.append({"role": "user", "content": body["input"]})
+    elif isinstance(body.get("input"), list):
+        messages += body["input"]
+    if scope == "all":
+        texts = message_texts(messages)
+        for key in ("system", "instructions"):
+            if body.get(key):
+                texts[:0] = message_texts([{"role": "system", "content": body[key]}])
+        return texts
+    if scope == "user":
+        return message_texts(messages, frozenset({"user", "tool", "function"}))
+    if scope == "last_user":
+        users = [m for m in messages if isinstance(m, dict) and m.get("role", "user") == "user"]
+        return message_texts(users[-1:])
+    raise ValueError(f"unknown scope {scope!r}: one of all, user, last_user")
