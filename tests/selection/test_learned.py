@@ -35,7 +35,7 @@ def table():
 def small_params(name):
     return {"knn": {"k": 3}, "cluster": {"n_clusters": 2}, "mlp": {"max_iter": 800, "hidden": 32},
             "mf": {"epochs": 400, "dim": 16}, "classifier": {"C": 10.0}, "svm": {"C": 1.0},
-            "graph": {"neighbours": 3, "n_tasks": 2}, "routerdc": {"dim": 16}}.get(name, {})
+            "graph": {"n_tasks": 2}, "routerdc": {"dim": 16, "steps": 300}}.get(name, {})
 
 
 async def choose(selector, text, candidates):
@@ -160,20 +160,6 @@ def test_builtin_routers_load_and_know_their_models():
     assert demo.cost_weight > 0  # calibrated when built, within range (a negative weight is refused)
     with pytest.raises(ConfigError, match="knows nothing of gpt-4o"):
         build_selector("hybrid", {}, "d", "builtin:llmrouter-hybrid", ["gpt-4o"])
-
-
-def test_graph_router_uses_the_task_column():
-    # two tasks; the first model wins every "alpha" prompt, the second every "beta" prompt
-    prompts = [f"alpha question number {i}" for i in range(6)] + [f"beta question number {i}" for i in range(6)]
-    scores = np.array([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 6)
-    table = RoutingTable(prompts, ["a", "b"], scores, np.ones_like(scores), tasks=["alpha"] * 6 + ["beta"] * 6,
-                         splits=["train"] * 12)
-    graph = selectors.get("graph")(neighbours=4).fit(table)
-    assert graph.task_names_ == ["alpha", "beta"]
-    from turnout.models.encoders import get_encoder
-
-    predicted = graph.predict_quality(get_encoder().encode(["alpha question number 99", "beta question number 99"]))
-    assert predicted[0, 0] > predicted[0, 1] and predicted[1, 1] > predicted[1, 0]
 
 
 def test_every_learned_router_serves_through_the_real_server(table, tmp_path, serve, upstream):

@@ -1,87 +1,106 @@
-"""RouterDC (Chen et al., 2024): dual contrastive learning of a query projection and one embedding per model,
-so that a prompt lands near the models that answer it well. On CPU: the sentence encoder stays frozen and a
-linear projection is learned in its place (numpy, full-batch Adam).
+"""`routerdc`: RouterDC (Chen et al., NeurIPS 2024, "RouterDC: Query-Based Router by Dual Contrastive
+Learning"): a query encoder and one learned embedding per model, trained with both of the paper's contrastive
+losses (contrastive_loss.py): sample–LLM (a query is pulled towards its `top_k` best models and pushed from its
+`last_k` worst) and sample–sample (queries of the same k-means cluster of the embedding space pulled together,
+`hard` queries of other clusters pushed away), loss = sample–LLM + `sample_weight` × sample–sample.
 
-Loss (the paper's sample-LLM contrastive loss): for each prompt, the `top_k` best-scoring models are positives
-and the `top_k` worst are negatives; each positive is pulled above the negatives with a temperature-scaled
-InfoNCE on cosine similarities. Rows where every model scored the same teach nothing and are skipped."""
+The paper's hyper-parameters where they carry over: top_k = last_k = 3 (at most half the models each),
+temperature 1, λ = 1, H = 3 negatives, N = 5 clusters, mini-batches of 64, 1,000 steps.
+
+Simplified: the encoder is frozen (turnout's sentence embedding, minilm-static by default) and a linear
+projection to `dim` dimensions is learned in place of fine-tuning mDeBERTa (numpy, Adam, no torch). The paper
+routes to the model of highest similarity; so that `cost_weight` can trade quality for cost on the score scale,
+each model's similarity is mapped to its score by a per-model linear fit on the training data (a non-negative
+slope, so the order of similarities per model is kept)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from turnout.selection.base import register
+from turnout.selection.contrastive_loss import contrastive_masks, dual_contrastive_loss, sample_pairs
 from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
+from turnout.selection.paper_methods import check_method
+
+METHOD = "routerdc-dual-contrastive-v1"
 
 
-def _contrastive_masks(scores: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positive and negative (prompt, model) masks: the top_k best and top_k worst of each row, a positive
-    strictly better than the row's worst and a negative strictly worse than its best."""
-    n, m = scores.shape
-    k = max(1, min(top_k, m // 2))
-    rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)
-    positive = (rank < k) & (scores > scores.min(axis=1, keepdims=True))
-    negative = (rank >= m - k) & (scores < scores.max(axis=1, keepdims=True))
-    return positive, negative
+def query_clusters(x: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """k-means clusters of the (normalised) training queries, the sample–sample loss's positives."""
+    from sklearn.cluster import KMeans
 
-
-def _normalise_backward(z: np.ndarray, unit: np.ndarray, grad_unit: np.ndarray) -> np.ndarray:
-    """Gradient through unit = z / |z|."""
-    norms = np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    return (grad_unit - unit * (unit * grad_unit).sum(axis=1, keepdims=True)) / norms
+    k = max(1, min(n_clusters, len(x)))
+    return KMeans(n_clusters=k, random_state=seed, n_init=4).fit(normalise_rows(x)).labels_
 
 
 @register("routerdc")
 class RouterDCSelector(LearnedSelector):
-    """Contrastive query and model embeddings (RouterDC); predicted quality is each model's cosine similarity
-    to the prompt, mapped to the score scale by a per-model linear fit on the training data."""
+    """RouterDC's dual contrastive learning over a frozen encoder (see the module's docstring)."""
 
-    def __init__(self, *, dim: int = 64, temperature: float = 0.2, top_k: int = 3, epochs: int = 300,
-                 lr: float = 0.01, l2: float = 1e-4, seed: int = 0, cost_weight: float = 0.0) -> None:
+    method = METHOD
+
+    def __init__(self, *, dim: int = 128, temperature: float = 1.0, top_k: int = 3, last_k: int = 3,
+                 sample_weight: float = 1.0, hard: int = 3, n_clusters: int = 5, batch_size: int = 64,
+                 steps: int = 1000, lr: float = 0.005, l2: float = 0.0, seed: int = 0,
+                 cost_weight: float = 0.0) -> None:
         self.dim = dim
         self.temperature = temperature
         self.top_k = top_k
-        self.epochs = epochs
+        self.last_k = last_k
+        self.sample_weight = sample_weight  # λ: 0 trains with the sample–LLM loss alone
+        self.hard = hard  # H: negatives of the sample–sample loss
+        self.n_clusters = n_clusters
+        self.batch_size = batch_size
+        self.steps = steps
         self.lr = lr
         self.l2 = l2
         self.seed = seed
         self.cost_weight = cost_weight
 
-    def _similarities(self, x: np.ndarray, w: np.ndarray, e: np.ndarray) -> np.ndarray:
-        return normalise_rows(x @ w) @ normalise_rows(e).T
+    def _similarities(self, x: np.ndarray) -> np.ndarray:
+        return normalise_rows(np.asarray(x, dtype=np.float32) @ self.w_) @ normalise_rows(self.k_).T
 
     def _fit(self, x, scores, costs):
         rng = np.random.default_rng(self.seed)
-        positive, negative = _contrastive_masks(scores, self.top_k)
-        rows = positive.any(axis=1) & negative.any(axis=1)
-        xs, pos, neg = x[rows].astype(np.float64), positive[rows], negative[rows]
+        positive, negative = contrastive_masks(scores, self.top_k, self.last_k)
+        clusters = query_clusters(x, self.n_clusters, self.seed)
+        xs = x.astype(np.float64)
         w = rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], self.dim))
-        e = rng.normal(0, 1, (scores.shape[1], self.dim))
-        adam = Adam([w, e], self.lr)
-        pairs = max(int(pos.sum()), 1)
-        for _ in range(self.epochs if len(xs) else 0):
-            z = xs @ w
-            q, f = normalise_rows(z), normalise_rows(e)
-            s = q @ f.T / self.temperature
-            ex = np.exp(s - s.max(axis=1, keepdims=True))
-            negsum = (ex * neg).sum(axis=1, keepdims=True)
-            denominators = ex + negsum  # for each positive k: exp(s_k) + Σ_neg exp(s_j)
-            p = ex / denominators
-            grad_s = np.where(pos, -(1 - p), 0.0)
-            grad_s += neg * ex * (pos / denominators).sum(axis=1, keepdims=True)
-            grad_s /= pairs * self.temperature
-            grad_w = xs.T @ _normalise_backward(z, q, grad_s @ f) + self.l2 * w
-            grad_e = _normalise_backward(e, f, grad_s.T @ q) + self.l2 * e
-            adam.update([grad_w, grad_e])
-        self.w_, self.e_ = w.astype(np.float32), e.astype(np.float32)
-        sims = self._similarities(x, self.w_, self.e_)
-        # per-model linear map from similarity to score, so the cost knob weighs quality on the score scale
+        k = rng.normal(0, 0.78, (scores.shape[1], self.dim))  # the paper's initialisation of the LLM embeddings
+        adam = Adam([w, k], self.lr)
+        order, at = rng.permutation(len(xs)), 0
+        for _ in range(self.steps if len(xs) else 0):
+            if at >= len(order):
+                order, at = rng.permutation(len(xs)), 0
+            batch = order[at:at + self.batch_size]
+            at += self.batch_size
+            pair_pos, pair_neg = sample_pairs(clusters[batch], self.hard, rng)
+            _, _, grad_w, grad_k = dual_contrastive_loss(w, k, xs[batch], positive[batch], negative[batch],
+                                                         pair_pos, pair_neg, self.temperature, self.sample_weight)
+            adam.update([grad_w + self.l2 * w, grad_k + self.l2 * k])
+        self.w_, self.k_ = w.astype(np.float32), k.astype(np.float32)
+        self.clusters_ = clusters.astype(np.int32)
+        self._calibrate(self._similarities(x), scores)
+        self.method_ = METHOD
+
+    def _calibrate(self, sims: np.ndarray, scores: np.ndarray) -> None:
+        """Per-model linear map from similarity to score, so the cost knob weighs quality on the score scale."""
         self.scale_ = np.zeros(scores.shape[1], dtype=np.float32)
         self.offset_ = scores.mean(axis=0).astype(np.float32)
         for j in range(scores.shape[1]):
             if sims[:, j].std() > 1e-6:
                 slope, intercept = np.polyfit(sims[:, j], scores[:, j], 1)
-                self.scale_[j], self.offset_[j] = max(slope, 0.0), intercept if slope > 0 else scores[:, j].mean()
+                if slope > 0:
+                    self.scale_[j], self.offset_[j] = slope, intercept
 
     def predict_quality(self, x):
-        return self._similarities(np.asarray(x, dtype=np.float32), self.w_, self.e_) * self.scale_ + self.offset_
+        return self._similarities(x) * self.scale_ + self.offset_
+
+    @classmethod
+    def load(cls, directory: str | Path, **overrides: Any) -> "RouterDCSelector":
+        check_method(directory, cls.name, METHOD, "the earlier sample–LLM-only fit (before turnout's routerdc "
+                                                 "added RouterDC's sample–sample loss)")
+        return super().load(directory, **overrides)  # type: ignore[return-value]

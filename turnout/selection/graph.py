@@ -1,30 +1,48 @@
-"""GraphRouter (Feng et al., 2024) without a GNN: prompts, tasks and models as one graph, scores on the
-prompt–model edges, smoothed by label propagation along prompt–prompt similarity edges and prompt–task edges.
-A new prompt joins the graph inductively through its nearest training prompts (and, through them, their
-task); its edge to each model is read off its neighbourhood.
+"""`graph`: GraphRouter (Feng, Shen and You, ICLR 2025, "GraphRouter: A Graph-based Router for LLM
+Selections"): a heterogeneous graph of query, task and LLM nodes whose query–LLM edges carry performance and
+cost, and a learned edge predictor that, for a new query joined to the graph, predicts its edge to each LLM
+(graph_model.py holds the graph, the messages and the loss).
 
-Tasks come from the data's `task` column; without one, k-means clusters of the prompts stand in."""
+Tasks come from the data's `task` column; without one, k-means clusters of the prompts stand in. A request's
+task is never read from a label: it joins the task nodes by a softmax over its cosine to their centroids.
+
+Simplified: the messages are parameter-free mean aggregations (as in SGC, Wu et al. 2019) and the learned part is
+one layer over each edge's query state, LLM state and edge features with a logistic read-out, where the paper
+stacks two learned heterogeneous GNN layers (GeneralConv, hidden size 32); the task and LLM node features are the
+task's query centroid and the LLM's per-task record instead of LLM-written descriptions; the edge predictor
+regresses each model's score (binary cross-entropy), and the performance–cost trade-off is `cost_weight` at
+serving time, where the paper trains one predictor per trade-off (its label is the LLM with the best reward)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.learned import LearnedSelector, normalise_rows
+from turnout.selection.graph_model import (GraphNodes, build_nodes, edge_logits, edge_loss, init_params,
+                                           query_messages)
+from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
+from turnout.selection.paper_methods import check_method
+
+METHOD = "graphrouter-edge-prediction-v1"
 
 
 @register("graph")
 class GraphRouterSelector(LearnedSelector):
-    def __init__(self, *, neighbours: int = 16, alpha: float = 0.5, task_weight: float = 0.3, steps: int = 8,
-                 temperature: float = 20.0, n_tasks: int = 16, seed: int = 0, cost_weight: float = 0.0) -> None:
-        self.neighbours = neighbours  # prompt–prompt edges per node
-        self.alpha = alpha  # share of a node's label that comes from its neighbours in each propagation step
-        self.task_weight = task_weight  # share of a new prompt's prediction that comes from its task node
-        self.steps = steps
-        self.temperature = temperature  # edge weight exp(temperature × cosine)
-        self.n_tasks = n_tasks
+    """GraphRouter's edge prediction over a query–task–LLM graph (see the module's docstring)."""
+
+    method = METHOD
+
+    def __init__(self, *, hidden: int = 32, epochs: int = 300, lr: float = 0.01, l2: float = 1e-4,
+                 task_temperature: float = 20.0, n_tasks: int = 16, seed: int = 0, cost_weight: float = 0.0) -> None:
+        self.hidden = hidden  # the paper's hidden size
+        self.epochs = epochs
+        self.lr = lr
+        self.l2 = l2
+        self.task_temperature = task_temperature  # sharpness of a query's softmax over the task centroids
+        self.n_tasks = n_tasks  # k-means clusters standing in for tasks when the data has no task column
         self.seed = seed
         self.cost_weight = cost_weight
 
@@ -39,40 +57,45 @@ class GraphRouterSelector(LearnedSelector):
             return np.array([self.task_names_.index(t) for t in names])
         from sklearn.cluster import KMeans
 
-        k = min(self.n_tasks, len(points))
+        k = max(1, min(self.n_tasks, len(points)))
         self.task_names_ = [f"cluster-{i}" for i in range(k)]
         return KMeans(n_clusters=k, random_state=self.seed, n_init=4).fit(points).labels_
 
-    def _edges(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest training prompts of each row and their normalised edge weights."""
-        k = min(self.neighbours, sims.shape[1])
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(sims, nearest, axis=1)
-        weights = np.exp(self.temperature * (near - near.max(axis=1, keepdims=True)))
-        return nearest, weights / weights.sum(axis=1, keepdims=True)
-
     def _fit(self, x, scores, costs):
-        points = normalise_rows(x).astype(np.float32)
-        tasks = self._task_ids(points)
-        task_quality = np.stack([scores[tasks == t].mean(axis=0) if (tasks == t).any() else scores.mean(axis=0)
-                                 for t in range(len(self.task_names_))])
-        blocks = [self._edges(points[i:i + 2048] @ points.T) for i in range(0, len(points), 2048)]
-        nearest = np.vstack([b[0] for b in blocks])  # blockwise: the full similarity matrix may not fit
-        weights = np.vstack([b[1] for b in blocks])
-        self_edge = nearest == np.arange(len(points))[:, None]
-        weights = np.where(self_edge, 0.0, weights)
-        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-        labels = scores.astype(np.float64)
-        prior = (1 - self.alpha) * scores + self.alpha * 0.5 * task_quality[tasks]
-        for _ in range(self.steps):  # label propagation over prompt–prompt and prompt–task edges
-            labels = prior + self.alpha * 0.5 * np.einsum("nk,nkm->nm", weights, labels[nearest])
-        self.points_, self.labels_ = points, labels.astype(np.float32)
-        self.tasks_, self.task_quality_ = tasks.astype(np.int32), task_quality.astype(np.float32)
+        rng = np.random.default_rng(self.seed)
+        x = x.astype(np.float64)
+        tasks = self._task_ids(normalise_rows(x))
+        self.cost_scale_ = float(max(costs.mean(axis=0).max(), 1e-12))
+        cost = costs / self.cost_scale_
+        nodes = build_nodes(x, tasks, len(self.task_names_), scores, cost)
+        queries, edges = query_messages(x, nodes, self.task_temperature, own=(tasks, scores, cost))
+        target = np.clip(scores, 0.0, 1.0)
+        params = init_params(queries.shape[1], nodes.llm.shape[1], self.hidden, rng)
+        adam = Adam(params, self.lr)
+        for _ in range(self.epochs):
+            adam.update(edge_loss(params, queries, nodes.llm, edges, target, self.l2)[1])
+        self.centroids_, self.performance_ = nodes.centroids.astype(np.float32), nodes.performance.astype(np.float32)
+        self.task_cost_, self.counts_ = nodes.cost.astype(np.float32), nodes.counts.astype(np.float32)
+        self.llm_, self.prior_ = nodes.llm.astype(np.float32), nodes.prior.astype(np.float32)
+        self.wq_, self.wm_, self.we_, self.b1_, self.w2_, self.b2_ = (p.astype(np.float32) for p in params)
+        self.method_ = METHOD
+
+    def _nodes(self) -> GraphNodes:
+        return GraphNodes(self.centroids_, self.performance_, self.task_cost_, self.counts_, self.llm_, self.prior_)
+
+    def task_weights(self, x: np.ndarray) -> np.ndarray:
+        """Each request's weight on each task node (rows sum to 1), inferred from its embedding alone."""
+        logits = self.task_temperature * normalise_rows(np.asarray(x, dtype=np.float32)) @ self.centroids_.T
+        logits = np.where(self.counts_ > 0, logits, -np.inf)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return weights / weights.sum(axis=1, keepdims=True)
 
     def predict_quality(self, x):
-        nearest, weights = self._edges(normalise_rows(np.asarray(x, dtype=np.float32)) @ self.points_.T)
-        from_prompts = np.einsum("nk,nkm->nm", weights, self.labels_[nearest])
-        votes = np.zeros((len(x), len(self.task_quality_)), dtype=np.float32)
-        np.add.at(votes, (np.arange(len(x))[:, None], self.tasks_[nearest]), weights)
-        from_tasks = votes @ self.task_quality_  # the prompt's edge to each task, weighted by its neighbours
-        return (1 - self.task_weight) * from_prompts + self.task_weight * from_tasks
+        queries, edges = query_messages(np.asarray(x, dtype=np.float32), self._nodes(), self.task_temperature)
+        params = [self.wq_, self.wm_, self.we_, self.b1_, self.w2_, self.b2_]
+        return 1 / (1 + np.exp(-edge_logits(params, queries, self.llm_, edges)[1]))
+
+    @classmethod
+    def load(cls, directory: str | Path, **overrides: Any) -> "GraphRouterSelector":
+        check_method(directory, cls.name, METHOD, "the earlier label propagation (no learned edge prediction)")
+        return super().load(directory, **overrides)  # type: ignore[return-value]
