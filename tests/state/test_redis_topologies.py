@@ -114,8 +114,9 @@ def two_replicas_agree(serve, upstream, url: str, namespace: str) -> None:
     assert attempts(b, "hi") == "flaky:ok"
     assert attempts(a, f"down {time.monotonic_ns()} #flaky:2").endswith("small:ok")
     wait_for(lambda: attempts(b, "hi") == "flaky:skipped (breaker open),small:ok",
-             "the breaker opened through one replica does not hold on the other", timeout_s=3.0)
-    # (here the cluster URL is what is tested; "within a second" is test_breakers.py's, on one plain Redis)
+             "the breaker opened through one replica does not hold on the other", timeout_s=20.0)
+    # here the Sentinel / Cluster URL is what is tested, not how fast (test_breakers.py's refresh check, on one
+    # plain Redis): CI's loaded 2 cores once took over 3 s for the few requests in between (cooldown is 30 s)
 
 
 def test_sentinel_url(serve, upstream, sentinel_url):
