@@ -176,7 +176,8 @@ ALL_PARAMS = {
     "keyword": {"words": ["x"]}, "regex": {"patterns": ["x+"]}, "language": {"languages": ["en"]},
     "context_length": {"min_tokens": 10}, "conversation": {"min_turns": 1}, "structure": {"kinds": ["code", "math"]},
     "role": {"roles": ["a"]}, "header": {"name": "x-a"}, "metadata": {"key": "k"}, "user_flags": {"objectives": ["cost"]},
-    "pii": {}, "reask": {"min_chars": 0}, "feedback": {},
+    "pii": {}, "reask": {"min_chars": 0}, "feedback": {}, "fact_check": {},
+    "modality": {"outputs": ["image", "audio", "video"], "inputs": ["image", "audio", "file"]},
 }
 NEURAL_PARAMS = {"embedding": {"examples": ["solve for x"]}, "domain": {"domains": ["math"]}, "complexity": {},
                  "jailbreak": {}}

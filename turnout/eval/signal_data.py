@@ -126,3 +126,35 @@ def jailbreak_examples(shared: Path) -> tuple[Examples, Examples]:
 def pii_examples(path: Path) -> list[dict]:
     """The project's labelled PII set: JSONL of {"text", "spans": [{"type", "value"}]}."""
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+# the LLMRouter tasks whose prompts need facts checked (open-domain factual questions) and those that need none
+# (maths to compute, code, a logic puzzle, writing from given words); the exam-style tasks (GPQA, MMLU, ARC,
+# OpenBookQA, CommonsenseQA) are left out: a multiple-choice science question is neither clearly one nor the other
+FACT_TASKS = {"natural_qa": 1, "trivia_qa": 1, "gsm8k": 0, "agentverse-mgsm": 0, "math": 0, "mbpp": 0,
+              "human_eval": 0, "agentverse-logicgrid": 0, "commongen": 0}
+
+
+def llmrouter_rows(shared: Path, split: str) -> list[dict[str, str]]:
+    """LLMRouter rows of one split ('train' or 'test'), without the test rows that leak into train."""
+    return [r for r in _csv(shared / "llmrouter/routing_scores_merged.csv")
+            if r["split"] == split and not (split == "test" and r["in_train_and_test"] == "True")]
+
+
+def fact_check_examples(shared: Path, split: str = "test") -> list[tuple[str, int]]:
+    """LLMRouter prompts labelled by task (FACT_TASKS): 1 = needs facts checked."""
+    rows = [(r["query"], FACT_TASKS[r["task_name"]]) for r in llmrouter_rows(shared, split)
+            if r["task_name"] in FACT_TASKS]
+    return [(t, label) for t, label in _dedupe([(t, str(label)) for t, label in rows]) for label in [int(label)]]
+
+
+def modality_examples(shared: Path, split: str = "test") -> list[str]:
+    """Every LLMRouter prompt: none asks for an image, audio or video (they are benchmark questions answered in
+    text), so each detection on them is a false alarm."""
+    return [t for t, _ in _dedupe([(r["query"], "") for r in llmrouter_rows(shared, split)])]
+
+
+def hand_written(name: str, split: str) -> list[dict]:
+    """turnout/eval/data/NAME/SPLIT.jsonl (see the README there)."""
+    path = Path(__file__).resolve().parent / "data" / name / f"{split}.jsonl"
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
