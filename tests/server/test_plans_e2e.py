@@ -96,7 +96,7 @@ def test_the_outcome_record_carries_the_plan(serve, upstream):
     server = serve(config)
     raw = ask(server, "#as:mock-cheap=say:empty #as:mock-mid=say:right", key=ALICE)
     request_id = raw.headers["x-turnout-request-id"]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15  # returns as soon as it is there; CI's 2 cores can be slow
     while (r := httpx.get(f"{server.url}/v1/router/outcomes/{request_id}",
                           headers={"authorization": f"Bearer {ADMIN}"})).status_code != 200:
         assert time.monotonic() < deadline, r.text
