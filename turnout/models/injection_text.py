@@ -14,6 +14,10 @@ import re
 import unicodedata
 from typing import Any
 
+from turnout.context import clean_text
+
+MAX_CHARS = 100_000  # per message; see bounded()
+
 # Cyrillic and Greek letters that look like Latin ones (the common confusables an attacker uses)
 _CONFUSABLES = str.maketrans({
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
@@ -40,9 +44,14 @@ def _despace(match: re.Match[str]) -> str:
     return " ".join(_SEPARATOR.sub("", word) for word in _WORD_GAP.split(match.group(0)))
 
 
+def bounded(text: str, limit: int = MAX_CHARS) -> str:
+    """At most `limit` characters: a longer text keeps its head and its tail (where an appended payload sits)."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}\n{text[-(limit // 2):]}"
+
+
 def canonical(text: str) -> str:
     """Lower-case, accent-free, confusable-free text with spaced letters joined and leetspeak undone."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", clean_text(bounded(text)))
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")  # zero-width, bidi controls
     text = text.lower().translate(_CONFUSABLES)
     text = unicodedata.normalize("NFKD", text)
@@ -70,6 +79,7 @@ def _readable(raw: bytes) -> str | None:
 def decoded(text: str, depth: int = 2) -> list[str]:
     """The texts that base64 or hex runs in `text` decode to (nested encodings up to `depth` levels)."""
     found: list[str] = []
+    text = bounded(text)
     for match in _HEX.finditer(text):
         out = _readable(binascii.unhexlify(match.group(0)))
         if out:
@@ -104,24 +114,26 @@ def _strings(value: Any, out: list[str]) -> None:
                 _strings(value[key], out)
 
 
-def message_texts(messages: list[Any], roles: frozenset[str] | None = None) -> list[str]:
-    """The text of each message (every part type that carries text: text, input_text, output_text, refusal,
-    tool_result and function-call outputs), one string per message; `roles` limits which messages are read."""
+def message_texts(messages: list[Any], roles: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """(role, text) of each message (every part type that carries text: text, input_text, output_text, refusal,
+    tool_result and function-call outputs); `roles` limits which messages are read. A Responses item without a
+    role (a function_call_output) counts as a tool's."""
     texts = []
     for message in messages:
         if not isinstance(message, dict):
             continue
-        if roles is not None and message.get("role", "user") not in roles:
+        role = str(message.get("role") or ("tool" if "output" in message else "user"))
+        if roles is not None and role not in roles:
             continue
         parts: list[str] = []
         for key in ("content", "output"):
             _strings(message.get(key), parts)
         if parts:
-            texts.append("\n".join(parts))
+            texts.append((role, "\n".join(parts)))
     return texts
 
 
-def request_texts(body: dict[str, Any], scope: str = "all") -> list[str]:
+def request_texts(body: dict[str, Any], scope: str = "all") -> list[tuple[str, str]]:
     """The texts of a chat, Responses or Messages-shaped body that `scope` covers: 'all' (every role, tool output
     included), 'user' (user and tool messages: what arrives from outside), or 'last_user'."""
     messages: list[Any] = list(body.get("messages") or []) if isinstance(body.get("messages"), list) else []

@@ -1,0 +1,35 @@
+"""The injection score of a request: computed once per request, artifact and scope, shared by the `jailbreak`
+signal and the `jailbreak` guard plugin (both may run on one request)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from turnout.context import RoutingContext
+from turnout.models.injection import Detector, Item
+from turnout.models.injection_text import request_texts
+
+# a prompt this short is scored inline (about a millisecond); a longer one in a worker thread, so the event loop
+# keeps serving other requests meanwhile
+INLINE_CHARS = 4000
+
+
+async def score_items(detector: Detector, items: list[Item]) -> tuple[float, dict[str, Any]]:
+    if sum(len(text) for _, text in items) <= INLINE_CHARS:
+        return detector.score(items)
+    return await asyncio.to_thread(detector.score, items)
+
+
+async def request_injection(ctx: RoutingContext, detector: Detector, artifact: str,
+                            scope: str = "all") -> tuple[float, dict[str, Any]]:
+    """(probability, where it was found) for the messages `scope` covers (see injection_text.request_texts)."""
+    key = f"injection:{artifact}:{scope}"
+    found = ctx.cache.get(key)
+    if found is None:
+        found = ctx.cache[key] = asyncio.ensure_future(score_items(detector, request_texts(ctx.body, scope)))
+    if isinstance(found, asyncio.Future):
+        result = await found
+        ctx.cache[key] = result
+        return result
+    return found
