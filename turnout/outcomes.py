@@ -23,7 +23,7 @@ class Feedback:
     comment: str | None = None
     time: float = 0.0
     source: str = "explicit"  # "explicit" (POST /v1/feedback) or "reask" (implicit)
-    learned: bool = False  # whether the decision's selector was told (once per record: see docs/feedback.md)
+    learned: bool = False  # whether the decision's selector holds this rating (a change revises it: docs/feedback.md)
 
 
 @dataclass

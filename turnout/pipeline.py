@@ -315,14 +315,20 @@ class Router:
         """The outcome records (turnout/state/outcomes.py); the store outlives a reload of the config."""
         return outcome_store(self.config)
 
-    async def learn(self, outcome: Outcome, quality: float) -> bool:
-        """Tell the selector of the outcome's decision how its pick did (quality in [0, 1]); whether an online
-        selector learned from it (offline ones ignore it; a decision gone in a reload learns nothing)."""
+    async def learn(self, outcome: Outcome, quality: float | None, replaces: float | None = None) -> bool:
+        """Tell the selector of the outcome's decision how its pick did (quality in [0, 1]); `replaces`: the
+        quality it was told before, now corrected (quality None: only taken back). Whether an online selector
+        learned from it (offline ones ignore it; a decision gone in a reload learns nothing)."""
         compiled = self.decisions.get(outcome.decision or "")
-        if compiled is None or outcome.model is None:
+        if compiled is None or outcome.model is None or (quality is None and replaces is None):
             return False
         selector = compiled.selector
-        await selector.update(outcome, selector.reward(outcome, quality, outcome.objective))
+        reward = None if quality is None else selector.reward(outcome, quality, outcome.objective)
+        if replaces is None:
+            assert reward is not None
+            await selector.update(outcome, reward)
+        else:
+            await selector.revise(outcome, selector.reward(outcome, replaces, outcome.objective), reward)
         return selector.online
 
     # ----- lifetime -------------------------------------------------------------------------------------

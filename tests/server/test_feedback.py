@@ -115,22 +115,27 @@ def test_exactly_one_id_and_a_json_object(server):
     assert r.status_code == 400
 
 
-def test_feedback_moves_the_online_selector_once_per_record(server):
+def test_feedback_moves_the_online_selector_once_per_record_with_its_latest_rating(server):
     assert posterior(server) == {"small": 0.5, "strong": 0.5}  # Beta(1, 1) each: ties go to the first
     first, _ = ask(server)
     assert feedback(server, request_id=first, thumbs="down").json()["learned"] is True
     assert posterior(server) == {"small": pytest.approx(1 / 3, abs=1e-6), "strong": 0.5}
     again = feedback(server, request_id=first, thumbs="down")  # the same feedback twice counts once
     assert again.json()["status"] == "unchanged" and again.json()["learned"] is False
-    changed = feedback(server, request_id=first, thumbs="up")  # replaces the record's rating, not the posterior
-    assert changed.json()["status"] == "replaced" and changed.json()["learned"] is False
+    changed = feedback(server, request_id=first, thumbs="up")  # replaces the rating, on the record and the posterior
+    assert changed.json()["status"] == "replaced" and changed.json()["learned"] is True
     assert changed.json()["outcome"]["feedback"]["thumbs"] == "up"
-    assert posterior(server)["small"] == pytest.approx(1 / 3, abs=1e-6)
+    assert posterior(server)["small"] == pytest.approx(2 / 3, abs=1e-6)  # Beta(2, 1): one success, not two ratings
+    back = feedback(server, request_id=first, thumbs="down")  # flipping it back: still one observation, a failure
+    assert back.json()["learned"] is True and posterior(server)["small"] == pytest.approx(1 / 3, abs=1e-6)
     # the choices move: small was rated down, so the next request goes to strong; rated up, strong stays
     bobs, completion = ask(server, BOB)
     assert completion.model == "mock-strong"
     assert feedback(server, BOB, request_id=bobs, rating=1).json()["learned"] is True
     assert posterior(server)["strong"] == pytest.approx(2 / 3, abs=1e-6)
+    label = feedback(server, BOB, request_id=bobs, label="off-topic")  # a label alone takes the rating back
+    assert label.json()["status"] == "replaced" and label.json()["outcome"]["feedback"]["learned"] is False
+    assert posterior(server)["strong"] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_feedback_is_rate_limited_like_any_request(serve, upstream):

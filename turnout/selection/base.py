@@ -51,6 +51,10 @@ class Selector(abc.ABC):
         """Learn from one outcome (a turnout.outcomes.Outcome) and its reward."""
         return
 
+    async def revise(self, outcome: Any, old: float, new: float | None) -> None:
+        """The outcome's reward changed from `old` to `new` (None: taken back): learn it as if only `new` came."""
+        return
+
     def bind_state(self, state_config: Any, namespace: str) -> None:
         """Keep learned state where `state_config` says (memory, or Redis under `namespace`)."""
         return

@@ -54,3 +54,9 @@ class ConservativeGuard:
         deviated, estimate, reserve = extras
         if deviated:
             self.slack_ += reserve + (reward - estimate)
+
+    def revise(self, extras: tuple[float, ...], old: float, new: float | None) -> None:
+        """A deviation's reward changed (None: taken back, as if its feedback never came: the reserve stays)."""
+        deviated, estimate, reserve = extras
+        if deviated:
+            self.slack_ += (-(reserve + old - estimate)) if new is None else new - old

@@ -228,6 +228,21 @@ class OnlineSelector(Selector):
         if self.clusters_ is not None:
             await self.clusters_.settle(self.state)
 
+    async def revise(self, outcome: Any, old: float, new: float | None) -> None:
+        """A changed rating: take back what reward `old` taught about this record and teach `new` instead (None:
+        only take it back). Every learner's statistics are additive, so this is delta(new) − delta(old) (the count
+        and linucb's xxᵀ cancel; taking back subtracts them too): a record counts once, with its latest rating."""
+        if not outcome.model or outcome.features is None:
+            return
+        prior, ctx_vec, cell, guarded = self._split(outcome.features)
+        if cell is not None and not 0 <= cell < self.clusters:
+            return
+        taken = self._delta(ctx_vec, cell, prior, float(old))
+        delta = -taken if new is None else self._delta(ctx_vec, cell, prior, float(new)) - taken
+        if self.guard_ is not None and len(guarded) == 3:
+            self.guard_.revise(guarded, float(old), None if new is None else float(new))
+        await self.state.add(outcome.model, delta)
+
 
 class CountingSelector(OnlineSelector):
     """Learners whose statistics per arm are a count, a sum and a sum of squares of the residual reward

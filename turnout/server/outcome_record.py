@@ -72,16 +72,15 @@ async def implicit(router: Router, request_id: str, tenant: str, rating: float) 
 async def apply(router: Router, outcome: Outcome, feedback: Feedback) -> tuple[str, bool]:
     """Store the feedback on the record and tell the decision's selector. Returns what happened ("recorded",
     "replaced" or "unchanged") and whether the selector learned from it. The same feedback again changes nothing;
-    a different one replaces it on the record, but a selector learns from a record once, from its first rating
-    (else a caller flipping a rating could push a posterior as far as it likes); an implicit rating never
-    replaces any earlier one."""
+    a different one replaces it on the record and in the selector, which takes back what the earlier rating taught
+    and learns the new one (a label alone only takes it back), so a record counts once, with its latest rating,
+    however often a caller changes it; an implicit rating never replaces any earlier one."""
     previous = outcome.feedback
     if previous is not None and (feedback.source == "reask" or _same(previous, feedback)):
         return "unchanged", False
-    learn = feedback.quality is not None and not (previous is not None and previous.learned)
-    feedback.learned = learn or bool(previous and previous.learned)
+    taught = previous.quality if previous is not None and previous.learned else None
+    learn = feedback.quality is not None or taught is not None
     outcome.feedback = feedback
-    await router.outcomes.save(outcome)
     state = router.config.state
     if feedback.source == "explicit" and feedback.quality is not None:
         try:
@@ -91,13 +90,13 @@ async def apply(router: Router, outcome: Outcome, feedback: Feedback) -> tuple[s
             pass  # the feedback signal misses one rating; the record has it
     learned = False
     if learn:
-        assert feedback.quality is not None
         try:
-            learned = feedback.learned = await router.learn(outcome, feedback.quality)
+            learned = await router.learn(outcome, feedback.quality, replaces=taught)
         except Exception as exc:  # noqa: BLE001 - the record keeps the rating; the learner missed it
-            feedback.learned = False
             log.warning("request_id=%s: the selector of decision %s did not learn from feedback (%s)",
                         outcome.request_id, outcome.decision, type(exc).__name__)
+    feedback.learned = learned and feedback.quality is not None  # the selector holds this rating
+    await router.outcomes.save(outcome)
     return ("replaced" if previous is not None else "recorded"), learned
 
 
