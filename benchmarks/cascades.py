@@ -42,7 +42,7 @@ from turnout.eval.scorer_train import gsm8k_answers, hash_fold
 from turnout.eval.table import RoutingTable
 from turnout.judges import build_judge
 from turnout.judges.base import Judge
-from turnout.models.scorer import AnswerScorer, feature_matrix
+from turnout.models.scorer import FEATURES, AnswerScorer, feature_matrix
 
 GOAL_SHARE = 0.40
 TARGET = 0.95
@@ -123,13 +123,16 @@ def summarise(fam: dict[str, Any], test: RoutingTable, weights: np.ndarray) -> d
 
 
 def operating_point(train_answers: Any, test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
-                    C: float, shrink: float, weights: np.ndarray) -> dict[str, Any]:
-    """A scorer fitted on 80 % of the training prompts, its threshold set on the other 20 %, run on test."""
+                    C: float, shrink: float, weights: np.ndarray,
+                    features: tuple[str, ...] = FEATURES, models: list[str] | None = None) -> dict[str, Any]:
+    """A scorer fitted on 80 % of the training prompts (the answers of `models` only, when given, as the
+    artifact was), its threshold set on the other 20 %, run on test."""
     fold = np.array([hash_fold(p) for p in train_answers.prompts])
-    fit, calib = train_answers.subset(np.where(fold != 0)[0]), train_answers.subset(np.where(fold == 0)[0])
-    scorer = AnswerScorer.fit(feature_matrix(fit.prompts, fit.responses, "minilm-static"),
+    fit = train_answers.subset([i for i in np.where(fold != 0)[0] if not models or train_answers.models[i] in models])
+    calib = train_answers.subset(np.where(fold == 0)[0])
+    scorer = AnswerScorer.fit(feature_matrix(fit.prompts, fit.responses, "minilm-static", features),
                               (fit.scores >= 0.5).astype(int), encoder="minilm-static", C=C,
-                              embedding_shrink=shrink)
+                              embedding_shrink=shrink, features=features)
     by_prompt: dict[str, dict[str, tuple[str, float]]] = {}
     for p, m, r, s in zip(calib.prompts, calib.models, calib.responses, calib.scores):
         by_prompt.setdefault(p, {})[m] = (r, s)
@@ -190,12 +193,16 @@ def oracle(test: RoutingTable, cascade: bool) -> dict[str, Any]:
                   np.array(escalated, dtype=float))
 
 
-def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str], scorer: str,
+def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str], scorers: list[str],
              routers: list[Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`scorers`: the scorer artifacts to run; the first is labelled `scorer`, the others by their name."""
     out = [family(f"single:{m}", test.scores[:, j], test.costs[:, j]) for j, m in enumerate(test.models)]
     out += [oracle(test, cascade=False), oracle(test, cascade=True)]
     judges_used: dict[str, Any] = {}
-    for spec in ({"name": "format"}, {"name": "scorer", "params": {"artifact": scorer}}):
+    specs = [("format", {"name": "format"})]
+    specs += [("scorer" if i == 0 else f"scorer {artifact.removeprefix('builtin:')}",
+               {"name": "scorer", "params": {"artifact": artifact}}) for i, artifact in enumerate(scorers)]
+    for label, spec in specs:
         judge = build_judge(spec, f"cascade.judge[{spec['name']}]")
         weak = asyncio.run(judge_scores(judge, test.prompts, weak_texts, WEAK))
         strong = asyncio.run(judge_scores(judge, test.prompts, strong_texts, STRONG))
@@ -205,17 +212,18 @@ def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
             knobs = np.unique(np.concatenate([[0.0], weak, [1.01]]))
         for on_fail in ("best", "last") if spec["name"] == "scorer" else ("best",):
             q, c, e = cascade_rows(test, weak, strong, knobs, on_fail)
-            label = f"cascade:{spec['name']}" + (" (on_fail last)" if on_fail == "last" else "")
-            out.append(family(label, q, c, [round(float(k), 4) for k in knobs], e))
-        judges_used[spec["name"]] = {"params": judge.params.model_dump(), "weak_pass_rate_at_default":
-                                     round(float((weak >= judge.threshold).mean()), 4)}
+            out.append(family(f"cascade:{label}" + (" (on_fail last)" if on_fail == "last" else ""), q, c,
+                              [round(float(k), 4) for k in knobs], e))
+        judges_used[label] = {"params": judge.params.model_dump(), "weak_pass_rate_at_default":
+                              round(float((weak >= judge.threshold).mean()), 4)}
     for directory in routers:
         out.append(router_family(f"router:{directory.name}", directory, test))
     return out, judges_used
 
 
-def run(shared: Path, scorer: str, routers: list[Path], limit: int | None = None,
+def run(shared: Path, scorer: str | list[str], routers: list[Path], limit: int | None = None,
         resamples: int = RESAMPLES, operating: bool = True) -> dict[str, Any]:
+    scorers = [scorer] if isinstance(scorer, str) else list(scorer)
     table = gsm8k(shared)
     test = table.split("test")
     if limit:
@@ -226,7 +234,7 @@ def run(shared: Path, scorer: str, routers: list[Path], limit: int | None = None
     strong_texts = [text[(p, STRONG)] for p in test.prompts]
     rng = np.random.default_rng(SEED)
     weights = rng.multinomial(len(test), np.full(len(test), 1 / len(test)), size=resamples).astype(float)
-    fams, judges_used = families(test, weak_texts, strong_texts, scorer, routers)
+    fams, judges_used = families(test, weak_texts, strong_texts, scorers, routers)
     s = test.models.index(STRONG)
     report: dict[str, Any] = {
         "data": "RouteLLM gsm8k (contaminated prompts dropped)", "split": "test", "prompts": len(test),
@@ -240,12 +248,15 @@ def run(shared: Path, scorer: str, routers: list[Path], limit: int | None = None
                           "logprob": "no logprobs recorded", "verifier": "asks a model: not offline",
                           "llmrouter": "its per-model responses are not in the shared snapshot (the tables that "
                                        "hold them were left out), so no judge can read an answer"}}
-    if operating:
-        meta = json.loads((ROOT / "turnout/models/data/scorers/gsm8k-scorer/scorer.json").read_text())
-        train = answers.split("train")
-        report["scorer_operating_point"] = operating_point(train, test, weak_texts, strong_texts,
-                                                           float(meta["C"]), float(meta["embedding_shrink"]),
-                                                           weights)
+    if operating:  # each builtin scorer's recipe (its C, shrink, features, models), refitted on 80 % of train
+        from turnout.models.scorer import load_scorer, scorer_path
+
+        for i, artifact in enumerate(a for a in scorers if a.startswith("builtin:")):
+            meta = json.loads(scorer_path(artifact).with_suffix(".json").read_text())
+            point = operating_point(answers.split("train"), test, weak_texts, strong_texts, float(meta["C"]),
+                                    float(meta["embedding_shrink"]), weights, load_scorer(artifact).features,
+                                    meta.get("models"))
+            report["scorer_operating_point" if i == 0 else f"scorer_operating_point {artifact[8:]}"] = point
     return report
 
 
@@ -259,9 +270,10 @@ def table_text(report: dict[str, Any]) -> str:
         fmt = lambda v: "never" if v is None else f"{v:.3f}"
         lines.append(f"{name:32} {m['best_accuracy']:>9.3f} {fmt(share) + ' (' + fmt(lo) + '–' + fmt(hi) + ')':>38}"
                      f" {'yes' if m['reaches_goal'] else 'no':>5}")
-    if "scorer_operating_point" in report:
-        op = report["scorer_operating_point"]
-        lines.append(f"scorer threshold {op['threshold']} set on training prompts: accuracy {op['accuracy']:.3f} "
+    for key in [k for k in report if k.startswith("scorer_operating_point")]:
+        op = report[key]
+        name = key.replace("scorer_operating_point", "scorer").strip()
+        lines.append(f"{name} threshold {op['threshold']} set on training prompts: accuracy {op['accuracy']:.3f} "
                      f"({op['accuracy_share_of_gpt4']:.1%} of GPT-4, CI {op['accuracy_share_ci95']}), cost share "
                      f"{op['cost_share']:.3f} (CI {op['cost_share_ci95']}), escalated {op['escalated']:.1%}")
     return "\n".join(lines)
@@ -295,14 +307,15 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--json", type=Path, default=Path("bench-out/cascades.json"))
     parser.add_argument("--plot", type=Path, default=Path("bench-out/cascades.png"))
-    parser.add_argument("--scorer", default="builtin:gsm8k-scorer", help="the scorer judge's artifact")
+    parser.add_argument("--scorer", default="builtin:gsm8k-scorer,builtin:gsm8k-scorer-v1",
+                        help="the scorer judge's artifacts, comma-separated (the first is `scorer`)")
     parser.add_argument("--routers", default=str(ROOT / "turnout/models/data/routers/gsm8k-svm"),
                         help="learned router directories, comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test prompts (a smoke run)")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     parser.add_argument("--no-operating-point", action="store_true")
     args = parser.parse_args()
-    report = run(args.shared, args.scorer, [Path(p) for p in args.routers.split(",") if p], args.limit,
+    report = run(args.shared, [a for a in args.scorer.split(",") if a], [Path(p) for p in args.routers.split(",") if p], args.limit,
                  args.resamples, not args.no_operating_point)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -25,6 +25,8 @@ def register(app: typer.Typer) -> None:
                                                                          "chosen by 5-fold CV on train")] = None,
         resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples for the AUC interval")] = 1000,
         shared: Annotated[Path, typer.Option(help="the shared data folder (for gsm8k)")] = Path("../shared/data"),
+        models: Annotated[str | None, typer.Option(help="comma-separated: train on these models' answers only "
+                                                        "(those a cascade judges)")] = None,
     ) -> None:
         """Train a scorer on the train split (by prompt) and report its held-out AUC with a 95 % interval."""
         from turnout.eval.scorer_train import load_answers, write
@@ -37,7 +39,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         try:
             rows = load_answers(data, shared)
-            scorer, report = fit(rows, encoder, c, resamples)
+            scorer, report = fit(rows, encoder, c, resamples,
+                                 models=[m for m in (models or "").split(",") if m] or None)
         except (DataError, OSError) as exc:
             err.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None

@@ -14,10 +14,14 @@ from turnout.config import ConfigError
 from turnout.judges import build_judge
 from turnout.models.scorer import (
     FEATURES,
+    FEATURES_V1,
+    FEATURES_V2,
     AnswerScorer,
     answer_features,
     check_steps,
     final_number,
+    load_scorer,
+    reasoning_features,
     scorer_path,
 )
 
@@ -43,7 +47,7 @@ def test_final_number_and_cheap_features():
     assert final_number("The answer is $1,250.") == 1250.0
     assert final_number("I cannot tell.") is None
     f = answer_features(QUESTION, "16 - 3 - 4 = 9. 9 * 2 = 18.\n#### 18")
-    assert set(f) == set(FEATURES[:-1])
+    assert set(f) == set(FEATURES_V1[:-1])
     assert f["has_final"] == 1 and f["final_integer"] == 1 and f["step_errors"] == 0
     assert f["prompt_numbers_used"] == pytest.approx(1.0)
     refusal = answer_features(QUESTION, "I'm sorry, but I can't help with that.")
@@ -56,8 +60,8 @@ def test_builtin_scorer_ranks_a_correct_answer_above_a_miscalculated_one_and_a_r
     wrong = score(judge, "She has 16 - 3 - 4 = 12 eggs left. Maybe she sells them for 12 * $2 = $25, "
                          "however I assume some break.\n#### 25.5")
     refusal = score(judge, "I'm sorry, but I can't help with that.")
-    assert good.score > wrong.score > refusal.score
-    assert good.passed and not refusal.passed
+    assert good.score > max(wrong.score, refusal.score)
+    assert good.passed and not wrong.passed and not refusal.passed
     assert good.detail["final_number"] == 18.0 and 0 <= refusal.score <= 1
     assert score(judge, "").detail["reason"] == "empty answer"
 
@@ -89,5 +93,62 @@ def test_a_saved_scorer_loads_from_its_directory(tmp_path):
     model = AnswerScorer.fit(x, y, encoder="minilm-static", C=1.0, meta={"trained_on": "synthetic"})
     model.save(tmp_path / "scorer.npz")
     judge = build_judge({"name": "scorer", "params": {"artifact": str(tmp_path), "threshold": 0.9}}, "j")
-    assert judge.threshold == 0.9 and judge.model.meta == {"trained_on": "synthetic"}
+    assert judge.threshold == 0.9 and judge.model.meta["trained_on"] == "synthetic"
+    assert judge.model.features == FEATURES  # the names travel in the artifact
     assert 0 <= score(judge, "9 * 2 = 18").score <= 1
+
+
+def test_reasoning_features_read_a_worked_answer():
+    chained = reasoning_features(QUESTION, "She eats 3 and bakes 4: 3 + 4 = <<3+4=7>>7.\n16 - 7 = <<16-7=9>>9 "
+                                           "left, 9 * 2 = <<9*2=18>>18 dollars.\n#### 18")
+    assert set(chained) == set(FEATURES_V2)
+    assert chained["has_hash"] == 1 and chained["final_is_last_result"] == 1 and chained["final_in_prompt"] == 0
+    assert chained["chain_share"] == 1.0 and chained["ungrounded_operands"] == 0
+    assert chained["prompt_money"] == 1 and chained["prompt_rate"] == 1 and chained["prompt_numbers_unused"] == 0
+    # a made-up number (5), a loose step whose result nothing uses, and a final answer that is not its result
+    loose = reasoning_features(QUESTION, "16 - 5 = <<16-5=11>>11 eggs. 3 * 4 = <<3*4=12>>12. The answer is 16.")
+    assert loose["ungrounded_operands"] == 1 and loose["ungrounded_share"] == pytest.approx(0.25)
+    assert loose["chain_share"] == 0 and loose["final_is_last_result"] == 0 and loose["final_in_prompt"] == 1
+    assert loose["has_hash"] == 0 and loose["prompt_numbers_unused"] == 1  # the $2 is never used
+
+
+def test_the_first_scorer_still_loads_with_its_own_features():
+    v1 = load_scorer("builtin:gsm8k-scorer-v1")
+    assert v1.features == FEATURES_V1 and v1.coef.shape == (2 * 256 + len(FEATURES_V1),)
+    v2 = load_scorer("builtin:gsm8k-scorer")
+    assert v2.features == FEATURES and v2.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    texts = ["She has 16 - 3 - 4 = 9 eggs left. 9 * $2 = $18.\n#### 18", "I'm sorry, but I can't help with that."]
+    for model in (v1, v2):
+        good, refusal = model.score([QUESTION] * 2, texts)
+        assert good > refusal
+
+
+def test_an_artifact_naming_an_unknown_feature_is_refused(tmp_path):
+    x = np.random.default_rng(1).normal(size=(30, 2 * 256 + 2)).astype(np.float32)
+    model = AnswerScorer.fit(x, (x[:, 0] > 0).astype(int), encoder="minilm-static", features=("log_chars", "oracle"))
+    model.save(tmp_path / "scorer.npz")
+    with pytest.raises(ConfigError) as err:
+        build_judge({"name": "scorer", "params": {"artifact": str(tmp_path)}}, "j")
+    assert "unknown feature(s) oracle" in str(err.value.issues[0])
+
+
+def test_training_on_some_models_answers_only(tmp_path):
+    from turnout.eval.scorer_train import AnswerRows, train_scorer
+    from turnout.eval.table import DataError
+
+    prompts, models, responses, scores = [], [], [], []
+    for i in range(60):
+        a, b = 3 + i, 7 + 2 * i
+        for model, total in (("careful", a + b), ("sloppy", a + b + 1 + i % 3)):
+            prompts.append(f"Tom has {a} apples and buys {b} more. How many now?")
+            models.append(model)
+            responses.append(f"{a} + {b} = {total}.\n#### {total}")
+            scores.append(float(total == a + b or (model == "sloppy" and i % 2 == 0)))
+    rows = AnswerRows(prompts, models, responses, np.array(scores), ["test" if i % 5 == 0 else "train"
+                                                                     for i in range(len(prompts))], "sums")
+    _, report = train_scorer(rows, C=1.0, embedding_shrink=16.0, resamples=100, models=["sloppy"])
+    assert report["models"] == ["sloppy"] and report["train"]["rows"] == sum(
+        1 for i, m in enumerate(models) if m == "sloppy" and i % 5)
+    assert set(report["held_out_test"]["by_model"]) == {"sloppy"}
+    with pytest.raises(DataError, match="--models: no answers of gpt-9 in sums"):
+        train_scorer(rows, C=1.0, embedding_shrink=16.0, models=["gpt-9"])

@@ -162,8 +162,16 @@ def hash_fold(prompt: str) -> int:
 
 
 def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | None = None,
-                 resamples: int = RESAMPLES,
-                 embedding_shrink: float | None = None) -> tuple[AnswerScorer, dict[str, Any]]:
+                 resamples: int = RESAMPLES, embedding_shrink: float | None = None,
+                 models: list[str] | None = None) -> tuple[AnswerScorer, dict[str, Any]]:
+    """`models`: train (and test) on these models' answers only: the ones a cascade will judge (a cascade never
+    judges its last model's answer when on_fail is `last`), whose mistakes differ from a stronger model's."""
+    if models:
+        unknown = sorted(set(models) - set(rows.models))
+        if unknown:
+            raise DataError(f"--models: no answers of {', '.join(unknown)} in {rows.name} "
+                            f"(models: {', '.join(sorted(set(rows.models)))})")
+        rows = rows.subset([i for i, m in enumerate(rows.models) if m in models])
     train, test = rows.split("train"), rows.split("test")
     if len(train) == 0:
         raise DataError(f"{rows.name}: no training rows")
@@ -178,6 +186,7 @@ def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | No
         embedding_shrink = best_shrink if embedding_shrink is None else embedding_shrink
     scorer = AnswerScorer.fit(x, y, encoder=encoder, C=C, embedding_shrink=embedding_shrink)
     report: dict[str, Any] = {"data": rows.name, "encoder": encoder, "C": C, "embedding_shrink": embedding_shrink,
+                              "models": sorted(set(rows.models)),
                               "cv_auc": cv,
                               "train": {"rows": len(train), "prompts": len(set(train.prompts))},
                               "split": "by prompt (split column, else turnout.eval.table.held_out: 20 % test)"}

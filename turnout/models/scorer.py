@@ -34,9 +34,23 @@ FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*\$?\s*(-?\d[\d,]*(?
 REFUSAL = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i am unable", "i'm unable", "as an ai")
 HEDGES = ("however", "actually", "assum", "approximately", "round", "not possible", "cannot be", "doesn't make sense",
           "does not make sense", "unclear", "not enough information", "i think", "wait", "mistake", "incorrect")
-FEATURES = ("log_chars", "log_prompt_chars", "length_ratio", "has_final", "final_integer", "final_negative",
-            "refusal", "hedges", "steps", "step_errors", "step_error_share", "prompt_numbers_used",
-            "log_numbers", "repeated_lines", "cosine")
+# the first artifact's cheap features (an artifact without a `features` list in its meta has these)
+FEATURES_V1 = ("log_chars", "log_prompt_chars", "length_ratio", "has_final", "final_integer", "final_negative",
+               "refusal", "hedges", "steps", "step_errors", "step_error_share", "prompt_numbers_used",
+               "log_numbers", "repeated_lines", "cosine")
+# answer-side signs of a wrong maths answer (`reasoning_features`), added for the second GSM8K scorer
+FEATURES_V2 = ("has_hash", "final_is_last_result", "final_in_prompt", "final_log_abs", "final_decimal",
+               "log_results", "ungrounded_operands", "ungrounded_share", "chain_share", "results_per_prompt_number",
+               "prompt_numbers_unused", "log_prompt_numbers", "prompt_percent", "prompt_fraction", "log_lines",
+               "prompt_money", "prompt_rate")
+FEATURES = FEATURES_V1[:-1] + FEATURES_V2 + ("cosine",)  # what a scorer trained now uses; the cosine is last
+# an operand of an answer's step that is neither in the question nor an earlier result, nor a common constant
+COMMON_CONSTANTS = frozenset({1.0, 2.0, 100.0, 60.0, 24.0, 7.0, 12.0, 10.0, 52.0, 30.0, 365.0, 1000.0, 0.5})
+NUMBER_WORDS = {"half": 0.5, "twice": 2, "double": 2, "triple": 3, "dozen": 12, "one": 1, "two": 2, "three": 3,
+                "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
+                "twelve": 12, "quarter": 0.25, "third": 3, "percent": 100, "hundred": 100, "thousand": 1000}
+RESULT = re.compile(r"<<([^=<>]*)=([^<>]*)>>|((?:[\d.,$%()\s]|[-+*/x×÷])+)=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+OPERAND = re.compile(r"\d+(?:\.\d+)?")
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -118,15 +132,74 @@ def answer_features(prompt: str, answer: str) -> dict[str, float]:
     }
 
 
-def feature_matrix(prompts: Sequence[str], answers: Sequence[str], encoder: str) -> np.ndarray:
-    """(n, 2·dim + len(FEATURES)): prompt vector, answer vector, cheap features with the cosine last."""
+def reasoning_features(prompt: str, answer: str) -> dict[str, float]:
+    """Signs that a worked maths answer went wrong, without solving it (FEATURES_V2's order):
+    - has_hash: a `#### N` final line (the worked-answer format); final_is_last_result: the final number is the
+      last step's result (the answer's own steps agree with what it states); final_in_prompt: it only restates a
+      number of the question; final_log_abs, final_decimal: its size, and a fraction where counts are asked;
+    - log_results, chain_share: how many steps (`a op b = c`, `<<a*b=c>>`) and the share of their results that a
+      later step uses (a chain rather than loose computations); ungrounded_operands / ungrounded_share: operands
+      that are neither the question's numbers (digits or number words) nor an earlier result nor a common
+      constant (7 days, 60 minutes, ...): numbers the answer made up or misread;
+    - results_per_prompt_number, prompt_numbers_unused: steps per given number, given numbers never used;
+    - the question's shape: log_prompt_numbers, prompt_percent, prompt_fraction, prompt_money, prompt_rate
+      ("each", "per"), and the answer's log_lines."""
+    low_prompt = prompt.lower()
+    given = [n for n in (_to_float(x) for x in NUMBER.findall(prompt)) if n is not None]
+    known = set(given) | {float(v) for k, v in NUMBER_WORDS.items() if re.search(rf"\b{k}\b", low_prompt)}
+    final = final_number(answer)
+    results: list[float] = []
+    operands: list[list[float]] = []
+    ungrounded = count = 0
+    for calc_left, calc_right, left, right in RESULT.findall(answer[:6000]):
+        ops = [float(x) for x in OPERAND.findall(calc_left or left)]
+        operands.append(ops)
+        for op in ops:
+            count += 1
+            ungrounded += op not in known and op not in results and op not in COMMON_CONSTANTS
+        value = _to_float((calc_right or right).strip())
+        if value is not None:
+            results.append(value)
+    used = {op for ops in operands for op in ops}
+    chained = sum(1 for r in results[:-1] if r in used)
+    answer_numbers = {n for n in (_to_float(x) for x in NUMBER.findall(answer)) if n is not None}
+    return {
+        "has_hash": float("####" in answer),
+        "final_is_last_result": float(final is not None and bool(results) and math.isclose(final, results[-1],
+                                                                                          rel_tol=1e-6)),
+        "final_in_prompt": float(final is not None and final in set(given)),
+        "final_log_abs": math.log1p(abs(final)) if final is not None else 0.0,
+        "final_decimal": float(final is not None and not float(final).is_integer()),
+        "log_results": math.log1p(len(results)),
+        "ungrounded_operands": float(ungrounded),
+        "ungrounded_share": ungrounded / count if count else 0.0,
+        "chain_share": chained / (len(results) - 1) if len(results) > 1 else 1.0,
+        "results_per_prompt_number": len(results) / max(1, len(set(given))),
+        "prompt_numbers_unused": float(len(set(given) - answer_numbers)),
+        "log_prompt_numbers": math.log1p(len(set(given))),
+        "prompt_percent": float("%" in prompt or "percent" in low_prompt),
+        "prompt_fraction": float(bool(re.search(r"\d/\d|half|third|quarter|fifth", low_prompt))),
+        "log_lines": math.log1p(len([line for line in answer.splitlines() if line.strip()])),
+        "prompt_money": float("$" in prompt),
+        "prompt_rate": float(" each" in low_prompt or " per " in low_prompt),
+    }
+
+
+def feature_matrix(prompts: Sequence[str], answers: Sequence[str], encoder: str,
+                   features: Sequence[str] = FEATURES) -> np.ndarray:
+    """(n, 2·dim + len(features)): prompt vector, answer vector, then the named cheap features (the cosine of
+    the two vectors where `cosine` is named)."""
     enc = get_encoder(encoder)
     p = enc.encode(list(prompts))
     a = enc.encode([x or " " for x in answers])
-    cheap = np.array([[answer_features(q, x)[k] for k in FEATURES[:-1]] for q, x in zip(prompts, answers)],
-                     dtype=np.float32).reshape(len(prompts), len(FEATURES) - 1)
-    cosine = (p * a).sum(axis=1, keepdims=True)
-    return np.hstack([p, a, cheap, cosine]).astype(np.float32)
+    cosine = (p * a).sum(axis=1)
+    v2 = any(name in FEATURES_V2 for name in features)
+    rows = []
+    for i, (q, x) in enumerate(zip(prompts, answers)):
+        values = {**answer_features(q, x), **(reasoning_features(q, x) if v2 else {}), "cosine": float(cosine[i])}
+        rows.append([values[name] for name in features])
+    cheap = np.array(rows, dtype=np.float32).reshape(len(prompts), len(features))
+    return np.hstack([p, a, cheap]).astype(np.float32)
 
 
 @dataclass
@@ -137,6 +210,7 @@ class AnswerScorer:
     scale: np.ndarray
     encoder: str
     meta: dict[str, Any] = field(default_factory=dict)
+    features: tuple[str, ...] = FEATURES  # the cheap features' names, in their columns' order
 
     def score_features(self, x: np.ndarray) -> np.ndarray:
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
@@ -144,26 +218,32 @@ class AnswerScorer:
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         """P(good answer) for each (prompt, answer)."""
-        return self.score_features(feature_matrix(prompts, answers, self.encoder))
+        return self.score_features(feature_matrix(prompts, answers, self.encoder, self.features))
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, coef=self.coef.astype(np.float32), intercept=np.float32(self.intercept),
                             mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
-                            encoder=np.array(self.encoder), meta=np.array(json.dumps(self.meta)))
+                            encoder=np.array(self.encoder),
+                            meta=np.array(json.dumps({**self.meta, "features": list(self.features)})))
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerScorer:
         with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
             scorer = cls(data["coef"].astype(np.float32), float(data["intercept"]), data["mean"].astype(np.float32),
-                         data["scale"].astype(np.float32), str(data["encoder"]), json.loads(str(data["meta"])))
+                         data["scale"].astype(np.float32), str(data["encoder"]), meta,
+                         tuple(meta.get("features") or FEATURES_V1))
         if scorer.coef.shape != scorer.mean.shape:
             raise ValueError(f"{path}: coef and mean have different shapes")
+        unknown = set(scorer.features) - set(FEATURES) - {"cosine"}
+        if unknown:
+            raise ValueError(f"{path}: unknown feature(s) {', '.join(sorted(unknown))}")
         return scorer
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.03, embedding_shrink: float = 16.0,
-            meta: dict[str, Any] | None = None) -> AnswerScorer:
-        """Standardised logistic regression. The encoder's dimensions (all but the last len(FEATURES) columns)
+            meta: dict[str, Any] | None = None, features: Sequence[str] = FEATURES) -> AnswerScorer:
+        """Standardised logistic regression. The encoder's dimensions (all but the last len(features) columns)
         are divided by `embedding_shrink` on top: standardised one by one, 512 of them would drown the dozen
         cheap features under the same L2 penalty (an embedding weight then costs shrink² as much)."""
         from sklearn.linear_model import LogisticRegression
@@ -171,11 +251,11 @@ class AnswerScorer:
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale = np.where(scale < 1e-6, 1.0, scale)
-        scale[: x.shape[1] - len(FEATURES)] *= embedding_shrink
+        scale[: x.shape[1] - len(features)] *= embedding_shrink
         model = LogisticRegression(C=C, max_iter=5000)
         model.fit((x - mean) / scale, y.astype(int))
         return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
-                   scale.astype(np.float32), encoder, meta or {})
+                   scale.astype(np.float32), encoder, meta or {}, tuple(features))
 
 
 def scorer_path(artifact: str) -> Path:
