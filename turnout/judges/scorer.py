@@ -2,9 +2,11 @@
 
 The model (turnout.models.scorer.AnswerScorer) is a logistic regression over the packaged sentence encoder's
 vectors of the question and of the answer plus cheap answer features (lengths, a final number, refusal and hedge
-phrases, arithmetic mistakes in the answer's own steps, ...). Train one with
+phrases, arithmetic mistakes in the answer's own steps, whether the stated answer is what its steps computed,
+...). Train one with
 `turnout train-scorer --data TABLE --out DIR` on any table with a `response` column; `builtin:gsm8k-scorer`
-ships, trained on RouteLLM's recorded GSM8K answers of GPT-4 and Mixtral (held-out AUC in docs/judges.md).
+ships, trained on RouteLLM's recorded GSM8K answers of Mixtral (the model a Mixtral → GPT-4 cascade judges;
+held-out AUC in docs/judges.md; the first one, on both models' answers, is builtin:gsm8k-scorer-v1).
 The score is P(good); it passes at `threshold` (default 0.5)."""
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """A learned answer-quality model on (prompt, answer): trained with scikit-learn, served with numpy.
 
 Features: the packaged sentence encoder's vectors of the prompt and of the answer, their cosine, and cheap
-answer features that need no model (`answer_features`): lengths, whether there is a final number and whether it
+answer features that need no model: `answer_features` (lengths, whether there is a final number and whether it
 is a whole number, refusal and hedge phrases, how many of the answer's own `a op b = c` steps are arithmetic
-mistakes, how many of the prompt's numbers the answer uses, repeated lines. A standardised logistic regression
-over them gives P(answer is good). Serving is one dot product (~20 µs) after the two encodings.
+mistakes, how many of the prompt's numbers the answer uses, repeated lines) and `reasoning_features` (signs of a
+wrong worked maths answer: the final number against the last step's result and the question's numbers, steps
+that chain, operands the question never gave). A standardised logistic regression over them gives P(answer is
+good). Serving is one dot product (~20 µs) after the two encodings.
 
 An artifact is one .npz file (`scorer.npz`): weights, the feature standardisation, the encoder name and a JSON
-`meta` (what it was trained on, its held-out AUC with a bootstrap interval)."""
+`meta` (what it was trained on, its held-out AUC with a bootstrap interval, the names of its cheap features:
+an artifact without them is a first-version one, FEATURES_V1)."""
 
 from __future__ import annotations
 
