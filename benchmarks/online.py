@@ -292,6 +292,24 @@ def overhead_table(found: dict[str, dict[str, float]]) -> Table:
     return t
 
 
+def timed(with_redis: bool) -> dict[str, dict[str, float]]:
+    """The overhead table, in memory and (with_redis: on a redis-server started here) with Redis."""
+    redis = None
+    if with_redis:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' redis-server starter
+        from tests.plugins.conftest import RedisServer
+
+        redis = RedisServer().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return asyncio.run(overhead(redis.url if redis else None, Path(tmp)))
+    finally:
+        if redis:
+            redis.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, default=Path("bench-out/online.json"))
@@ -299,6 +317,7 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--dev", action="store_true", help="stream half of the training rows (for choosing defaults)")
     ap.add_argument("--redis", action="store_true", help="also time the learners on a local redis-server")
+    ap.add_argument("--overhead-only", action="store_true", help="only the select()+update() timing table")
     ap.add_argument("--learners", default=",".join((*LEARNERS, *VARIANTS, *GUARDED)))
     ap.add_argument("--params", default="{}", help="JSON: extra params per learner, e.g. {\"linucb\": {\"dim\": 32}}")
     args = ap.parse_args()
@@ -309,6 +328,12 @@ def main() -> None:
                          train.subset([i for i, p in enumerate(train.prompts) if held_out("dev:" + p, 60)],
                                       "dev-stream"))
     extra = json.loads(args.params)
+    if args.overhead_only:
+        report = {"overhead": timed(args.redis)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(overhead_table(report["overhead"]))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         best, offline, artifact = offline_routers(train, stream, Path(tmp))
         report: dict[str, Any] = {
@@ -330,20 +355,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")  # the learners' figures, before the timing runs
     plot_against_offline(curves, args.plot, f"{stream.name}, {len(ORDERS)} random orders (mean)")
-    redis = None
-    if args.redis:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' redis-server starter
-        from tests.plugins.conftest import RedisServer
-
-        redis = RedisServer().start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            report["overhead"] = asyncio.run(overhead(redis.url if redis else None, Path(tmp)))
-    finally:
-        if redis:
-            redis.stop()
+    report["overhead"] = timed(args.redis)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     console.print(results_table(report))
     console.print(overhead_table(report["overhead"]))

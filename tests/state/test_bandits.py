@@ -99,3 +99,37 @@ def test_redis_down_keeps_routing_on_the_local_view_and_says_so(redis_server, ca
         finally:
             await router.aclose()
     asyncio.run(go())
+
+
+def test_statistics_are_stored_packed_and_an_earlier_text_value_is_read_and_rewritten(redis_server):  # noqa: F811
+    """Values go to Redis as packed float64s, exact; one written as comma-separated text (an earlier version) is
+    read as it was and added to, and an own update leaves the view's version alone when nobody else wrote."""
+    import numpy as np
+    import redis
+
+    from turnout.state.bandits import PACKED, RedisBanditState
+
+    direct = redis.Redis.from_url(redis_server.url)
+    direct.set("t-packed:old", "1,0.5,0.25")
+
+    async def go():
+        state = RedisBanditState(redis_server.url, "t-packed", 3)
+        try:
+            await state.refresh()  # nothing tracked yet: reads nothing
+            state.track(["old", "new"])
+            await state.refresh()
+            assert state.view("old").tolist() == [1.0, 0.5, 0.25]
+            await state.add("old", np.array([1.0, 0.1, 0.01]))
+            version = state.version("new")
+            await state.add("new", np.array([1.0, 1 / 3, 1 / 9]))
+            assert state.version("new") == version + 1  # the add, not the reply that confirmed it too
+            return state.view("old").copy()
+        finally:
+            await state.aclose()
+    seen = asyncio.run(go())
+    np.testing.assert_array_equal(seen, np.array([1.0, 0.5, 0.25]) + np.array([1.0, 0.1, 0.01]))
+    for key, expected in (("t-packed:old", [2.0, 0.6, 0.26]), ("t-packed:new", [1.0, 1 / 3, 1 / 9])):
+        raw = direct.get(key)
+        assert raw.startswith(PACKED)
+        np.testing.assert_allclose(np.frombuffer(raw[len(PACKED):], dtype="<f8"), expected, rtol=0, atol=1e-15)
+    direct.close()

@@ -40,7 +40,8 @@ class LinUCBSelector(OnlineSelector):
         self.d_ = dim + len(self.signals) + 1 + (warm_start is not None)
         self.upper_ = np.triu_indices(self.d_)  # A is symmetric: its upper triangle is kept
         self.projection_: np.ndarray | None = None
-        self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # arm → (state version, A⁻¹, b)
+        self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray, int]] = {}  # arm → (state version, A⁻¹, b, n)
+        self.stacked_: tuple[tuple, np.ndarray, np.ndarray] | None = None
 
     def _needs_embedding(self) -> bool:
         return self.dim > 0
@@ -60,7 +61,8 @@ class LinUCBSelector(OnlineSelector):
         parts.append([1.0])
         return np.concatenate(parts)
 
-    def _inverse(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
+    def _inverse(self, arm: str) -> tuple[int, np.ndarray, np.ndarray, int]:
+        """(state version, A⁻¹, b, n) for the arm, recomputed only when its statistics changed underneath."""
         version = self.state.version(arm)
         found = self.cache_.get(arm)
         if found is None or found[0] != version:
@@ -71,22 +73,30 @@ class LinUCBSelector(OnlineSelector):
             a = a + np.triu(a, 1).T
             # warm: the prior is worth `prior_strength` observations of a zero residual
             a += (self.ridge + (self.prior_strength if self.prior_model_ is not None else 0.0)) * np.eye(d)
-            found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + m:].copy())
-        return found[1], found[2]
+            found = self.cache_[arm] = (version, np.linalg.inv(a), stats[1 + m:].copy(), int(stats[0]))
+        return found
+
+    def _stacked(self, arms: list[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Every arm's A⁻¹ and b stacked, so one pick is a few batched products, not a loop over arms."""
+        entries = [self._inverse(arm) for arm in arms]
+        key = (tuple(arms), tuple(e[0] for e in entries))
+        if self.stacked_ is None or self.stacked_[0] != key:
+            self.stacked_ = (key, np.stack([e[1] for e in entries]), np.stack([e[2] for e in entries]))
+        return self.stacked_[1], self.stacked_[2], [e[3] for e in entries]
 
     def _x(self, ctx_vec: np.ndarray, prior: float) -> np.ndarray:
         return np.append(ctx_vec, prior) if self.warm_start is not None else ctx_vec
 
     def _estimate(self, arms, ctx_vec, cell, prior, explore):
-        mean, width, spread, counts = np.empty(len(arms)), np.empty(len(arms)), np.empty(len(arms)), []
-        for k, arm in enumerate(arms):
-            a_inv, b = self._inverse(arm)
-            x = self._x(ctx_vec, prior[k])
-            ax = a_inv @ x
-            mean[k] = prior[k] + float(ax @ b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
-            spread[k] = REWARD_SD * float(np.sqrt(max(x @ ax, 0.0)))  # the ridge estimate's sd at noise REWARD_SD
-            width[k] = self.alpha * float(np.sqrt(max(x @ ax, 0.0)))
-            counts.append(int(self.state.view(arm)[0]))
+        a_inv, b, counts = self._stacked(arms)
+        x = np.tile(ctx_vec, (len(arms), 1))
+        if self.warm_start is not None:
+            x = np.hstack([x, prior[:, None]])
+        ax = np.einsum("kij,kj->ki", a_inv, x)
+        mean = prior + np.einsum("ki,ki->k", ax, b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
+        root = np.sqrt(np.maximum(np.einsum("ki,ki->k", x, ax), 0.0))
+        spread = REWARD_SD * root  # the ridge estimate's sd at noise REWARD_SD
+        width = self.alpha * root
         ucb = mean + width
         return mean, ucb, spread, [f"θᵀx {m:.3f} + α·width {w:.3f} (n={n}) = {u:.3f}"
                            for m, w, n, u in zip(mean, width, counts, ucb)]
@@ -109,4 +119,4 @@ class LinUCBSelector(OnlineSelector):
         a_inv, b = cached[1], cached[2]
         ax = a_inv @ x
         a_inv = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))  # Sherman–Morrison: (A + xxᵀ)⁻¹
-        self.cache_[arm] = (before + 1, a_inv, b + (reward - prior) * x)
+        self.cache_[arm] = (before + 1, a_inv, b + (reward - prior) * x, cached[3] + 1)
