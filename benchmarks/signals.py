@@ -39,12 +39,18 @@ HEURISTIC = {
     "metadata": {"key": "tier", "values": ["gold"]},
     "user_flags": {"objectives": ["cost"]},
     "pii": {},
+    "fact_check": {},
+    "modality": {"outputs": ["image", "audio", "video"], "inputs": ["image", "audio", "file"]},
 }
-NEURAL = {
-    "embedding": {"examples": ["solve for x", "integral of a function", "probability that", "prove the theorem"]},
-    "domain": {"domains": ["math"]},
-    "complexity": {},
-    "jailbreak": {},
+BASELINES = Path(__file__).resolve().parents[1] / "turnout/eval/data/baseline"  # the embedding-only models replaced
+NEURAL = {  # name: (kind, params)
+    "embedding": ("embedding", {"examples": ["solve for x", "integral of a function", "probability that",
+                                             "prove the theorem"]}),
+    "domain": ("domain", {"domains": ["math"]}),
+    "domain (baseline)": ("domain", {"domains": ["math"], "artifact": str(BASELINES / "domain.npz")}),
+    "complexity": ("complexity", {}),
+    "complexity (baseline)": ("complexity", {"artifact": str(BASELINES / "complexity.npz")}),
+    "jailbreak": ("jailbreak", {}),
 }
 
 
@@ -108,7 +114,7 @@ def main() -> None:
                                         "signals": {k: percentiles(v) for k, v in per_signal.items()}}
     report["heuristic_total_us_p50"] = report["sizes"]["2000"]["heuristic_total_us_p50"]
     report["signals"] = report["sizes"]["2000"]["signals"]
-    neural = {kind: signals.get(kind).from_config(kind, params, kind) for kind, params in NEURAL.items()}
+    neural = {name: signals.get(kind).from_config(kind, params, kind) for name, (kind, params) in NEURAL.items()}
     text200 = prompt_of(200, pool)
     for kind, s in neural.items():
         report["signals"][kind] = percentiles(time_signal(s, text200, args.repeat))

@@ -247,39 +247,6 @@ def models(config: ConfigOption = None) -> None:
               f"{'' if cfg.routing.allow_direct else ' (direct model names are refused)'}", highlight=False)
 
 
-@app.command("eval-signals")
-def eval_signals(
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report here")] = None,
-    shared: Annotated[Path, typer.Option(help="the shared data folder")] = Path("../shared/data"),
-    pii_set: Annotated[Path, typer.Option(help="labelled PII prompts (JSONL)")] = Path("tests/data/pii_labelled.jsonl"),
-    domain: Annotated[Optional[str], typer.Option(help="domain classifier to evaluate (default: shipped)")] = None,
-    complexity: Annotated[Optional[str], typer.Option(help="complexity classifier (default: shipped)")] = None,
-    jailbreak: Annotated[Optional[str], typer.Option(help="jailbreak classifier (default: shipped)")] = None,
-) -> None:
-    """Held-out quality of the domain, complexity, jailbreak and PII signals."""
-    from turnout.eval.signals_report import evaluate_all
-
-    artifacts = {k: v for k, v in (("domain", domain), ("complexity", complexity), ("jailbreak", jailbreak)) if v}
-    report = evaluate_all(shared, pii_set, artifacts)
-    table = Table(title="signals on held-out data", title_justify="left")
-    for col in ("signal", "rows", "accuracy (95% CI)", "AUC", "precision", "recall", "F1"):
-        table.add_column(col, justify="left" if col == "signal" else "right")
-    fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
-    for task in ("domain", "complexity", "jailbreak"):
-        r = report[task]
-        accuracy = "{:.3f} ({:.3f}–{:.3f})".format(r["accuracy"], *r["accuracy_ci95"])
-        table.add_row(task, str(r["test_rows"]), accuracy, fmt(r, "auc"), fmt(r, "precision"),
-                      fmt(r, "recall"), fmt(r, "f1"))
-    pii = report["pii"]
-    table.add_row("pii", str(pii["labelled_items"]), "-", "-", "-", f"{pii['recall']:.3f}", "-")
-    out.print(table)
-    out.print(f"pii false positives on {pii['clean_prompts']} clean prompts: {pii['false_positives_on_clean_prompts']}")
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2))
-        out.print(f"wrote {json_out}")
-
-
 @app.command("train-classifier")
 def train_classifier(
     data: Annotated[Path, typer.Option(help="CSV or JSONL with a text column and a label column")],
@@ -319,9 +286,10 @@ def train_classifier(
     out.print(f"wrote {out_file}: {len(rows)} rows, labels {', '.join(model.labels)}")
 
 
-from turnout import cli_eval, cli_replay, cli_scorer  # noqa: E402  (the train/eval and replay commands live there)
+from turnout import cli_eval, cli_replay, cli_scorer, cli_signals  # noqa: E402  (train/eval, replay, eval-signals)
 
 cli_eval.register(app)
+cli_signals.register(app)
 cli_replay.register(app)
 cli_scorer.register(app)
 

@@ -158,3 +158,17 @@ def hand_written(name: str, split: str) -> list[dict]:
     """turnout/eval/data/NAME/SPLIT.jsonl (see the README there)."""
     path = Path(__file__).resolve().parent / "data" / name / f"{split}.jsonl"
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def domain_sources(shared: Path) -> dict[str, str]:
+    """Prompt → the task or MMLU subject it comes from ("llmrouter:gsm8k", "mmlu:nutrition"): the finer classes
+    the shipped domain model learns (a domain is the sum of its classes' probabilities), and the grouping of
+    the cross-dataset check."""
+    source: dict[str, str] = {}
+    for row in _csv(shared / "llmrouter/routing_scores_merged.csv"):
+        if task_domain(row["task_name"]) is not None:
+            source.setdefault(row["query"], f"llmrouter:{row['task_name']}")
+    for path in sorted((shared / "routellm/evals/mmlu/responses").glob("mmlu_*.csv")):
+        for row in _csv(path):
+            source.setdefault(row["prompt"], f"mmlu:{path.stem[len('mmlu_'):]}")
+    return source

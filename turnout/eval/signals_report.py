@@ -8,9 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from turnout.eval.signal_data import Examples, complexity_examples, domain_examples, jailbreak_examples, pii_examples
+from turnout.eval.signal_data import (
+    Examples,
+    complexity_examples,
+    domain_examples,
+    fact_check_examples,
+    hand_written,
+    jailbreak_examples,
+    modality_examples,
+    pii_examples,
+)
 from turnout.models.classifier import LinearClassifier, load_classifier
-from turnout.models.encoders import get_encoder
 from turnout.signals.pii import find_pii
 
 # the classifiers scripts/train_signal_classifiers.py trains and classifier_metrics.json describes; jailbreak has its
@@ -19,11 +27,7 @@ TASKS = {"domain": domain_examples, "complexity": complexity_examples}
 
 
 def _probabilities(model: LinearClassifier, examples: Examples) -> np.ndarray:
-    x = get_encoder(model.encoder).encode([t for t, _ in examples])
-    logits = x @ model.coef.T + model.intercept
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
+    return model.proba_texts([t for t, _ in examples])
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -94,13 +98,97 @@ def evaluate_pii(path: Path) -> dict[str, Any]:
             "clean_prompts": sum(1 for r in rows if not r["spans"])}
 
 
+BASELINES = Path(__file__).resolve().parent / "data" / "baseline"  # the embedding-only models shipped before
+
+
 def evaluate_all(shared: Path, pii_set: Path, artifacts: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every signal on every held-out split; `TASK_baseline` is the model the shipped one replaced, on the same
+    rows. The domain cross-dataset figures come from classifier_metrics.json (they need models trained without
+    a source, which scripts/train_signal_classifiers.py fits)."""
+    import json
+
+    from turnout.models import classifier
+
     artifacts = artifacts or {}
     report: dict[str, Any] = {}
     for task, loader in TASKS.items():
         _, test = loader(shared)
         report[task] = evaluate_classifier(task, load_classifier(artifacts.get(task, f"builtin:{task}")), test)
+        report[f"{task}_baseline"] = evaluate_classifier(task, load_classifier(str(BASELINES / f"{task}.npz")), test)
+    published = json.loads(Path(classifier.__file__).with_name("data").joinpath("classifier_metrics.json").read_text())
+    if "domain_cross_dataset" in published and "domain" not in artifacts:
+        report["domain_cross_dataset"] = published["domain_cross_dataset"]
     report["jailbreak"] = evaluate_classifier("jailbreak", load_classifier(artifacts.get("jailbreak", "builtin:jailbreak")),
                                               jailbreak_examples(shared)[1])
+    try:  # the injection detectors' own report (multilingual and indirect splits), where it is installed
+        from turnout.eval.injection_report import evaluate_injection
+    except ImportError as exc:
+        report["injection_error"] = str(exc)
+    else:
+        report["injection"] = evaluate_injection(shared)
+    report["fact_check"] = evaluate_fact_check(shared)
+    report["modality"] = evaluate_modality(shared)
     report["pii"] = evaluate_pii(pii_set)
+    return report
+
+
+def binary_report(scores: np.ndarray, gold: np.ndarray, threshold: float = 0.5, resamples: int = 1000) -> dict[str, Any]:
+    """Accuracy (Wilson interval), precision, recall, F1 (percentile-bootstrap 95 % interval), AUC of a score
+    against 0/1 gold labels, at `threshold`."""
+    predicted = scores >= threshold
+    gold = gold.astype(bool)
+
+    def f1(p: np.ndarray, g: np.ndarray) -> float:
+        tp = int((p & g).sum())
+        return 2 * tp / max(1, int(p.sum()) + int(g.sum()))
+
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, len(gold), len(gold)) for _ in range(resamples)]
+    f1s = np.array([f1(predicted[d], gold[d]) for d in draws])
+    tp = int((predicted & gold).sum())
+    hits = int((predicted == gold).sum())
+    return {"rows": len(gold), "positives": int(gold.sum()), "accuracy": round(hits / len(gold), 4),
+            "accuracy_ci95": wilson_ci95(hits, len(gold)),
+            "precision": round(tp / max(1, int(predicted.sum())), 4), "recall": round(tp / max(1, int(gold.sum())), 4),
+            "f1": round(f1(predicted, gold), 4),
+            "f1_ci95": [round(float(np.percentile(f1s, 2.5)), 4), round(float(np.percentile(f1s, 97.5)), 4)],
+            "auc": round(auc(scores, gold), 4), "false_alarm_rate": round(
+                int((predicted & ~gold).sum()) / max(1, int((~gold).sum())), 4)}
+
+
+def evaluate_fact_check(shared: Path) -> dict[str, Any]:
+    """The fact_check signal on the hand-written dev and final splits and on LLMRouter's test rows (by task)."""
+    from turnout.signals.fact_check import fact_check_score
+
+    splits: dict[str, list[tuple[str, int]]] = {
+        "hand_written_dev": [(r["text"], r["label"]) for r in hand_written("fact_check", "dev")],
+        "hand_written_final": [(r["text"], r["label"]) for r in hand_written("fact_check", "final")],
+        "llmrouter_test": fact_check_examples(shared, "test"),
+    }
+    return {name: binary_report(np.array([fact_check_score(t)[0] for t, _ in rows]),
+                                np.array([label for _, label in rows])) for name, rows in splits.items()}
+
+
+def evaluate_modality(shared: Path) -> dict[str, Any]:
+    """Requests for image, audio and video output: per modality on the hand-written splits (a prompt counts as
+    right when the set of modalities found is exactly the one asked for), and false alarms on LLMRouter's test
+    prompts, none of which asks for one."""
+    from turnout.signals.modality import requested_outputs
+
+    report: dict[str, Any] = {}
+    for split in ("dev", "final"):
+        rows = hand_written("modality", split)
+        found = [set(requested_outputs(r["text"])) for r in rows]
+        exact = sum(f == ({r["output"]} if r["output"] != "none" else set()) for f, r in zip(found, rows))
+        entry: dict[str, Any] = {"rows": len(rows), "exact_accuracy": round(exact / len(rows), 4),
+                                 "exact_accuracy_ci95": wilson_ci95(exact, len(rows))}
+        for modality in ("image", "audio", "video"):
+            entry[modality] = binary_report(np.array([float(modality in f) for f in found]),
+                                            np.array([r["output"] == modality for r in rows]))
+        report[f"hand_written_{split}"] = entry
+    prompts = modality_examples(shared, "test")
+    alarms = sum(bool(requested_outputs(t)) for t in prompts)
+    report["llmrouter_test"] = {"rows": len(prompts), "false_alarms": alarms,
+                                "false_alarm_rate": round(alarms / max(1, len(prompts)), 4),
+                                "false_alarm_rate_ci95": wilson_ci95(alarms, len(prompts))}
     return report

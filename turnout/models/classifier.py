@@ -1,20 +1,27 @@
-"""Linear classifiers over sentence embeddings: trained with scikit-learn, served with numpy.
+"""Linear classifiers over sentence embeddings and, optionally, hashed n-gram TF-IDF: trained with scikit-learn,
+served with numpy.
 
 scikit-learn's predict_proba on one vector costs ~400 µs; softmax(W @ x + b) in numpy ~20 µs. So fitting uses
-LogisticRegression and serving uses the exported weights. An artifact is one .npz file."""
+LogisticRegression and serving uses the exported weights. An artifact is one .npz file; files written before
+the n-gram features and class groups existed load unchanged (embedding only, one class per label).
+
+A model may learn finer classes than it reports (the domain model learns each task and MMLU subject, then sums
+their probabilities per domain): `groups[i]` is the label of class i."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from turnout.models.encoders import get_encoder
+from turnout.models.text_features import tfidf, tfidf_matrix
 
 
 @dataclass
@@ -24,32 +31,72 @@ class LinearClassifier:
     intercept: np.ndarray
     encoder: str
     meta: dict[str, Any] = field(default_factory=dict)
+    ngram_idf: np.ndarray | None = None  # (buckets,): present when the model reads hashed n-grams too
+    ngram_coef: np.ndarray | None = None  # (classes, buckets)
+    groups: np.ndarray | None = None  # (classes,) index into labels; None: class i is labels[i]
 
-    def proba(self, vector: np.ndarray) -> np.ndarray:
+    @property
+    def uses_text(self) -> bool:
+        return self.ngram_idf is not None
+
+    def _to_labels(self, p: np.ndarray) -> np.ndarray:
+        if self.groups is None:
+            return p
+        out = np.zeros(p.shape[:-1] + (len(self.labels),), dtype=p.dtype)
+        for i, g in enumerate(self.groups):
+            out[..., g] += p[..., i]
+        return out
+
+    def proba(self, vector: np.ndarray, text: str | None = None) -> np.ndarray:
         logits = self.coef @ vector + self.intercept
+        if self.ngram_idf is not None and self.ngram_coef is not None:
+            if text is None:
+                raise ValueError("this classifier reads the text's n-grams too: pass the text")
+            index, values = tfidf(text, self.ngram_idf)
+            logits = logits + self.ngram_coef[:, index] @ values
         logits -= logits.max()
         exp = np.exp(logits)
-        return exp / exp.sum()
+        return self._to_labels(exp / exp.sum())
 
-    def predict(self, vector: np.ndarray) -> tuple[str, float, dict[str, float]]:
-        p = self.proba(vector)
+    def predict(self, vector: np.ndarray, text: str | None = None) -> tuple[str, float, dict[str, float]]:
+        p = self.proba(vector, text)
         best = int(np.argmax(p))
         return self.labels[best], float(p[best]), {label: float(x) for label, x in zip(self.labels, p)}
 
+    def proba_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, labels) probabilities, batched: what evaluation uses; the same numbers as `proba`."""
+        logits = get_encoder(self.encoder).encode(list(texts)) @ self.coef.T + self.intercept
+        if self.ngram_idf is not None and self.ngram_coef is not None:
+            logits = logits + np.asarray(tfidf_matrix(list(texts), self.ngram_idf) @ self.ngram_coef.T)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return self._to_labels(p / p.sum(axis=1, keepdims=True))
+
     def save(self, path: str | Path) -> None:
+        extra = {}
+        if self.ngram_idf is not None and self.ngram_coef is not None:
+            extra = {"ngram_idf": self.ngram_idf.astype(np.float32), "ngram_coef": self.ngram_coef.astype(np.float16)}
+        if self.groups is not None:
+            extra["groups"] = self.groups.astype(np.int16)
         np.savez_compressed(path, coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32),
                             labels=np.array(self.labels), encoder=np.array(self.encoder),
-                            meta=np.array(json.dumps(self.meta)))
+                            meta=np.array(json.dumps(self.meta)), **extra)
 
     @classmethod
-    def load(cls, path: str | Path) -> "LinearClassifier":
+    def load(cls, path: str | Path) -> LinearClassifier:
         with np.load(path, allow_pickle=False) as data:
+            optional = {k: data[k].astype(np.float32) for k in ("ngram_idf", "ngram_coef") if k in data}
+            if "groups" in data:
+                optional["groups"] = data["groups"].astype(np.int64)
             return cls([str(x) for x in data["labels"]], data["coef"].astype(np.float32),
-                       data["intercept"].astype(np.float32), str(data["encoder"]), json.loads(str(data["meta"])))
+                       data["intercept"].astype(np.float32), str(data["encoder"]), json.loads(str(data["meta"])),
+                       **optional)
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[str], *, encoder: str = "minilm-static", C: float = 4.0,
-            class_weight: str | None = "balanced", meta: dict[str, Any] | None = None) -> "LinearClassifier":
+            class_weight: str | None = "balanced", meta: dict[str, Any] | None = None) -> LinearClassifier:
+        """The embedding-only model (`turnout train-classifier`); scripts/train_signal_classifiers.py fits the
+        shipped ones with n-grams too (turnout.models.fit_text_classifier)."""
         from sklearn.linear_model import LogisticRegression
 
         x = get_encoder(encoder).encode(list(texts))

@@ -1,5 +1,5 @@
-"""Signals backed by a trained linear classifier over the request embedding: domain, complexity (and, in
-jailbreak.py, jailbreak).
+"""Signals backed by a trained linear classifier over the request embedding (and, for the shipped domain and
+complexity models, hashed n-grams of the text): domain, complexity (and, in jailbreak.py, jailbreak).
 Each ships a default artifact trained on ../shared/data (scripts/train_signal_classifiers.py) and accepts a
 user's own (`turnout train-classifier`)."""
 
@@ -26,7 +26,8 @@ class ClassifierSignal(Signal):
 
     async def classify(self, ctx: RoutingContext) -> tuple[str, float, dict[str, float]]:
         vector = await request_embedding(ctx, self.model.encoder, self.params.scope)
-        return self.model.predict(vector)
+        # a model with n-gram features reads the text too (cached on the context; the scan is linear, capped)
+        return self.model.predict(vector, ctx.text(self.params.scope) if self.model.uses_text else None)
 
 
 class DomainParams(Params):

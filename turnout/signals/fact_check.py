@@ -34,7 +34,7 @@ QUESTION_WORDS = {
     "who", "whom", "whose", "when", "where", "which", "wer", "wen", "wem", "wessen", "wann", "wo", "woher", "welche",
     "welcher", "welches", "qui", "quand", "où", "quel", "quelle", "quels", "quelles", "quién", "quiénes", "quien",
     "cuándo", "cuando", "dónde", "donde", "cuál", "cuáles", "chi", "quando", "dove", "quale", "quali", "qual",
-    "quem", "quando", "onde"}
+    "quem", "onde"}
 HOW_MUCH = [p.split() for p in (
     "how many", "how much", "how old", "how tall", "how far", "how long", "how big", "how high", "how deep",
     "how large", "how heavy", "what year", "what date", "what percentage", "what share", "what is the population",
@@ -59,7 +59,7 @@ VERIFY = [p.split() for p in (
     "is it true", "true that", "is that accurate", "is that true", "is it correct", "correct that", "verify",
     "fact check", "really", "myth", "stimmt es", "est ce vrai", "es verdad", "è vero")]
 CREATIVE = {"write", "compose", "imagine", "pretend", "invent", "brainstorm", "come", "roleplay", "draft",
-            "schreib", "schreibe", "écris", "écrivez", "imagine", "escribe", "escriba", "imagina", "scrivi",
+            "schreib", "schreibe", "écris", "écrivez", "escribe", "escriba", "imagina", "scrivi",
             "immagina", "escreva", "inventa"}
 CREATIVE_WORDS = {"story", "poem", "song", "haiku", "limerick", "fictional", "fiction", "diary", "fairy",
                   "bedtime", "names", "slogan", "lyrics", "chorus", "gedicht", "geschichte", "histoire", "poème",
@@ -82,27 +82,28 @@ ADVICE = [p.split() for p in ("help me", "give me some tips", "tips for", "plan 
 CHAT = {"hi", "hello", "hey", "thanks", "thank", "hallo", "danke", "bonjour", "merci", "hola", "gracias", "ciao",
         "grazie"}
 OPEN_QUESTION_WORDS = {"what", "was", "name", "qué", "que", "quoi", "cosa", "che", "o", "were", "is", "are", "did",
-                       "does", "do", "was", "ist", "war", "est"}
+                       "does", "do", "ist", "war", "est"}
 BIAS = -1.0
 
 
-def _has(tokens: list[str], phrases: list[list[str]]) -> bool:
-    return any(tokens[i:i + len(p)] == p for p in phrases for i in range(len(tokens)))
+def _has(joined: str, phrases: list[list[str]]) -> bool:
+    """Whether any phrase occurs as consecutive tokens of `joined` (the tokens, space-separated and padded)."""
+    return any(f" {' '.join(p)} " in joined for p in phrases)
 
 
 def fact_cues(text: str) -> dict[str, float]:
     """Each cue found and its weight; the score is the logistic function of BIAS plus their sum."""
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
     tokens = TOKEN.findall(text.lower().replace("'", " ").replace("’", " "))
-    first = tokens[:3]
+    words, joined, opening = set(tokens), f" {' '.join(tokens)} ", f" {' '.join(tokens[:4])} "
     cues: dict[str, float] = {}
     if text.rstrip().endswith(("?", "？")):
         cues["question mark"] = 0.5
-    if tokens and (tokens[0] in QUESTION_WORDS or _has(tokens[:4], HOW_MUCH)):
+    if tokens and (tokens[0] in QUESTION_WORDS or _has(opening, HOW_MUCH)):
         cues["factual question word"] = 1.5
     elif tokens and tokens[0] in OPEN_QUESTION_WORDS:
         cues["question word"] = 1.0
-    if "question mark" in cues and any(t in {"which", "what"} for t in tokens[1:]):
+    if "question mark" in cues and {"which", "what"} & set(tokens[1:]):
         cues["which/what in a question"] = 0.8
     facts = sum(1 for t in tokens if t in FACT_WORDS)
     if facts:
@@ -112,27 +113,25 @@ def fact_cues(text: str) -> dict[str, float]:
     proper = len(PROPER.findall(text))
     if proper:
         cues["proper nouns"] = 0.6 if proper == 1 else 0.9
-    if any(t in SOURCE_WORDS for t in tokens):
+    if words & SOURCE_WORDS:
         cues["asks for sources"] = 1.5
-    if _has(tokens, VERIFY):
+    if _has(joined, VERIFY):
         cues["asks to verify"] = 1.5
-    if any(t in CREATIVE for t in first) and any(t in CREATIVE_WORDS for t in tokens) or \
-            (tokens[:2] in (["come", "up"],) or any(t in {"imagine", "pretend", "invent", "imagina", "immagina"}
-                                                    for t in first)):
+    if CREATIVE.intersection(tokens[:3]) and words & CREATIVE_WORDS or tokens[:2] == ["come", "up"] or \
+            {"imagine", "pretend", "invent", "imagina", "immagina"}.intersection(tokens[:3]):
         cues["creative writing"] = -3.0
-    for phrase in ("area code", "zip code", "postal code", "dress code", "morse code", "country code"):
-        text = text.replace(phrase, "")
-    if "```" in text or any(t in CODE_WORDS for t in TOKEN.findall(text.lower())):
+    not_code = sum(joined.count(f" {p} code ") for p in ("area", "zip", "postal", "dress", "morse", "country"))
+    if "```" in text or (CODE_WORDS - {"code"}) & words or joined.count(" code ") > not_code:
         cues["code"] = -2.5
-    if _has(tokens, OPINION):
+    if _has(joined, OPINION):
         cues["opinion"] = -2.5
     numbers = len(NUMBER.findall(text))
-    if ARITHMETIC.search(text) or any(t in MATH_WORDS for t in tokens) or numbers >= 3 or "$" in text or \
-            (numbers >= 2 and _has(tokens, HOW_MUCH[:2])):
+    if ARITHMETIC.search(text) or words & MATH_WORDS or numbers >= 3 or "$" in text or \
+            (numbers >= 2 and _has(joined, HOW_MUCH[:2])):
         cues["maths to compute"] = -2.5
     if tokens and tokens[0] in REWRITE or "the following text" in text.lower():
         cues["rework a given text"] = -2.5
-    if _has(tokens[:4], ADVICE):
+    if _has(opening, ADVICE):
         cues["advice or how-to"] = -1.5
     if text.count(",") >= 4 and len(tokens) <= 2 * text.count(",") + 2:
         cues["a word list"] = -3.0

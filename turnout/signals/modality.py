@@ -12,6 +12,7 @@ it is not a request. Time is linear in the text (one tokenisation, a fixed look-
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from typing import Literal
@@ -28,7 +29,8 @@ InputModality = Literal["image", "audio", "video", "file"]
 PART_TYPES: dict[str, str] = {"image_url": "image", "image": "image", "input_image": "image",
                               "input_audio": "audio", "audio": "audio", "video_url": "video", "input_video": "video",
                               "video": "video", "file": "file", "input_file": "file", "document": "file"}
-MAX_CHARS = 8000  # output requests are read from the message's first 8,000 characters
+EDGE_CHARS = 2000  # output requests are read from the message's first and last 2,000 characters
+CLAUSE_TOKENS = 40  # a rule reads a clause's first 40 words
 CLAUSE = re.compile(r"[.!?;:\n。！？]+")
 TOKEN = re.compile(r"\w+")
 
@@ -53,7 +55,7 @@ MAKE_VERBS = {
     "generate", "create", "make", "produce", "design", "render", "give", "show", "send", "compose", "record",
     "need", "want", "erstelle", "erstellen", "generiere", "generieren", "mach", "mache", "erzeuge", "gestalte",
     "zeig", "zeige", "génère", "générer", "crée", "créer", "fais", "faire", "montre", "produis", "genera", "generar",
-    "crea", "crear", "haz", "hazme", "hacer", "muéstrame", "produce", "genere", "creare", "fai", "fammi", "mostrami",
+    "crea", "crear", "haz", "hazme", "hacer", "muéstrame", "genere", "creare", "fai", "fammi", "mostrami",
     "gere", "gerar", "crie", "criar", "faça", "fazer", "mostre"}
 CONVERT_VERBS = {"convert", "turn", "transform", "wandle", "umwandeln", "verwandle", "convertis", "transforme",
                  "convierte", "transforma", "converti", "trasforma", "converta"}
@@ -80,13 +82,18 @@ ALOUD = [p.split() for p in ("aloud", "out loud", "laut", "vor", "vorlesen", "à
 READ_VERBS = {"read", "say", "speak", "narrate", "recite", "lies", "lese", "vorlesen", "sag", "lis", "lisez", "dis",
               "lee", "léeme", "di", "leggi", "leggimi", "leia", "diga", "narra"}
 SING_VERBS = {"sing", "singe", "chante", "canta", "cante", "hum"}
-SPEECH = {"speech", "audio", "voice", "sprache", "audio", "parole", "voix", "voz", "voce", "mp3"}
+SPEECH = {"speech", "audio", "voice", "sprache", "parole", "voix", "voz", "voce", "mp3"}
 CJK = {
     "image": re.compile(r"^(请|帮我|给我)?画[一个张幅]|(画|绘制|生成|创作|做)[^。？！]{0,8}(图|画|照片)|(絵|イラスト|画像)を(描|生成|作)|描いて"),
     "audio": re.compile(r"(朗读|读出来|念出来|生成[^。？！]{0,6}(音频|语音|歌))|読み上げ"),
     "video": re.compile(r"(生成|制作|做)[^。？！]{0,8}(视频|动画)|動画を(生成|作)"),
 }
 DESCRIBE = re.compile(r"描述|説明")
+
+
+TRIGGERS = DRAW_VERBS | MAKE_VERBS | CONVERT_VERBS | READ_VERBS | SING_VERBS | {
+    "animate", "animiere", "anime", "anima", "animar", "tts", "male", "need", "want", "like", "möchte", "brauche",
+    "veux", "voudrais", "quiero", "necesito", "voglio", "vorrei", "quero", "preciso"}
 
 
 def _skip_polite(tokens: list[str]) -> int:
@@ -101,7 +108,9 @@ def _skip_polite(tokens: list[str]) -> int:
 
 
 def _has(tokens: list[str], phrases: list[list[str]]) -> bool:
-    return any(tokens[i:i + len(p)] == p for p in phrases for i in range(len(tokens)))
+    """Whether any phrase occurs as consecutive tokens (one substring search per phrase, in C)."""
+    joined = f" {' '.join(tokens)} "
+    return any(f" {' '.join(p)} " in joined for p in phrases)
 
 
 def _noun_near(tokens: list[str], start: int, window: int = 4) -> str | None:
@@ -118,9 +127,11 @@ def _noun_near(tokens: list[str], start: int, window: int = 4) -> str | None:
 def clause_requests(clause: str) -> dict[str, str]:
     """Output modality → the rule that found a request for it in this clause."""
     lowered = clause.lower().replace("'", " ").replace("’", " ")
-    spans = list(TOKEN.finditer(lowered))
+    spans = list(itertools.islice(TOKEN.finditer(lowered), CLAUSE_TOKENS))
     tokens = [m.group() for m in spans]
     found: dict[str, str] = {}
+    if not TRIGGERS.intersection(tokens[:10]) and " text to speech " not in f" {' '.join(tokens)} ":
+        return found  # no rule's verb near the clause's start (politeness is at most a few words)
     i = _skip_polite(tokens)
     # a word list ("paint, flash, draw, …") or a call in code ("draw((0,0)--(1,1));") is not a request
     if i >= len(tokens) or lowered[spans[i].end():spans[i].end() + 1] in {",", "(", "=", "."} or \
@@ -132,7 +143,7 @@ def clause_requests(clause: str) -> dict[str, str]:
     for phrase in WANT:
         if tokens[i:i + len(phrase)] == phrase:
             verb, rest = "want", i + len(phrase)
-    if rest < len(tokens) and tokens[rest] in {"me", "mir", "moi", "nous", "mi", "me", "uns"}:
+    if rest < len(tokens) and tokens[rest] in {"me", "mir", "moi", "nous", "mi", "uns"}:
         rest += 1
     if verb in DRAW_VERBS and not NOT_DRAWN.intersection(tokens[rest:rest + 2]):
         found["image"] = f"draw verb '{verb}'"
@@ -150,16 +161,24 @@ def clause_requests(clause: str) -> dict[str, str]:
         found.setdefault("audio", f"'{verb}'")
     if verb in {"animate", "animiere", "anime", "anima", "animar"}:
         found.setdefault("video", f"'{verb}'")
-    if "text to speech" in " ".join(tokens) or "tts" in tokens:
+    if " text to speech " in f" {' '.join(tokens)} " or "tts" in tokens:
         found.setdefault("audio", "text to speech")
     return found
 
 
 def requested_outputs(text: str) -> dict[str, str]:
     """Output modality → why: the first rule that found a request for it in the text."""
-    text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
+    if len(text) > 2 * EDGE_CHARS:
+        text = text[:EDGE_CHARS] + "\n" + text[-EDGE_CHARS:]
+    text = unicodedata.normalize("NFKC", text)
     found: dict[str, str] = {}
-    for clause in CLAUSE.split(text):
+    lowered = text.lower()
+    words = set(TOKEN.findall(lowered.replace("'", " ").replace("’", " ")))
+    if words & TRIGGERS or "text to speech" in lowered:  # most prompts hold no verb a rule starts with
+        clauses = CLAUSE.split(text)
+    else:
+        clauses = []
+    for clause in clauses:
         for modality, why in clause_requests(clause).items():
             found.setdefault(modality, why)
     if not DESCRIBE.search(text):
@@ -186,7 +205,7 @@ class ModalityParams(Params):
     scope: Literal["last_user", "user", "all"] = "last_user"
 
     @model_validator(mode="after")
-    def _something(self) -> "ModalityParams":
+    def _something(self) -> ModalityParams:
         if not self.outputs and not self.inputs:
             raise ValueError("set `outputs` (image, audio, video) or `inputs` (image, audio, video, file)")
         return self

@@ -1,0 +1,72 @@
+"""Hashed word and character n-grams with TF-IDF weights: the lexical half of the classifiers' features.
+
+The sentence embedding says what a prompt is about in general; n-grams catch the words that name a subject
+("tort", "mitochondria", "GDP"). Hashing (CRC-32 of each n-gram, modulo `dim`) needs no vocabulary file and
+gives the same buckets at training and serving time, in any process. Counts are sublinear (1 + log tf), weighted
+by an IDF learned at fit time, and L2-normalised, as scikit-learn's TfidfVectorizer(sublinear_tf=True) does."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+WORD = re.compile(r"\w+")
+MAX_CHARS = 4000  # the lexical features read a prompt's first 4,000 characters (its subject is stated early)
+
+
+def ngrams(text: str) -> list[str]:
+    """Word unigrams and bigrams, and character 3- and 4-grams inside each word (padded with spaces)."""
+    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
+    grams = [f"w {w}" for w in words]
+    grams += [f"b {a} {b}" for a, b in itertools.pairwise(words)]
+    for w in words:
+        padded = f" {w} "
+        for n in (3, 4):
+            grams += [padded[i:i + n] for i in range(len(padded) - n + 1)]
+    return grams
+
+
+def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket indices, sublinear counts) of a text's n-grams."""
+    buckets: dict[int, int] = {}
+    for gram in ngrams(text):
+        h = zlib.crc32(gram.encode("utf-8")) % dim
+        buckets[h] = buckets.get(h, 0) + 1
+    index = np.fromiter(buckets.keys(), dtype=np.int64, count=len(buckets))
+    counts = np.fromiter(buckets.values(), dtype=np.float32, count=len(buckets))
+    return index, 1.0 + np.log(counts)
+
+
+def tfidf(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, values) of one text's L2-normalised TF-IDF vector."""
+    index, tf = hashed_counts(text, len(idf))
+    values = tf * idf[index]
+    norm = float(np.linalg.norm(values))
+    return index, values / norm if norm > 0 else values
+
+
+def fit_idf(texts: Sequence[str], dim: int) -> np.ndarray:
+    """Smoothed IDF per bucket: log((1 + n) / (1 + df)) + 1."""
+    df = np.zeros(dim, dtype=np.float64)
+    for text in texts:
+        df[hashed_counts(text, dim)[0]] += 1
+    return (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
+
+
+def tfidf_matrix(texts: Sequence[str], idf: np.ndarray) -> sparse.csr_matrix:
+    rows, cols, vals = [], [], []
+    for i, text in enumerate(texts):
+        index, values = tfidf(text, idf)
+        rows.append(np.full(len(index), i))
+        cols.append(index)
+        vals.append(values)
+    if not texts:
+        return sparse.csr_matrix((0, len(idf)), dtype=np.float32)
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(len(texts), len(idf)), dtype=np.float32)
