@@ -2,7 +2,12 @@
 the baselines; then cross-dataset generalisation (train on one dataset, test on another).
 
     python benchmarks/routing_quality.py --json bench-out/routing_quality.json [--shared ../shared/data]
-        [--datasets gsm8k,mmlu,llmrouter] [--encoder minilm-static] [--plots bench-out]
+        [--datasets gsm8k,mmlu,llmrouter] [--encoder minilm-static] [--plots bench-out] [--routers mlp,ensemble]
+        [--baseline benchmarks/baselines/routing_quality_before.json]
+
+After each run's table, "before → now" sets the figures of the baseline file (the previous routers, measured
+before issue 17 by this script; `--baseline none` to skip) beside this run's: AIQ and the cost, as a share of the
+best single model's, at which 95 % and 100 % of that model's quality are reached, with 95 % intervals.
 
 Cross-dataset runs: MMLU → GSM8K and GSM8K → MMLU (same two models), and on LLMRouter leave-tasks-out (train
 on the tasks of one half, test on the other half's tasks: prompts of a kind the router never saw).
@@ -36,7 +41,8 @@ def learned() -> list[str]:
     return [n for n in selectors.names() if getattr(selectors.get(n), "needs_fit", False) and n not in SKIP]
 
 
-def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache: dict) -> dict:
+def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache: dict,
+        routers: list[str] | None = None) -> dict:
     def encode(t: RoutingTable) -> np.ndarray:
         key = (t.name, len(t), t.fingerprint())
         if key not in cache:
@@ -48,13 +54,13 @@ def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache:
               "models": test.models, "bootstrap": boot.describe(), "routers": {},
               "baselines": score_baselines(test, boot)}
     x_train, x_test = encode(train), encode(test)
-    for router in learned():
+    for router in routers or learned():
         selector = selectors.get(router)()
         selector.encoder = encoder  # saved with an artifact; the server embeds requests with the same encoder
         start = time.perf_counter()
         selector.fit(train, x_train)
         seconds = time.perf_counter() - start
-        predicted = selector.predict_quality(x_test)[:, [selector.models_.index(m) for m in test.models]]
+        predicted = selector.predict(test.prompts, x_test)[:, [selector.models_.index(m) for m in test.models]]
         report["routers"][router] = {**score_router(test, predicted, boot, router), "train_s": round(seconds, 2)}
     report["data"], report["split"], report["rows"] = name, "test", len(test)
     report["beat_random"] = beat_random(report)
@@ -73,7 +79,7 @@ def leave_tasks_out(table: RoutingTable) -> tuple[RoutingTable, RoutingTable]:
 def table_of(title: str, report: dict) -> Table:
     t = Table(title=title)
     for col in ("router", "kind", "AIQ (95% CI)", "APGR (95% CI)", "CPT50", "beats random everywhere",
-                "mean gain (95% CI)", "cost @95% best / best cost"):
+                "mean gain (95% CI)", "cost @95% best / best cost (95% CI)", "cost @100% (95% CI)"):
         t.add_column(col)
     best_cost = reference_cost(report)
     rows = {**report["routers"], **{f"({k})": v for k, v in report["baselines"].items() if not k.startswith("single")}}
@@ -85,7 +91,39 @@ def table_of(title: str, report: dict) -> Table:
                   "-" if r["cpt50"] is None else f"{r['cpt50']:.2f}",
                   "yes" if r["gain_over_random"]["beats_random_everywhere"] else "no",
                   f"{r['gain_over_random']['mean']:+.4f} ({ci['gain_over_random_mean'][0]:+.4f}–"
-                  f"{ci['gain_over_random_mean'][1]:+.4f})", "-" if c95 is None else f"{c95 / best_cost:.0%}")
+                  f"{ci['gain_over_random_mean'][1]:+.4f})", share_ci(r, "cost_share_at_95pct"),
+                  share_ci(r, "cost_share_at_100pct"))
+    return t
+
+
+def _pct(value: float | None) -> str:
+    return "∞" if value is None else f"{value:.0%}"
+
+
+def share_ci(r: dict, key: str) -> str:
+    """A cost share with its interval ("-" when the curve never reaches it, ∞ for an unreached bound)."""
+    if r.get(key) is None:
+        return "-"
+    low, high = r.get("ci95", {}).get(key, [None, None])
+    return f"{_pct(r[key])} ({_pct(low)}–{_pct(high)})"
+
+
+def compare_table(title: str, report: dict, before: dict | None) -> Table:
+    """The baseline file's routers (previous code) beside this run's, on the same run name."""
+    t = Table(title=title)
+    for col in ("router", "measured", "AIQ (95% CI)", "cost @95% of best (95% CI)", "cost @100% of best"):
+        t.add_column(col)
+    for name, r in sorted((before or {}).get("routers", {}).items(), key=lambda kv: -kv[1]["aiq"]):
+        ci = r["cost_share_at_95pct_ci95"]
+        t.add_row(name, "before", f"{r['aiq']:.3f} ({r['aiq_ci95'][0]:.3f}–{r['aiq_ci95'][1]:.3f})",
+                  "-" if r["cost_share_at_95pct"] is None else
+                  f"{_pct(r['cost_share_at_95pct'])} ({_pct(ci[0])}–{_pct(ci[1])})", _pct(r["cost_share_at_100pct"])
+                  if r["cost_share_at_100pct"] is not None else "-")
+    rows = {**report["routers"], "(oracle)": report["baselines"]["oracle"]}
+    for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["aiq"]):
+        ci = r["ci95"]
+        t.add_row(name, "now", f"{r['aiq']:.3f} ({ci['aiq'][0]:.3f}–{ci['aiq'][1]:.3f})",
+                  share_ci(r, "cost_share_at_95pct"), share_ci(r, "cost_share_at_100pct"))
     return t
 
 
@@ -102,7 +140,13 @@ def main() -> None:
     parser.add_argument("--datasets", default="gsm8k,mmlu,llmrouter")
     parser.add_argument("--encoder", default="minilm-static")
     parser.add_argument("--plots", type=Path, default=None, help="folder for one PNG per run")
+    parser.add_argument("--routers", default=None, help="comma-separated learned routers (default: all)")
+    parser.add_argument("--baseline", default=str(Path(__file__).resolve().parent / "baselines" /
+                                                  "routing_quality_before.json"),
+                        help="a previous run's figures to print beside this run's ('none': skip)")
     args = parser.parse_args()
+    routers = args.routers.split(",") if args.routers else None
+    before = None if args.baseline == "none" else json.loads(Path(args.baseline).read_text())["runs"]
     console, cache = Console(width=170), {}
     tables = {d: load_named(d, args.shared) for d in args.datasets.split(",")}
     runs = {d: (t.split("train"), t.split("test")) for d, t in tables.items()}
@@ -111,9 +155,9 @@ def main() -> None:
         runs["gsm8k→mmlu"] = (tables["gsm8k"].split("train"), tables["mmlu"].split("test"))
     if "llmrouter" in tables:
         runs["llmrouter:unseen-tasks"] = leave_tasks_out(tables["llmrouter"])
-    out: dict = {"encoder": args.encoder, "runs": {}}
+    out: dict = {"encoder": args.encoder, "baseline": args.baseline, "runs": {}}
     for name, (train, test) in runs.items():
-        report = run(name, train, test, args.encoder, cache)
+        report = run(name, train, test, args.encoder, cache, routers)
         out["runs"][name] = report
         console.print(table_of(f"{name}: train {report['train']}, test {report['test']}", report))
         counts = report["beat_random"]
@@ -121,6 +165,8 @@ def main() -> None:
                       f"{', '.join(counts['prompt_blind_left_out'])}): beat random at every cost level "
                       f"{len(counts['everywhere'])} ({', '.join(counts['everywhere'])}); mean gain's 95% CI above 0 "
                       f"{len(counts['mean_gain_ci95_above_0'])} ({', '.join(counts['mean_gain_ci95_above_0'])})")
+        if before is not None:
+            console.print(compare_table(f"{name}: before → now", report, before.get(name)))
         if args.plots:
             plot(report, args.plots / f"eval-{name.replace('→', '-to-').replace(':', '-')}.png")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,8 @@ def table():
 def small_params(name):
     return {"knn": {"k": 3}, "cluster": {"n_clusters": 2}, "mlp": {"max_iter": 800, "hidden": 32},
             "mf": {"epochs": 400, "dim": 16}, "classifier": {"C": 10.0}, "svm": {"C": 1.0},
-            "graph": {"n_tasks": 2}, "routerdc": {"dim": 16, "steps": 300}}.get(name, {})
+            "graph": {"n_tasks": 2}, "routerdc": {"dim": 16, "steps": 300},
+            "ensemble": {"members": 2, "hidden": 32, "max_iter": 800}}.get(name, {})
 
 
 async def choose(selector, text, candidates):

@@ -18,7 +18,8 @@ from turnout.eval.table import RoutingTable
 
 RESAMPLES = 1000
 SEED = 0
-METRICS = ("aiq", "apgr", "cpt50", "cpt80", "quality_at_best_single_cost", "cost_at_95pct_best_single")
+METRICS = ("aiq", "apgr", "cpt50", "cpt80", "quality_at_best_single_cost", "cost_at_95pct_best_single",
+           "cost_at_100pct_best_single", "cost_share_at_95pct", "cost_share_at_100pct")
 METHOD = "percentile bootstrap over test prompts (resampled with replacement)"
 
 

@@ -107,7 +107,7 @@ def evaluate(table: RoutingTable, routers: list[Path], split: str = "test", resa
                             f"{', '.join(missing)}")
         if selector.encoder not in encoded:
             encoded[selector.encoder] = get_encoder(selector.encoder).encode(test.prompts)
-        predicted = selector.predict_quality(encoded[selector.encoder])
+        predicted = selector.predict(test.prompts, encoded[selector.encoder])
         order = [selector.models_.index(m) for m in test.models]
         report["routers"][Path(directory).name] = score_router(test, predicted[:, order], boot, meta["name"])
     report["beat_random"] = beat_random(report)
@@ -166,7 +166,7 @@ def calibrate(table: RoutingTable, directory: Path, target: str, split: str = "t
     meta = json.loads((Path(directory) / "router.json").read_text())
     selector = selectors.get(meta["name"]).load(directory)
     order = [selector.models_.index(m) for m in data.models]
-    predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
+    predicted = selector.predict(data.prompts, get_encoder(selector.encoder).encode(data.prompts))[:, order]
     ref = reference(data)
     knobs = np.concatenate([[0.0], np.geomspace(1e-4, 1e4, 401)])  # only weights a server accepts (≥ 0)
     outcomes = [(float(k), *curve_of_choices(data, choices_at(data, predicted, float(k)))) for k in knobs]
@@ -199,7 +199,7 @@ def operating_point(table: RoutingTable, directory: Path, split: str = "test", r
     meta = json.loads((Path(directory) / "router.json").read_text())
     selector = selectors.get(meta["name"]).load(directory)
     order = [selector.models_.index(m) for m in data.models]
-    predicted = selector.predict_quality(get_encoder(selector.encoder).encode(data.prompts))[:, order]
+    predicted = selector.predict(data.prompts, get_encoder(selector.encoder).encode(data.prompts))[:, order]
     choices = choices_at(data, predicted, selector.cost_weight)
     rows, ref, boot = np.arange(len(data)), reference(data), Resamples(data, resamples, seed)
     strong = ref.strong

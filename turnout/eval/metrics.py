@@ -200,6 +200,10 @@ def gain_over_random(points: Curve, ref: Reference, grid: int = 101) -> dict:
             "beats_random_everywhere": bool(inner.min() > 1e-9)}
 
 
+def _share(cost: float | None, best_cost: float) -> float | None:
+    return None if cost is None else round(cost / best_cost, 6) if best_cost > 0 else None
+
+
 def summary(points: Curve, ref: Reference, shares: list[float] | None = None) -> dict:
     best_cost, best_quality = ref.single[ref.strong]
     return {
@@ -209,6 +213,10 @@ def summary(points: Curve, ref: Reference, shares: list[float] | None = None) ->
         "cpt80": cpt(points, ref, 0.8, shares),
         "quality_at_best_single_cost": round(quality_at_cost(points, best_cost), 6),
         "cost_at_95pct_best_single": cost_for_quality(points, 0.95 * best_quality),
+        "cost_at_100pct_best_single": cost_for_quality(points, best_quality),
+        # the same two costs as shares of the best single model's (what the README's "at 15 % of its cost" reads)
+        "cost_share_at_95pct": _share(cost_for_quality(points, 0.95 * best_quality), best_cost),
+        "cost_share_at_100pct": _share(cost_for_quality(points, best_quality), best_cost),
         "gain_over_random": gain_over_random(points, ref),
         "curve": [[round(c, 9), round(q, 6)] for c, q in sorted(points)],
     }

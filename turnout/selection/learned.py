@@ -41,6 +41,11 @@ class LearnedSelector(Selector):
     def predict_quality(self, x: np.ndarray) -> np.ndarray:
         """Predicted quality (n × models) for prompt embeddings (n × d)."""
 
+    def predict(self, prompts: Sequence[str] | None, x: np.ndarray) -> np.ndarray:
+        """Predicted quality (n × models) for prompts with embeddings x: what `select` and `turnout eval` call.
+        The text is there for routers with features beyond the embedding (`ensemble`); the others ignore it."""
+        return self.predict_quality(x)
+
     # ----- shared -------------------------------------------------------------------------------------
     def fit(self, table: Any, x: np.ndarray | None = None) -> "LearnedSelector":
         from turnout.models.encoders import get_encoder
@@ -55,7 +60,7 @@ class LearnedSelector(Selector):
 
     def select(self, ctx: RoutingContext, candidates: Sequence[Candidate]) -> Choice:
         vector = ctx.cache[embedding_key(self.encoder)]
-        quality = self.predict_quality(np.asarray(vector)[None, :])[0]
+        quality = self.predict([ctx.text("last_user")], np.asarray(vector)[None, :])[0]
         index = {m: i for i, m in enumerate(self.models_)}
         expected = np.array([c.cost.usd(ctx.token_estimate, EXPECTED_OUTPUT_TOKENS) for c in candidates])
         normalised = expected / max(float(expected.max()), 1e-12)
