@@ -7,6 +7,8 @@ by an IDF learned at fit time, and L2-normalised, as scikit-learn's TfidfVectori
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
 import re
 import unicodedata
@@ -32,12 +34,22 @@ def ngrams(text: str) -> list[str]:
     return grams
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_buckets(word: str, dim: int) -> tuple[int, ...]:
+    """The buckets of a word's own n-grams (the unigram and its character 3- and 4-grams): words recur across
+    requests, so each is hashed once per process."""
+    padded = f" {word} "
+    grams = [f"w {word}"] + [padded[i:i + n] for n in (3, 4) for i in range(len(padded) - n + 1)]
+    return tuple(zlib.crc32(g.encode("utf-8")) % dim for g in grams)
+
+
 def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket indices, sublinear counts) of a text's n-grams."""
-    buckets: dict[int, int] = {}
-    for gram in ngrams(text):
-        h = zlib.crc32(gram.encode("utf-8")) % dim
-        buckets[h] = buckets.get(h, 0) + 1
+    """(bucket indices, sublinear counts) of a text's n-grams (the same as hashing `ngrams(text)` one by one)."""
+    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
+    buckets: collections.Counter[int] = collections.Counter()
+    for w in words:
+        buckets.update(_word_buckets(w, dim))
+    buckets.update(zlib.crc32(f"b {a} {b}".encode()) % dim for a, b in itertools.pairwise(words))
     index = np.fromiter(buckets.keys(), dtype=np.int64, count=len(buckets))
     counts = np.fromiter(buckets.values(), dtype=np.float32, count=len(buckets))
     return index, 1.0 + np.log(counts)
