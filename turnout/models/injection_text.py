@@ -12,6 +12,8 @@ import base64
 import binascii
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from turnout.context import clean_text
@@ -27,7 +29,10 @@ _CONFUSABLES = str.maketrans({
 })
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
                        "!": "i", "|": "l", "+": "t"})
-_LEET_WORD = re.compile(r"(?=[\w@$!|+]*[a-z])(?=[\w@$!|+]*[013457@$!|+])[a-z0-9@$!|+]{3,}")
+# a run of word characters and leet symbols (atomic: a long run without a leet character is not re-scanned)
+_LEET_TOKEN = re.compile(r"(?>[a-z0-9@$!|+]+)")
+_HAS_LETTER = re.compile(r"[a-z]")
+_HAS_LEET = re.compile(r"[013457@$!|+]")
 # four or more single letters separated by one non-letter each ("i g n o r e", "i.g.n.o.r.e", "i-g-n")
 _SPACED = re.compile(r"(?<!\w)\w(?:[ .\-_*·]{1,3}\w){3,}(?!\w)")
 _WORD_GAP = re.compile(r"[ .\-_*·]{2,}")
@@ -44,6 +49,38 @@ def _despace(match: re.Match[str]) -> str:
     return " ".join(_SEPARATOR.sub("", word) for word in _WORD_GAP.split(match.group(0)))
 
 
+@cache
+def _classes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Format characters (zero-width, bidi controls) and combining marks, as two character classes: built once
+    (a scan of every code point, under a second), on the first non-ASCII text or when a detector is loaded."""
+    def ranges(keep: Callable[[str], bool]) -> str:
+        out, start = [], None
+        for c in range(0x110001):
+            inside = c < 0x110000 and keep(chr(c))
+            if inside and start is None:
+                start = c
+            elif not inside and start is not None:
+                out.append(f"{re.escape(chr(start))}-{re.escape(chr(c - 1))}")
+                start = None
+        return "[" + "".join(out) + "]"
+
+    return (re.compile(ranges(lambda ch: unicodedata.category(ch) == "Cf")),
+            re.compile(ranges(lambda ch: unicodedata.combining(ch) != 0)))
+
+
+def _pieces(text: str, matches: list[re.Match[str]]) -> list[str]:
+    out, at = [], 0
+    for m in matches:
+        out += [text[at:m.start()], m.group(0).translate(_LEET)]
+        at = m.end()
+    return out + [text[at:]]
+
+
+def _is_leet(token: str) -> bool:
+    """A word that mixes letters with digits or symbols ("1gn0r3"), but not a number with a unit ("3pm", "4k")."""
+    return 4 <= len(token) <= 40 and bool(_HAS_LETTER.search(token)) and len(_HAS_LEET.findall(token)) >= 2
+
+
 def bounded(text: str, limit: int = MAX_CHARS) -> str:
     """At most `limit` characters: a longer text keeps its head and its tail (where an appended payload sits)."""
     return text if len(text) <= limit else f"{text[: limit // 2]}\n{text[-(limit // 2):]}"
@@ -51,17 +88,19 @@ def bounded(text: str, limit: int = MAX_CHARS) -> str:
 
 def canonical(text: str) -> str:
     """Lower-case, accent-free, confusable-free text with spaced letters joined and leetspeak undone."""
-    text = unicodedata.normalize("NFKC", clean_text(bounded(text)))
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")  # zero-width, bidi controls
-    text = text.lower().translate(_CONFUSABLES)
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = _SPACED.sub(_despace, text)
-    mixed = len(_LEET_WORD.findall(text))
-    if mixed >= 3 and mixed >= 0.25 * len(text.split()):  # written in leetspeak throughout: "70 5h0w 7h3 ..."
-        text = text.translate(_LEET)
+    text = clean_text(bounded(text))
+    if text.isascii():
+        text = text.lower()
     else:
-        text = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
+        format_chars, combining = _classes()
+        text = format_chars.sub("", unicodedata.normalize("NFKC", text))  # zero-width, bidi controls
+        text = combining.sub("", unicodedata.normalize("NFKD", text.lower().translate(_CONFUSABLES)))
+    text = _SPACED.sub(_despace, text)
+    leet = [m for m in _LEET_TOKEN.finditer(text) if _is_leet(m.group(0))] if _HAS_LEET.search(text) else []
+    if len(leet) >= 3 and len(leet) >= 0.25 * text.count(" "):  # leetspeak throughout: "70 5h0w 7h3 ..."
+        text = text.translate(_LEET)
+    elif leet:
+        text = "".join(_pieces(text, leet))
     return _SPACES.sub(" ", text).strip()
 
 
@@ -96,6 +135,8 @@ def decoded(text: str, depth: int = 2) -> list[str]:
         out = _readable(raw)
         if out:
             found.append(out)
+        elif depth > 1 and raw.isascii() and _BASE64.fullmatch(raw.decode("ascii")):  # encoded twice
+            found += decoded(raw.decode("ascii"), depth - 1)
     if depth > 1:
         found += [inner for out in list(found) for inner in decoded(out, depth - 1)]
     return found

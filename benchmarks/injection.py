@@ -1,0 +1,95 @@
+"""The injection detector (`builtin:jailbreak`) beside the embedding classifier it replaced: latency on this CPU
+for 100-, 500- and 2,000-token prompts, and quality on every split (turnout.eval.injection_report).
+
+    python benchmarks/injection.py --json bench-out/injection.json [--shared ../shared/data] [--repeat 200]
+
+Prompts are llm-warden test-split benign prompts joined to the wanted size (about 4 characters a token), sent as
+one user message; each call scores the whole request as the guard does (every message; windows for a long one).
+Both detectors are timed interleaved in one run, so the ratio holds on a noisy machine. Target (issue 17):
+≤ 10 ms p50 at 500 tokens; F1 ≥ 0.90 on unseen multilingual data with ≤ 2 % false alarms on everyday prompts."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _load import bench_args, percentile  # noqa: E402
+from rich.console import Console
+from rich.table import Table
+
+from turnout.eval.injection_data import warden_split
+from turnout.eval.injection_report import DETECTORS, evaluate_injection
+from turnout.models.injection import load_detector
+from turnout.models.injection_text import request_texts
+
+SIZES = (100, 500, 2000)
+
+
+def prompt(shared: Path, tokens: int) -> str:
+    benign = [t for t, label in warden_split(shared, "test") if label == "benign"]
+    text, i = "", 0
+    while len(text) < tokens * 4:
+        text += benign[i % len(benign)] + "\n\n"
+        i += 1
+    return text[: tokens * 4]
+
+
+def latency(shared: Path, repeat: int) -> dict[str, dict[str, dict[str, float]]]:
+    detectors = {name: load_detector(artifact) for name, artifact in DETECTORS.items()}
+    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in detectors}
+    for tokens in SIZES:
+        body = {"messages": [{"role": "user", "content": prompt(shared, tokens)}]}
+        samples: dict[str, list[float]] = {name: [] for name in detectors}
+        for name, detector in detectors.items():  # warm-up: encoder caches, first-call allocations
+            detector.score(request_texts(body))
+        for _ in range(repeat):
+            for name, detector in detectors.items():
+                start = time.perf_counter()
+                detector.score(request_texts(body))
+                samples[name].append((time.perf_counter() - start) * 1000)
+        for name, values in samples.items():
+            out[name][str(tokens)] = {"p50_ms": round(statistics.median(values), 3),
+                                      "p95_ms": round(percentile(values, 95), 3)}
+    return out
+
+
+def main() -> None:
+    args = bench_args(__doc__, repeat=200)
+    timing = latency(args.shared, args.repeat)
+    quality = evaluate_injection(args.shared)
+    console = Console()
+    table = Table(title="injection detector: latency per request (ms)")
+    table.add_column("detector")
+    for tokens in SIZES:
+        table.add_column(f"{tokens} tok p50", justify="right")
+        table.add_column("p95", justify="right")
+    for name, sizes in timing.items():
+        table.add_row(name, *[f"{sizes[str(t)][k]:.2f}" for t in SIZES for k in ("p50_ms", "p95_ms")])
+    console.print(table)
+    q = Table(title="injection detector: quality (95 % bootstrap intervals)")
+    for column in ("split", "detector", "threshold", "F1", "precision", "recall", "AUC", "false alarms everyday",
+                   "false alarms look-alike"):
+        q.add_column(column)
+    for split, by_detector in quality["splits"].items():
+        for name, report in by_detector.items():
+            for key, m in report.items():
+                if not key.startswith("at_"):
+                    continue
+                ci = m["ci95"]
+                every, look = m["false_alarms_everyday"], m["false_alarms_lookalike"]
+                q.add_row(split, name, f"{m['threshold']:g}", f"{m['f1']:.3f} [{ci['f1'][0]:.2f}, {ci['f1'][1]:.2f}]",
+                          f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['auc']:.3f}",
+                          "-" if every["rate"] is None else f"{every['flagged']}/{every['of']}",
+                          "-" if look["rate"] is None else f"{look['flagged']}/{look['of']}")
+    console.print(q)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"latency": timing, "quality": quality, "repeat": args.repeat}, indent=1))
+    console.print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
