@@ -230,16 +230,19 @@ def learner_entry(stream: RoutingTable, learner: str, name: str, params: dict[st
             "replays": [{k: v for k, v in json_ready(r).items() if k != "curve"} for r in runs]}, curve
 
 
-def runs_to_do(labels: list[str], extra: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(label, cold|warm, learner, params) for each label asked: a learner's defaults, or a variant."""
+def runs_to_do(labels: list[str], extra: dict[str, Any],
+               starts: tuple[str, ...] = ("cold", "warm")) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(label, cold|warm, learner, params) for each label asked: a learner's defaults, or a variant; `label@tag`
+    is the same learner again, with the params `--params` gives under the whole label (for trying settings)."""
     todo = []
     for label in labels:
-        if label in GUARDED:
-            learner, params = GUARDED[label]
+        base = label.split("@")[0]
+        if base in GUARDED:
+            learner, params = GUARDED[base]
             todo.append((label, "warm", learner, {**params, **extra.get(label, {})}))
             continue
-        learner, params = VARIANTS.get(label, (label, {}))
-        for start in ("cold", "warm"):
+        learner, params = VARIANTS.get(base, (base, {}))
+        for start in starts:
             todo.append((label, start, learner, {**params, **extra.get(label, {})}))
     return todo
 
@@ -317,6 +320,8 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--dev", action="store_true", help="stream half of the training rows (for choosing defaults)")
     ap.add_argument("--redis", action="store_true", help="also time the learners on a local redis-server")
+    ap.add_argument("--starts", default="cold,warm", help="which starts of the non-guarded learners to run")
+    ap.add_argument("--no-overhead", action="store_true", help="skip the select()+update() timing table")
     ap.add_argument("--overhead-only", action="store_true", help="only the select()+update() timing table")
     ap.add_argument("--learners", default=",".join((*LEARNERS, *VARIANTS, *GUARDED)))
     ap.add_argument("--params", default="{}", help="JSON: extra params per learner, e.g. {\"linucb\": {\"dim\": 32}}")
@@ -345,7 +350,7 @@ def main() -> None:
             "best_single": {m: float(v) for m, v in zip(stream.models, rewards_of(stream).mean(axis=0))},
             "oracle_mean_reward": float(rewards_of(stream).max(axis=1).mean()), "learners": {}}
         curves: dict[str, np.ndarray] = {}
-        for label, start, learner, params in runs_to_do(args.learners.split(","), extra):
+        for label, start, learner, params in runs_to_do(args.learners.split(","), extra, tuple(args.starts.split(","))):
             name = f"{label}:{start}"
             params = {**params, **({"warm_start": str(artifact)} if start == "warm" else {})}
             report["learners"][name], curves[name] = learner_entry(stream, learner, name, params, offline[best])
@@ -355,7 +360,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")  # the learners' figures, before the timing runs
     plot_against_offline(curves, args.plot, f"{stream.name}, {len(ORDERS)} random orders (mean)")
-    report["overhead"] = timed(args.redis)
+    report["overhead"] = {} if args.no_overhead else timed(args.redis)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     console.print(results_table(report))
     console.print(overhead_table(report["overhead"]))

@@ -324,3 +324,14 @@ def test_a_guarded_choice_says_why_and_carries_what_the_update_settles(tmp_path)
     before = sel.guard_.slack_
     asyncio.run(sel.update(Outcome("r", decision="d", model=choice.model, features=choice.features), 0.7))
     assert sel.guard_.slack_ >= before
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_price_prior_starts_a_cold_learner_on_the_cheapest_model(name):
+    """Nothing learned yet: with `price_prior` the known cost part of the reward decides (strong is the cheapest
+    here); without it every model ties and the first wins."""
+    prices = (1.0, 0.5, 0.1)
+    priced = selector(name, explore=False, cost_weight=0.5, price_prior=True).select(context(), candidates(prices))
+    plain = selector(name, explore=False, cost_weight=0.5).select(context(), candidates(prices))
+    assert (priced.model, plain.model) == ("strong", "weak"), name
+    assert priced.features[0] == pytest.approx(-0.5 * 0.1)  # the chosen model's prior: −λ × price / dearest price

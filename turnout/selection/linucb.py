@@ -32,7 +32,8 @@ class LinUCBSelector(OnlineSelector):
                  prior_strength: NonNegative = 50.0, clusters: Count = 0, cluster_after: Warmup = 200,
                  cluster_shrink: NonNegative = 10.0, conservative: Alpha | None = None,
                  conservative_z: NonNegative = 2.0, cost_weight: float = 0.0,
-                 latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
+                 latency_weight: float = 0.0, energy_weight: float = 0.0, latency_scale_s: Positive = 10.0,
+                 price_prior: bool = False) -> None:
         self.alpha, self.ridge, self.dim, self.signals = alpha, ridge, dim, list(signals)
         self._common(locals())
         # warm: the prior itself is a feature, so the regression learns its calibration (a raw residual per model

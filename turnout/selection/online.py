@@ -49,7 +49,7 @@ EXPECTED_OUTPUT_TOKENS = 256
 OBJECTIVE_WEIGHTS = {"quality": (0.0, 0.0), "cost": (2.0, None), "latency": (None, 2.0)}
 COMMON = ("seed", "explore", "max_explore_share", "explore_window", "warm_start", "prior_strength", "clusters",
           "cluster_after", "cluster_shrink", "conservative", "conservative_z",
-          "cost_weight", "latency_weight", "energy_weight", "latency_scale_s")
+          "cost_weight", "latency_weight", "energy_weight", "latency_scale_s", "price_prior")
 REWARD_SD = 0.5  # the widest sd of a reward in [0, 1]: the spread scale of learners without a posterior
 
 
@@ -173,11 +173,14 @@ class OnlineSelector(Selector):
     def _prior(self, ctx: RoutingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         """The warm-start router's predicted quality, net of normalised expected cost (zeros when cold)."""
         if self.prior_model_ is None:
-            return np.zeros(len(candidates))
-        vector = np.asarray(ctx.cache[f"embedding:{self.encoder}:last_user"])[None, :]
-        quality = self.prior_model_.predict_quality(vector)[0]
-        index = self.prior_model_.index_
-        prior = np.array([float(quality[index[c.name]]) for c in candidates])
+            prior = np.zeros(len(candidates))
+            if not self.price_prior:
+                return prior
+        else:
+            vector = np.asarray(ctx.cache[f"embedding:{self.encoder}:last_user"])[None, :]
+            quality = self.prior_model_.predict_quality(vector)[0]
+            index = self.prior_model_.index_
+            prior = np.array([float(quality[index[c.name]]) for c in candidates])
         if self.cost_weight:
             cost = np.array([c.cost.usd(ctx.token_estimate, EXPECTED_OUTPUT_TOKENS) for c in candidates])
             prior -= self.cost_weight * cost / max(float(cost.max()), 1e-12)

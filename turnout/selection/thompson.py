@@ -25,7 +25,8 @@ class ThompsonSelector(CountingSelector):
                  clusters: Count = 0, cluster_after: Warmup = 200,
                  cluster_shrink: NonNegative = 10.0, conservative: Alpha | None = None,
                  conservative_z: NonNegative = 2.0, cost_weight: float = 0.0, latency_weight: float = 0.0,
-                 energy_weight: float = 0.0, latency_scale_s: Positive = 10.0) -> None:
+                 energy_weight: float = 0.0, latency_scale_s: Positive = 10.0,
+                 price_prior: bool = False) -> None:
         self.noise = noise
         self._common(locals())
 
