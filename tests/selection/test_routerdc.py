@@ -61,7 +61,7 @@ def test_the_sample_sample_loss_changes_the_fit():
                          splits=["train"] * 60)
 
     def within_cluster_cosine(weight):
-        dc = RouterDCSelector(dim=16, steps=150, n_clusters=2, sample_weight=weight).fit(table, x)
+        dc = RouterDCSelector(dim=16, steps=60, n_clusters=2, sample_weight=weight, lr=0.01).fit(table, x)
         q = normalise_rows(x @ dc.w_)
         same = dc.clusters_[:, None] == dc.clusters_[None, :]
         return dc, (q @ q.T)[same].mean() - (q @ q.T)[~same].mean()
@@ -73,7 +73,7 @@ def test_the_sample_sample_loss_changes_the_fit():
 
 
 def test_train_and_evaluate_end_to_end(tmp_path):
-    result = train_and_evaluate("routerdc", {"steps": 60, "dim": 16}, tmp_path)
+    result = train_and_evaluate("routerdc", {"steps": 30, "dim": 16}, tmp_path)
     assert not result["prompt_blind"] and 0 < result["aiq"] <= 1 and result["ci95"]["aiq"][0] is not None
 
 

@@ -5,7 +5,9 @@ losses (contrastive_loss.py): sample–LLM (a query is pulled towards its `top_k
 `hard` queries of other clusters pushed away), loss = sample–LLM + `sample_weight` × sample–sample.
 
 The paper's hyper-parameters where they carry over: top_k = last_k = 3 (at most half the models each),
-temperature 1, λ = 1, H = 3 negatives, N = 5 clusters, mini-batches of 64, 1,000 steps.
+temperature 1, λ = 1, H = 3 negatives, N = 5 clusters, mini-batches of 64, 1,000 steps. The learning rate
+(0.002, of the projection, not the paper's of mDeBERTa) was chosen by 3-fold cross-validation on the GSM8K and
+LLMRouter train splits (benchmarks/paper_routers_cv.py).
 
 Simplified: the encoder is frozen (turnout's sentence embedding, minilm-static by default) and a linear
 projection to `dim` dimensions is learned in place of fine-tuning mDeBERTa (numpy, Adam, no torch). The paper
@@ -44,7 +46,7 @@ class RouterDCSelector(LearnedSelector):
 
     def __init__(self, *, dim: int = 128, temperature: float = 1.0, top_k: int = 3, last_k: int = 3,
                  sample_weight: float = 1.0, hard: int = 3, n_clusters: int = 5, batch_size: int = 64,
-                 steps: int = 1000, lr: float = 0.005, l2: float = 0.0, seed: int = 0,
+                 steps: int = 1000, lr: float = 0.002, l2: float = 0.0, seed: int = 0,
                  cost_weight: float = 0.0) -> None:
         self.dim = dim
         self.temperature = temperature

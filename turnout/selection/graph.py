@@ -11,7 +11,9 @@ one layer over each edge's query state, LLM state and edge features with a logis
 stacks two learned heterogeneous GNN layers (GeneralConv, hidden size 32); the task and LLM node features are the
 task's query centroid and the LLM's per-task record instead of LLM-written descriptions; the edge predictor
 regresses each model's score (binary cross-entropy), and the performance–cost trade-off is `cost_weight` at
-serving time, where the paper trains one predictor per trade-off (its label is the LLM with the best reward)."""
+serving time, where the paper trains one predictor per trade-off (its label is the LLM with the best reward).
+`task_temperature` (50) was chosen by 3-fold cross-validation on the GSM8K and LLMRouter train splits
+(benchmarks/paper_routers_cv.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class GraphRouterSelector(LearnedSelector):
     method = METHOD
 
     def __init__(self, *, hidden: int = 32, epochs: int = 300, lr: float = 0.01, l2: float = 1e-4,
-                 task_temperature: float = 20.0, n_tasks: int = 16, seed: int = 0, cost_weight: float = 0.0) -> None:
+                 task_temperature: float = 50.0, n_tasks: int = 16, seed: int = 0, cost_weight: float = 0.0) -> None:
         self.hidden = hidden  # the paper's hidden size
         self.epochs = epochs
         self.lr = lr
