@@ -5,7 +5,9 @@ for 100-, 500- and 2,000-token prompts, and quality on every split (turnout.eval
 
 Prompts are llm-warden test-split benign prompts joined to the wanted size (about 4 characters a token), sent as
 one user message; each call scores the whole request as the guard does (every message; windows for a long one).
-Both detectors are timed interleaved in one run, so the ratio holds on a noisy machine. Target (issue 17):
+Both detectors are timed interleaved in one run, so the ratio holds on a noisy machine; besides wall-clock
+p50/p95 the table shows the p50 of the calling thread's CPU time, which other processes on a shared machine do
+not inflate. Target (issue 17):
 ≤ 10 ms p50 at 500 tokens; F1 ≥ 0.90 on unseen multilingual data with ≤ 2 % false alarms on everyday prompts."""
 
 from __future__ import annotations
@@ -43,17 +45,20 @@ def latency(shared: Path, repeat: int) -> dict[str, dict[str, dict[str, float]]]
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in detectors}
     for tokens in SIZES:
         body = {"messages": [{"role": "user", "content": prompt(shared, tokens)}]}
-        samples: dict[str, list[float]] = {name: [] for name in detectors}
+        wall: dict[str, list[float]] = {name: [] for name in detectors}
+        cpu: dict[str, list[float]] = {name: [] for name in detectors}
         for name, detector in detectors.items():  # warm-up: encoder caches, first-call allocations
             detector.score(request_texts(body))
         for _ in range(repeat):
             for name, detector in detectors.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 detector.score(request_texts(body))
-                samples[name].append((time.perf_counter() - start) * 1000)
-        for name, values in samples.items():
-            out[name][str(tokens)] = {"p50_ms": round(statistics.median(values), 3),
-                                      "p95_ms": round(percentile(values, 95), 3)}
+                cpu[name].append((time.thread_time() - start_cpu) * 1000)
+                wall[name].append((time.perf_counter() - start) * 1000)
+        for name in detectors:
+            out[name][str(tokens)] = {"p50_ms": round(statistics.median(wall[name]), 3),
+                                      "p95_ms": round(percentile(wall[name], 95), 3),
+                                      "cpu_p50_ms": round(statistics.median(cpu[name]), 3)}
     return out
 
 
@@ -67,8 +72,9 @@ def main() -> None:
     for tokens in SIZES:
         table.add_column(f"{tokens} tok p50", justify="right")
         table.add_column("p95", justify="right")
+        table.add_column("CPU p50", justify="right")
     for name, sizes in timing.items():
-        table.add_row(name, *[f"{sizes[str(t)][k]:.2f}" for t in SIZES for k in ("p50_ms", "p95_ms")])
+        table.add_row(name, *[f"{sizes[str(t)][k]:.2f}" for t in SIZES for k in ("p50_ms", "p95_ms", "cpu_p50_ms")])
     console.print(table)
     q = Table(title="injection detector: quality (95 % bootstrap intervals)")
     for column in ("split", "detector", "threshold", "F1", "precision", "recall", "AUC", "false alarms everyday",

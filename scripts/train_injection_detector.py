@@ -38,7 +38,7 @@ OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"
 SEED = 0
 C = 8.0
 MAX_WINDOWS = 8
-WINDOW_WEIGHT = 0.3
+WINDOW_WEIGHT = 0.5
 MAX_FALSE_ALARMS = 0.05  # of dev's benign rows: look-alikes, everyday prompts, system prompts, a long text
 SYSTEM_SAMPLE = 200  # llm-warden benign prompts also seen as system prompts
 ROLE_OF_KIND = {"system": "system", "memory": "system", "carried": "tool"}  # the role a composed row arrives in
@@ -143,20 +143,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--hold-out", action="store_true",
+                        help="train without a fifth of llm-warden's train split and report false alarms on it")
     parser.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
 
     rows = training_rows(args.shared)
     check_apart(rows)
+    held = []
+    if args.hold_out:
+        from turnout.eval.injection_data import warden_split as _split
+        held_texts = {t for t, _ in _split(args.shared, "train")[::5]}
+        held = [(t, y) for t, y, k in rows if k == "warden" and t in held_texts]
+        rows = [r for r in rows if r[0] not in held_texts]
     features, labels, weights, groups = [], [], [], []
     for text, label, kind in rows:
         role = ROLE_OF_KIND.get(kind.split(":")[-1], "user")
         text = canonical(text)
         featurizer = Featurizer(text, BITS)
-        # the whole text (as scored up to LONG) and a few of its sentence spans, weighted less: a sentence of a
-        # jailbreak need not be one itself
-        spans = segment_spans(text) if len(text) > WINDOW else []
+        # the whole text (as scored up to LONG) and a few of its sentence spans, weighted less
+        # a sentence of a long jailbreak need not be one itself, but a sentence of a benign text is benign: only
+        # benign rows lend their sentences
+        spans = segment_spans(text) if len(text) > WINDOW and label == 0 else []
         if len(spans) > MAX_WINDOWS:
             spans = random.Random(text).sample(spans, MAX_WINDOWS)
         for (a, b), weight in [((0, min(len(text), LONG)), 1.0)] + [(span, WINDOW_WEIGHT) for span in spans]:
@@ -188,6 +197,12 @@ def main() -> None:
                                     "threshold": detector.threshold}
     detector.save(args.out)
     print(json.dumps(detector.meta, indent=1))
+    if held:
+        scores = np.array([detector.score([("user", t)])[0] for t, _ in held])
+        y_held = np.array([y for _, y in held])
+        for t in (0.5, detector.threshold):
+            print(f"held-out llm-warden train fifth at {t}: false alarms {int((scores[y_held == 0] >= t).sum())}/"
+                  f"{int((y_held == 0).sum())}, recall {float((scores[y_held == 1] >= t).mean()):.3f}")
 
 
 if __name__ == "__main__":

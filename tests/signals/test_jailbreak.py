@@ -73,7 +73,7 @@ def test_a_long_text_is_scored_sentence_by_sentence():
 
 def test_a_payload_past_the_scan_limit_at_the_tail_is_still_seen():
     detector = load_detector()
-    assert detector.score([("user", "lorem ipsum dolor " * 10000 + PAYLOAD)])[0] >= detector.threshold
+    assert detector.score([("user", "lorem ipsum dolor sit amet. " * 10000 + PAYLOAD)])[0] >= detector.threshold
     assert sum(len(spans) for _, spans in views("x " * 200_000)) < 1000
 
 
