@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import base_config
@@ -107,3 +108,42 @@ def test_the_published_held_out_metrics_are_those_of_the_shipped_models(root):
         _, test = loader(root)
         assert evaluate_classifier(task, load_classifier(f"builtin:{task}"), test) == published[task], task
     assert published["domain"]["per_label_rows"]["reasoning"] > 0
+
+
+def test_the_shipped_models_read_ngrams_and_serve_what_evaluation_scores():
+    import numpy as np
+
+    from turnout.models.encoders import get_encoder
+
+    texts = [LOGIC_GRID, "What is the derivative of x^2 sin x?", "Which court hears appeals on tort claims?"]
+    for name in ("domain", "complexity"):
+        model = load_classifier(f"builtin:{name}")
+        assert model.uses_text and model.meta["selection"]["C"] in (4.0, 16.0)
+        vectors = get_encoder(model.encoder).encode(texts)
+        one_by_one = np.array([model.proba(v, t) for v, t in zip(vectors, texts)])
+        assert np.allclose(one_by_one, model.proba_texts(texts), atol=1e-5)
+        assert np.allclose(one_by_one.sum(axis=1), 1.0, atol=1e-5)
+        with pytest.raises(ValueError, match="pass the text"):
+            model.predict(vectors[0])
+    assert load_classifier("builtin:domain").predict(vectors[0], texts[0])[0] == "reasoning"
+
+
+def test_the_embedding_only_models_they_replaced_still_load_and_serve():
+    from turnout.eval.signals_report import BASELINES
+
+    for name in ("domain", "complexity"):
+        old = load_classifier(str(BASELINES / f"{name}.npz"))
+        assert not old.uses_text and old.groups is None
+        label, p, probs = old.predict(np.zeros(old.coef.shape[1], dtype=np.float32))
+        assert label in old.labels and 0 < p <= 1 and abs(sum(probs.values()) - 1) < 1e-5
+
+
+def test_the_published_cross_dataset_check_and_no_jailbreak_entry():
+    # jailbreak is trained and reported by its own script now (turnout.eval.injection_report)
+    published = json.loads((ROOT / "turnout/models/data/classifier_metrics.json").read_text())
+    assert "jailbreak" not in published
+    cross = published["domain_cross_dataset"]
+    assert set(cross) == {f"{model}without_{source}_scored_on_{source}" for model in ("", "baseline_")
+                          for source in ("mmlu", "llmrouter")}
+    for report in cross.values():
+        assert report["test_rows"] > 100 and set(report["per_label_rows"]) <= {"math", "code", "science", "general"}
