@@ -39,7 +39,16 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _load import _cpu, cpu_delta, default_generator, drive, merge, mock_upstream, start, stop
+from _load import (
+    _cpu,
+    cpu_delta,
+    default_generator,
+    drive,
+    merge,
+    mock_upstream,
+    start,
+    stop,
+)
 from compare_revisions import report
 
 from turnout.testing import free_port
