@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import bench_args, percentile  # noqa: E402
+from _load import bench_args, percentile
 from rich.console import Console
 from rich.table import Table
 

@@ -29,9 +29,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from turnout.eval.injection_data import LANGS, multilingual_rows, warden_split, written_rows  # noqa: E402
-from turnout.models.injection import BITS, LONG, WINDOW, Featurizer, HashedInjectionDetector, segment_spans  # noqa: E402
-from turnout.models.injection_text import canonical, message_texts  # noqa: E402
+from turnout.eval.injection_data import (
+    LANGS,
+    multilingual_rows,
+    warden_split,
+    written_rows,
+)
+from turnout.models.injection import (
+    BITS,
+    LONG,
+    WINDOW,
+    Featurizer,
+    HashedInjectionDetector,
+    segment_spans,
+)
+from turnout.models.injection_text import canonical, message_texts
 
 DATA = ROOT / "turnout/eval/data/injection/train"
 OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"

@@ -11,10 +11,25 @@ import numpy as np
 import pytest
 
 from turnout.context import RoutingContext
-from turnout.eval.injection_data import OBFUSCATIONS, multilingual_rows, obfuscate, written_rows
-from turnout.models.injection import (EmbeddingClassifierDetector, HashedInjectionDetector, load_detector, segments,
-                                      views)
-from turnout.models.injection_text import canonical, decoded, message_texts, request_texts
+from turnout.eval.injection_data import (
+    OBFUSCATIONS,
+    multilingual_rows,
+    obfuscate,
+    written_rows,
+)
+from turnout.models.injection import (
+    EmbeddingClassifierDetector,
+    HashedInjectionDetector,
+    load_detector,
+    segments,
+    views,
+)
+from turnout.models.injection_text import (
+    canonical,
+    decoded,
+    message_texts,
+    request_texts,
+)
 from turnout.signals.base import signals
 
 SHARED = Path(__file__).resolve().parents[1] / "data/shared"

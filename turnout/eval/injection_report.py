@@ -8,8 +8,9 @@ are percentile-bootstrap 95 % intervals over rows (1,000 resamples, seeded)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

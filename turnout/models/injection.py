@@ -17,11 +17,13 @@ import json
 import math
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,7 +68,7 @@ class Featurizer:
         words = [(m.start(), m.end(), m.group(0)) for m in _WORDS.finditer(text)]
         mask = (1 << bits) - 1
         grams = [(a, b, w) for a, b, w in words]
-        grams += [(a, d, f"{w} {x}") for (a, _, w), (_, d, x) in zip(words, words[1:])]
+        grams += [(a, d, f"{w} {x}") for (a, _, w), (_, d, x) in pairwise(words)]
         grams.sort()
         self.word_start = np.array([g[0] for g in grams], np.int64)
         self.word_end = np.array([g[1] for g in grams], np.int64)

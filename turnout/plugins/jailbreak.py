@@ -55,7 +55,7 @@ class JailbreakPlugin(Plugin):
             self.threshold = 0.7 if isinstance(self.detector, EmbeddingClassifierDetector) else self.detector.threshold
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], path: str) -> "JailbreakPlugin":
+    def from_config(cls, params: dict[str, Any], path: str) -> JailbreakPlugin:
         from turnout.config import ConfigError, ConfigIssue
 
         try:
