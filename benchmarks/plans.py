@@ -83,9 +83,9 @@ def tag(case: str) -> str:
 
 def config(upstream: str, cases: list[str]) -> dict[str, Any]:
     decisions = []
-    for case in cases:
+    for i, case in enumerate(cases):  # distinct priorities: no two decisions "can match together" warnings
         plan, models, _ = CASES[case]
-        decision: dict[str, Any] = {"name": case, "priority": 10, "when": {"signal": f"is_{case}"}, "models": models}
+        decision: dict[str, Any] = {"name": case, "priority": 100 - i, "when": {"signal": f"is_{case}"}, "models": models}
         if plan is not None:
             decision["plan"] = plan
         decisions.append(decision)
