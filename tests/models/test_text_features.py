@@ -8,7 +8,13 @@ import zlib
 import numpy as np
 import pytest
 
-from turnout.models.text_features import fit_idf, hashed_counts, ngrams, tfidf, tfidf_matrix
+from turnout.models.text_features import (
+    fit_idf,
+    hashed_counts,
+    ngrams,
+    tfidf,
+    tfidf_matrix,
+)
 
 TEXTS = ["Which court hears appeals on tort claims?", "ｆｕｌｌ width and Ünïcödé", "a", "", "the the the cat",
          "def f(x):\n    return x ** 2  # square"]
