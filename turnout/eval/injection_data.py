@@ -1,6 +1,6 @@
 """Labelled conversations for the injection detector: llm-warden's test split (English, MIT) and the
-hand-written multilingual splits in turnout/eval/data/injection (`dev` for tuning, `final` looked at once; see
-the README there for how they were written and how the derived rows below are made).
+hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2` held
+out; see the README there for how they were written and how the derived rows below are made).
 
 Every row is {"messages", "label" (1 = injection or jailbreak), "lang", "kind"}: the detector scores the
 conversation as the guard sees it, every role included."""
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
-SPLITS = ("dev", "final")
+SPLITS = ("dev", "final", "final2")
 LANGS = ("en", "de", "fr", "es", "it")
 FILLER_CHARS = 4000
 

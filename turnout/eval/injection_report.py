@@ -1,5 +1,5 @@
 """Quality of the injection detector beside the embedding classifier it replaced, on every split: llm-warden's test
-split (English) and the hand-written multilingual `dev` (tuned on) and `final` (held out) splits. What
+split (English) and the hand-written multilingual `dev` and `final` (tuned on) and `final2` (held out) splits. What
 `turnout eval-signals` reports under "injection" and benchmarks/injection.py prints.
 
 Both detectors see the same conversation texts (every message, every text-bearing part): the new one scores each
@@ -103,14 +103,17 @@ def _rate(flagged: np.ndarray, among: np.ndarray) -> dict[str, Any]:
                                                                            round(float(ci.high), 4)]}
 
 
-def split_rows(shared: Path, splits: Sequence[str] = ("warden_test", "dev", "final")) -> dict[str, list[Row]]:
+ALL_SPLITS = ("warden_test", "dev", "final", "final2")
+
+
+def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, list[Row]]:
     out = {}
     for split in splits:
         out[split] = warden_rows(shared) if split == "warden_test" else multilingual_rows(split, shared)
     return out
 
 
-def evaluate_injection(shared: Path, splits: Sequence[str] = ("warden_test", "dev", "final"),
+def evaluate_injection(shared: Path, splits: Sequence[str] = ALL_SPLITS,
                        detectors: dict[str, str] | None = None) -> dict[str, Any]:
     """{split: {detector: metrics}} for the old and the new detector, each at its default threshold (0.5 for the
     old one, 0.7 too, its guard's default; the new one's calibrated threshold, and 0.5)."""
