@@ -67,7 +67,6 @@ class RouterDCSelector(LearnedSelector):
 
     def _fit(self, x, scores, costs):
         rng = np.random.default_rng(self.seed)
-        positive, negative = contrastive_masks(scores, self.top_k, self.last_k)
         clusters = query_clusters(x, self.n_clusters, self.seed)
         xs = x.astype(np.float64)
         w = rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], self.dim))
@@ -80,7 +79,8 @@ class RouterDCSelector(LearnedSelector):
             batch = order[at:at + self.batch_size]
             at += self.batch_size
             pair_pos, pair_neg = sample_pairs(clusters[batch], self.hard, rng)
-            _, _, grad_w, grad_k = dual_contrastive_loss(w, k, xs[batch], positive[batch], negative[batch],
+            positive, negative = contrastive_masks(scores[batch], self.top_k, self.last_k, rng)  # ties: at random
+            _, _, grad_w, grad_k = dual_contrastive_loss(w, k, xs[batch], positive, negative,
                                                          pair_pos, pair_neg, self.temperature, self.sample_weight)
             adam.update([grad_w + self.l2 * w, grad_k + self.l2 * k])
         self.w_, self.k_ = w.astype(np.float32), k.astype(np.float32)

@@ -17,13 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def contrastive_masks(scores: np.ndarray, top_k: int, last_k: int) -> tuple[np.ndarray, np.ndarray]:
+def contrastive_masks(scores: np.ndarray, top_k: int, last_k: int, rng: np.random.Generator | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative (prompt, model) masks: the top_k best and last_k worst of each row (each at most
     half the models), a positive strictly better than the row's worst and a negative strictly worse than its
-    best."""
+    best. Ties in the ranking are broken at random when `rng` is given (the paper's sort breaks them by model
+    order, which with 0/1 scores would make the first-listed of the models that answered the only positives)."""
     n, m = scores.shape
     k_top, k_last = max(1, min(top_k, m // 2)), max(1, min(last_k, m // 2))
-    rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)
+    jitter = rng.random(scores.shape) if rng is not None else np.zeros(scores.shape)
+    order = np.argsort(-scores + 1e-9 * jitter, axis=1, kind="stable")  # the jitter only reorders ties
+    rank = np.argsort(order, axis=1)
     positive = (rank < k_top) & (scores > scores.min(axis=1, keepdims=True))
     negative = (rank >= m - k_last) & (scores < scores.max(axis=1, keepdims=True))
     return positive, negative
