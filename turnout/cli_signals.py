@@ -23,16 +23,17 @@ def _f(r: dict[str, Any], key: str) -> str:
 
 def _classifier_table(report: dict[str, Any]) -> Table:
     table = Table(title="classifiers on held-out data: baseline (embedding only) vs shipped", title_justify="left")
-    for col in ("signal", "model", "rows", "accuracy (95% CI)", "AUC", "precision", "recall", "F1"):
+    for col in ("signal", "model", "rows", "accuracy (95% CI)", "ECE", "AUC", "precision", "recall", "F1"):
         table.add_column(col, justify="left" if col in ("signal", "model") else "right")
     for task in ("domain", "complexity", "jailbreak"):
         for label, key in (("baseline", f"{task}_baseline"), ("builtin:jailbreak" if task == "jailbreak" else "shipped", task)):
             if key in report:
                 r = report[key]
-                table.add_row(task, label, str(r["test_rows"]), _ci(r, "accuracy"), _f(r, "auc"),
+                table.add_row(task, label, str(r["test_rows"]), _ci(r, "accuracy"), _f(r, "ece"), _f(r, "auc"),
                               _f(r, "precision"), _f(r, "recall"), _f(r, "f1"))
     for name, r in report.get("domain_cross_dataset", {}).items():
-        table.add_row("domain", name.replace("_", " "), str(r["test_rows"]), _ci(r, "accuracy"), "-", "-", "-", "-")
+        table.add_row("domain", name.replace("_", " "), str(r["test_rows"]), _ci(r, "accuracy"), _f(r, "ece"), "-",
+                      "-", "-", "-")
     return table
 
 

@@ -49,13 +49,22 @@ def wilson_ci95(hits: int, n: int) -> list[float]:
     return [round(float(interval.low), 4), round(float(interval.high), 4)]
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top probability: the row-weighted mean of |accuracy - confidence| over
+    ten equal-width confidence bins (Guo et al., 2017)."""
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return float(sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))
+
+
 def evaluate_classifier(task: str, model: LinearClassifier, test: Examples) -> dict[str, Any]:
     p = _probabilities(model, test)
     gold = np.array([label for _, label in test])
     predicted = np.array(model.labels)[p.argmax(axis=1)]
     hits = int((predicted == gold).sum())
     report: dict[str, Any] = {"test_rows": len(test), "accuracy": round(hits / len(test), 4),
-                              "accuracy_ci95": wilson_ci95(hits, len(test))}
+                              "accuracy_ci95": wilson_ci95(hits, len(test)),
+                              "ece": round(expected_calibration_error(p.max(axis=1), predicted == gold), 4)}
     positive = {"complexity": "hard", "jailbreak": "jailbreak"}.get(task)
     if positive is not None:
         column = model.labels.index(positive)
