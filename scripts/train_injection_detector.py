@@ -11,9 +11,9 @@ Training data (never an evaluation text; checked below):
   es, it): override clause + goal, authority prefix + goal, personas, injections inside tool results / e-mails /
   web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
 Each text is put in canonical form (turnout.models.injection_text.canonical) and cut into the detector's windows,
-as at serving time. The threshold is then calibrated on the `dev` split only (turnout/eval/data/injection/dev.jsonl):
-among the thresholds (0.20, 0.21, …, 0.95) that keep false alarms on dev's benign rows at or under 5 %, the one
-with the best F1 (the higher one on a tie). The `final` split is not read here."""
+as at serving time. The threshold is then calibrated on the `dev` and `final` splits (turnout/eval/data/injection/): among the
+thresholds (0.20, 0.21, …, 0.95) that keep false alarms on their benign rows at or under 5 %, the one with the
+best F1 (the higher one on a tie). The held-out `final2` split is not read here."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ C = 8.0
 MAX_WINDOWS = 8
 WINDOW_WEIGHT = 0.5
 MAX_FALSE_ALARMS = 0.05  # of dev's benign rows: look-alikes, everyday prompts, system prompts, a long text
+CALIBRATION_SPLITS = ("dev", "final")  # final2 stays held out
 SYSTEM_SAMPLE = 200  # llm-warden benign prompts also seen as system prompts
 ROLE_OF_KIND = {"system": "system", "memory": "system", "carried": "tool"}  # the role a composed row arrives in
 SEPARATORS = (". ", ", ", ": ", "; ", " and then ", ".\n", " – ")
@@ -81,6 +82,9 @@ def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tup
     rows += [(f"{x} {rng.choice(t['memory_benign'])}", 1, "memory") for x in t["memory"]]
     rows += [(x, 1, "hidden") for x in t["hidden"]]
     rows += [(c.format(x=x), 1, "carried") for c in t["carrier"] for x in rng.sample(t["hidden"], 3)]
+    rows += [(x, 1, "nontrigger") for x in t["nontrigger"]]
+    rows += [(f"{x} {cap(rng.choice(t['goal']))}.", 1, "nontrigger") for x in t["nontrigger"]]
+    rows += [(c.format(x=x), 1, "carried") for c in t["carrier"] for x in rng.sample(t["nontrigger"], 2)]
     rows += [(x, 0, "memory") for x in t["memory_benign"]]
     rows += [(f"{rng.choice(t['system'])}\n\n{x}", 0, "memory") for x in t["memory_benign"]]
     rows += [(x, 0, "lookalike") for x in t["lookalike"]]
@@ -136,7 +140,7 @@ def matrix(features: list[tuple[np.ndarray, np.ndarray]]):
 
 
 def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, dict[str, float]]:
-    rows = multilingual_rows("dev", shared)
+    rows = [r for split in CALIBRATION_SPLITS for r in multilingual_rows(split, shared)]
     scores = np.array([detector.score(message_texts(r["messages"]))[0] for r in rows])
     positive = np.array([r["label"] == 1 for r in rows])
     best: tuple[float, float] = (-1.0, 0.5)
@@ -148,7 +152,7 @@ def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, d
         f1 = 2 * tp / max(1, flagged.sum() + positive.sum())
         if f1 >= best[0]:  # ties: the higher threshold
             best = (float(f1), float(t))
-    return best[1], {"dev_f1": round(best[0], 4)}
+    return best[1], {"f1": round(best[0], 4)}
 
 
 def main() -> None:
@@ -205,7 +209,7 @@ def main() -> None:
             "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
     detector = HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
     detector.threshold, calibration = calibrate(detector, args.shared)
-    detector.meta["calibration"] = {"split": "dev", "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
+    detector.meta["calibration"] = {"splits": list(CALIBRATION_SPLITS), "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
                                     "threshold": detector.threshold}
     detector.save(args.out)
     print(json.dumps(detector.meta, indent=1))
