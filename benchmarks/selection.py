@@ -2,6 +2,7 @@
 training time of the learned ones on the LLMRouter train split.
 
     python benchmarks/selection.py --json bench-out/selection.json [--shared ../shared/data] [--repeat 500]
+        [--only mlp,ensemble]
 
 LLMRouter has 9 scored models; a 10th candidate is a copy of gemma-2-9b-it at twice the price, so every
 selector ranks 10. Target (issue 5): select() < 1 ms p50 for every algorithm."""
@@ -37,7 +38,18 @@ def ten_models(table: RoutingTable) -> RoutingTable:
                         name="llmrouter-10")
 
 
+def only_option() -> set[str] | None:
+    """--only NAMES (comma-separated): time these algorithms only (taken out before the shared arguments)."""
+    if "--only" not in sys.argv:
+        return None
+    i = sys.argv.index("--only")
+    names = set(sys.argv[i + 1].split(","))
+    del sys.argv[i:i + 2]
+    return names
+
+
 def main() -> None:
+    only = only_option()
     args = bench_args(__doc__, 500)
     table = ten_models(load_named("llmrouter", args.shared))
     train, test = table.split("train"), table.split("test")
@@ -46,6 +58,8 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     report: dict = {"candidates": len(candidates), "train_rows": len(train), "algorithms": {}}
     for name in selectors.names():
+        if only is not None and name not in only:
+            continue
         cls = selectors.get(name)
         entry: dict = {}
         if getattr(cls, "needs_fit", False):

@@ -1,9 +1,7 @@
 """Build the routers shipped in turnout/models/data/routers/ (`artifact: builtin:NAME` in a config).
 
 Each is fitted on 80 % of its dataset's train split and its `cost_weight` calibrated on the other 20 % (never
-on the test split, which stays for `turnout eval`); an `ensemble` is fitted on the whole train split and
-chooses its own `cost_weight` by cross-validation on it (`target_quality`, from its cross-fitted members'
-out-of-fold predictions). Calibration searches only cost_weight ≥ 0, the range a
+on the test split, which stays for `turnout eval`). Calibration searches only cost_weight ≥ 0, the range a
 server accepts. What the router then serves on the test split (quality and cost as shares of the best single
 model's, strong-model calls, with bootstrap intervals) is written into router.json as `held_out_test`; the
 README's figures about the shipped routers are those. Run from the repository root:
@@ -27,21 +25,7 @@ ROUTERS = {
     "gsm8k-svm": ("gsm8k", "svm", "quality=0.95"),  # the demo's: GPT-4-1106-preview vs Mixtral-8x7B on math
     "llmrouter-hybrid": ("llmrouter", "hybrid", "quality=0.95"),  # nine open 7–70B models, 14 task kinds
     "llmrouter-ensemble": ("llmrouter", "ensemble", "quality=0.95"),  # the same nine, feature-rich (issue 17)
-    "gsm8k-ensemble": ("gsm8k", "ensemble", "quality=0.95"),
 }
-
-
-def build_cross_validated(name: str, dataset: str, router: str, target: str, shared: Path) -> dict:
-    """A router that calibrates its own knob by cross-validation on the whole train split."""
-    out = BUILTIN_ROUTERS / name
-    goal = float(target.partition("=")[2])
-    selector = train(load_named(dataset, shared), router, {"target_quality": goal}, out, split="train")
-    meta = json.loads((out / "router.json").read_text())
-    meta["trained_on"] = (f"{dataset}[train] ({len(load_named(dataset, shared).split('train'))} prompts), "
-                          f"cost_weight {selector.cost_weight:g} chosen by 5-fold cross-fitting on it for {target}")
-    meta["held_out_test"] = operating_point(load_named(dataset, shared), out, "test")
-    (out / "router.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
 
 
 def main() -> None:
@@ -51,10 +35,6 @@ def main() -> None:
     args = parser.parse_args()
     for name, (dataset, router, target) in ROUTERS.items():
         if args.only and name not in args.only.split(","):
-            continue
-        if router == "ensemble":
-            meta = build_cross_validated(name, dataset, router, target, args.shared)
-            print(f"{name}: {meta['trained_on']}\n  on the test split: {meta['held_out_test']}")
             continue
         data = load_named(dataset, args.shared).split("train")
         validation = [i for i, p in enumerate(data.prompts) if held_out(p + "|validation", 20)]

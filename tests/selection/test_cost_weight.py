@@ -140,7 +140,7 @@ def test_the_shipped_routers_published_test_figures_reproduce(shared):
     from turnout.eval.datasets import load_named
     from turnout.eval.harness import operating_point
 
-    for name, dataset in (("gsm8k-svm", "gsm8k"), ("llmrouter-hybrid", "llmrouter")):
+    for name, dataset in (("gsm8k-svm", "gsm8k"), ("llmrouter-hybrid", "llmrouter"), ("llmrouter-ensemble", "llmrouter")):
         published = json.loads((BUILTIN_ROUTERS / name / "router.json").read_text())["held_out_test"]
         assert operating_point(load_named(dataset, shared), BUILTIN_ROUTERS / name, "test") == published, name
         low, high = published["quality_share_ci95"]

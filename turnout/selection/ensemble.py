@@ -11,7 +11,8 @@ not change what an existing artifact sees."""
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class FeatureEnsembleSelector(LearnedSelector):
                 setattr(self, f"{name}_b_", model.intercept.astype(np.float32))
 
     # ----- fitting ----------------------------------------------------------------------------------------
-    def fit(self, table: Any, x: np.ndarray | None = None) -> "FeatureEnsembleSelector":
+    def fit(self, table: Any, x: np.ndarray | None = None) -> FeatureEnsembleSelector:
         from turnout.models.encoders import get_encoder
 
         if x is None:
