@@ -109,9 +109,9 @@ def run(train: RoutingTable, test: RoutingTable, resamples: int) -> dict:
     point["random"] = {"aiq": random_full["aiq"], "apgr": random_full["apgr"]}
     report = {"train": f"{train.name} ({len(train)})", "test": f"{test.name} ({len(test)})", "models": test.models,
               "resamples": resamples, "routers": {}, "claims": []}
-    for label in point:
+    for label, values in point.items():
         report["routers"][label] = {k: {"value": round(v, 4), "ci95": interval(samples[label][k])}
-                                    for k, v in point[label].items()}
+                                    for k, v in values.items()}
     for a, b, metric in CLAIMS:
         diff = samples[a][metric] - samples[b][metric]
         report["claims"].append({"router": a, "baseline": b, "metric": metric,

@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.selection.paper_helpers import check_gradient, train_and_evaluate, write_earlier_artifact
+from tests.selection.paper_helpers import (
+    check_gradient,
+    train_and_evaluate,
+    write_earlier_artifact,
+)
 from turnout.config import ConfigError
 from turnout.eval.table import RoutingTable
 from turnout.models.encoders import get_encoder
 from turnout.selection import selectors
 from turnout.selection.base import build_selector
-from turnout.selection.graph_model import build_nodes, edge_loss, init_params, query_messages
+from turnout.selection.graph_model import (
+    build_nodes,
+    edge_loss,
+    init_params,
+    query_messages,
+)
 
 
 def test_edge_loss_gradient_matches_finite_differences():

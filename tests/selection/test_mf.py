@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.selection.paper_helpers import check_gradient, train_and_evaluate, write_earlier_artifact
+from tests.selection.paper_helpers import (
+    check_gradient,
+    train_and_evaluate,
+    write_earlier_artifact,
+)
 from turnout.config import ConfigError
 from turnout.eval.table import RoutingTable
 from turnout.selection import selectors

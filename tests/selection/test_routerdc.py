@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.selection.paper_helpers import check_gradient, train_and_evaluate, write_earlier_artifact
+from tests.selection.paper_helpers import (
+    check_gradient,
+    train_and_evaluate,
+    write_earlier_artifact,
+)
 from turnout.config import ConfigError
 from turnout.eval.table import RoutingTable
 from turnout.selection import selectors
 from turnout.selection.base import build_selector
 from turnout.selection.contrastive import RouterDCSelector
-from turnout.selection.contrastive_loss import contrastive_masks, dual_contrastive_loss, sample_pairs
+from turnout.selection.contrastive_loss import (
+    contrastive_masks,
+    dual_contrastive_loss,
+    sample_pairs,
+)
 from turnout.selection.learned import normalise_rows
 
 

@@ -23,7 +23,11 @@ from typing import Any
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.contrastive_loss import contrastive_masks, dual_contrastive_loss, sample_pairs
+from turnout.selection.contrastive_loss import (
+    contrastive_masks,
+    dual_contrastive_loss,
+    sample_pairs,
+)
 from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
 from turnout.selection.paper_methods import check_method
 
@@ -102,7 +106,7 @@ class RouterDCSelector(LearnedSelector):
         return self._similarities(x) * self.scale_ + self.offset_
 
     @classmethod
-    def load(cls, directory: str | Path, **overrides: Any) -> "RouterDCSelector":
+    def load(cls, directory: str | Path, **overrides: Any) -> RouterDCSelector:
         check_method(directory, cls.name, METHOD, "the earlier sample–LLM-only fit (before turnout's routerdc "
                                                  "added RouterDC's sample–sample loss)")
         return super().load(directory, **overrides)  # type: ignore[return-value]

@@ -23,7 +23,7 @@ def contrastive_masks(scores: np.ndarray, top_k: int, last_k: int, rng: np.rando
     half the models), a positive strictly better than the row's worst and a negative strictly worse than its
     best. Ties in the ranking are broken at random when `rng` is given (the paper's sort breaks them by model
     order, which with 0/1 scores would make the first-listed of the models that answered the only positives)."""
-    n, m = scores.shape
+    m = scores.shape[1]
     k_top, k_last = max(1, min(top_k, m // 2)), max(1, min(last_k, m // 2))
     jitter = rng.random(scores.shape) if rng is not None else np.zeros(scores.shape)
     order = np.argsort(-scores + 1e-9 * jitter, axis=1, kind="stable")  # the jitter only reorders ties

@@ -23,8 +23,14 @@ from typing import Any
 import numpy as np
 
 from turnout.selection.base import register
-from turnout.selection.graph_model import (GraphNodes, build_nodes, edge_logits, edge_loss, init_params,
-                                           query_messages)
+from turnout.selection.graph_model import (
+    GraphNodes,
+    build_nodes,
+    edge_logits,
+    edge_loss,
+    init_params,
+    query_messages,
+)
 from turnout.selection.learned import Adam, LearnedSelector, normalise_rows
 from turnout.selection.paper_methods import check_method
 
@@ -48,7 +54,7 @@ class GraphRouterSelector(LearnedSelector):
         self.seed = seed
         self.cost_weight = cost_weight
 
-    def fit(self, table: Any, x: np.ndarray | None = None) -> "GraphRouterSelector":
+    def fit(self, table: Any, x: np.ndarray | None = None) -> GraphRouterSelector:
         self._tasks = list(table.tasks)
         return super().fit(table, x)  # type: ignore[return-value]
 
@@ -98,6 +104,6 @@ class GraphRouterSelector(LearnedSelector):
         return 1 / (1 + np.exp(-edge_logits(params, queries, self.llm_, edges)[1]))
 
     @classmethod
-    def load(cls, directory: str | Path, **overrides: Any) -> "GraphRouterSelector":
+    def load(cls, directory: str | Path, **overrides: Any) -> GraphRouterSelector:
         check_method(directory, cls.name, METHOD, "the earlier label propagation (no learned edge prediction)")
         return super().load(directory, **overrides)  # type: ignore[return-value]

@@ -95,7 +95,7 @@ def edge_loss(params: list[np.ndarray], queries: np.ndarray, llm: np.ndarray, ed
               l2: float) -> tuple[float, list[np.ndarray]]:
     """Mean binary cross-entropy of the predicted edges against the scores (+ L2 on the weight matrices) and
     its gradient for params = [Wq, Wm, We, b1, w2, b2]."""
-    wq, wm, we, b1, w2, b2 = params
+    wq, wm, we, _, w2, _ = params
     pre, logit = edge_logits(params, queries, llm, edges)
     p = 1 / (1 + np.exp(-logit))
     eps = 1e-12
