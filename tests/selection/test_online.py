@@ -335,3 +335,12 @@ def test_a_price_prior_starts_a_cold_learner_on_the_cheapest_model(name):
     plain = selector(name, explore=False, cost_weight=0.5).select(context(), candidates(prices))
     assert (priced.model, plain.model) == ("strong", "weak"), name
     assert priced.features[0] == pytest.approx(-0.5 * 0.1)  # the chosen model's prior: −λ × price / dearest price
+
+
+def test_linucb_with_clusters_gives_each_cluster_its_own_offset():
+    """No embedding in linucb's context (dim 0): only the clusters' one-hot can tell the two kinds apart."""
+    late = run_kinds(selector("linucb", dim=0, clusters=2, cluster_after=60, alpha=0.3, seed=1), 1200)[-300:]
+    assert sum(m == "weak" for k, m in late if k == 0) > 120
+    assert sum(m == "strong" for k, m in late if k == 1) > 120
+    pooled = run_kinds(selector("linucb", dim=0, alpha=0.3, seed=1), 1200)[-300:]
+    assert sum(m == ("weak" if k == 0 else "strong") for k, m in pooled) < 200

@@ -38,7 +38,9 @@ class LinUCBSelector(OnlineSelector):
         self._common(locals())
         # warm: the prior itself is a feature, so the regression learns its calibration (a raw residual per model
         # is biased: a model is observed where the prior ranked it first, i.e. where the prior overrates it)
-        self.d_ = dim + len(self.signals) + 1 + (warm_start is not None)
+        # clusters: a one-hot of the request's cluster too (all zeros before the clusters are fitted), so each
+        # cluster gets its own offset per model on top of the shared linear part
+        self.d_ = dim + len(self.signals) + 1 + (warm_start is not None) + clusters
         self.upper_ = np.triu_indices(self.d_)  # A is symmetric: its upper triangle is kept
         self.projection_: np.ndarray | None = None
         self.cache_: dict[str, tuple[int, np.ndarray, np.ndarray, int]] = {}  # arm → (state version, A⁻¹, b, n)
@@ -85,14 +87,23 @@ class LinUCBSelector(OnlineSelector):
             self.stacked_ = (key, np.stack([e[1] for e in entries]), np.stack([e[2] for e in entries]))
         return self.stacked_[1], self.stacked_[2], [e[3] for e in entries]
 
-    def _x(self, ctx_vec: np.ndarray, prior: float) -> np.ndarray:
-        return np.append(ctx_vec, prior) if self.warm_start is not None else ctx_vec
+    def _x(self, ctx_vec: np.ndarray, prior: float, cell: int | None) -> np.ndarray:
+        parts = [ctx_vec, [prior] if self.warm_start is not None else [], self._onehot(cell)]
+        return np.concatenate(parts)
+
+    def _onehot(self, cell: int | None) -> np.ndarray:
+        found = np.zeros(self.clusters)
+        if cell is not None:
+            found[cell] = 1.0
+        return found
 
     def _estimate(self, arms, ctx_vec, cell, prior, explore):
         a_inv, b, counts = self._stacked(arms)
         x = np.tile(ctx_vec, (len(arms), 1))
         if self.warm_start is not None:
             x = np.hstack([x, prior[:, None]])
+        if self.clusters:
+            x = np.hstack([x, np.tile(self._onehot(cell), (len(arms), 1))])
         ax = np.einsum("kij,kj->ki", a_inv, x)
         mean = prior + np.einsum("ki,ki->k", ax, b)  # θᵀx = (A⁻¹b)ᵀx = bᵀ(A⁻¹x): A⁻¹ is symmetric
         root = np.sqrt(np.maximum(np.einsum("ki,ki->k", x, ax), 0.0))
@@ -103,7 +114,7 @@ class LinUCBSelector(OnlineSelector):
                            for m, w, n, u in zip(mean, width, counts, ucb)]
 
     def _delta(self, ctx_vec, cell, prior, reward):
-        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior)
+        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior, cell)
         if x.shape != (self.d_,):
             raise ValueError(f"linucb: a context of {x.shape} for a model of {self.d_} dimensions")
         return np.concatenate(([1.0], np.outer(x, x)[self.upper_], (reward - prior) * x))
@@ -115,8 +126,8 @@ class LinUCBSelector(OnlineSelector):
         await super().update(outcome, reward)
         if cached is None or cached[0] != before or self.state.version(arm) != before + 1 or outcome.features is None:
             return  # others' updates came in too: A⁻¹ is recomputed from the statistics on the next select
-        prior, ctx_vec, _, _ = self._split(outcome.features)
-        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior)
+        prior, ctx_vec, cell, _ = self._split(outcome.features)
+        x = self._x(np.asarray(ctx_vec, dtype=np.float64), prior, cell)
         a_inv, b = cached[1], cached[2]
         ax = a_inv @ x
         a_inv = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))  # Sherman–Morrison: (A + xxᵀ)⁻¹
