@@ -178,8 +178,13 @@ class FeatureEnsembleSelector(LearnedSelector):
         self.calibration_x_, self.calibration_y_ = grid, value
 
     def _calibrated(self, predicted: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.interp(predicted[:, j], self.calibration_x_[j], self.calibration_y_[j])
-                                for j in range(predicted.shape[1])]).astype(np.float32)
+        """The isotonic maps; beyond the range they were fitted on (prompts unlike the training ones) they go on
+        with the identity half's slope instead of going flat, so such prompts are not all given one value."""
+        out = []
+        for j in range(predicted.shape[1]):
+            grid, p = self.calibration_x_[j], predicted[:, j]
+            out.append(np.interp(p, grid, self.calibration_y_[j]) + 0.5 * (p - np.clip(p, grid[0], grid[-1])))
+        return np.column_stack(out).astype(np.float32) if out else np.zeros((len(predicted), 0), np.float32)
 
     def _knob_for(self, predicted: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> float:
         """The cost_weight (over the weights a server accepts) whose routing of the training prompts, on
