@@ -133,7 +133,13 @@ class OnnxMiniLM:
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if len(texts) > batch_size:  # bounded batches keep the attention tensors (and the RSS) small
-            return np.vstack([self.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
+            # texts of like length batched together: a batch is padded to its longest, so this saves the padding
+            order = np.argsort([len(t) for t in texts], kind="stable")
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            for i in range(0, len(texts), batch_size):
+                part = order[i:i + batch_size]
+                out[part] = self.encode([texts[j] for j in part])
+            return out
         encodings = self.tokenizer.encode_batch([clean_text(t, MAX_CHARS) or " " for t in texts])
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
