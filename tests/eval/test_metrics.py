@@ -90,3 +90,14 @@ def test_gain_over_random(table):
     # a router that cannot go below cost 4 scores 0 at lower budgets: it does not beat random there
     assert not gain_over_random([(4, 0.9), (10, 0.95)], ref)["beats_random_everywhere"]
     assert gain_over_random([(4, 0.9), (10, 0.95)], ref)["min"] < -0.4
+
+
+def test_cost_shares_for_95_and_100_percent_of_the_best_model(table):
+    from turnout.eval.metrics import summary
+
+    # best single: strong (quality 0.75, cost 10); the curve mixes weak (1, 0.5) and an oracle-like (5.5, 1.0)
+    s = summary([(1, 0.5), (5.5, 1.0)], reference(table))
+    assert s["cost_at_100pct_best_single"] == pytest.approx(1 + 4.5 * 0.25 / 0.5)
+    assert s["cost_share_at_100pct"] == pytest.approx(s["cost_at_100pct_best_single"] / 10)
+    assert s["cost_share_at_95pct"] == pytest.approx(s["cost_at_95pct_best_single"] / 10)
+    assert summary([(1, 0.5)], reference(table))["cost_share_at_100pct"] is None  # never reaches it
