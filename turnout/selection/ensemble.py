@@ -92,7 +92,10 @@ class FeatureEnsembleSelector(LearnedSelector):
     def _fit_features(self, prompts: Sequence[str], tasks: Sequence[str], x: np.ndarray) -> None:
         shape = prompt_shape(prompts)
         self.shape_mean_ = shape.mean(axis=0)
-        self.shape_scale_ = np.maximum(shape.std(axis=0), 1e-6).astype(np.float32)
+        spread = shape.std(axis=0)
+        # a feature constant in training (no answer options in GSM8K) keeps unit scale: dividing by ~0 would
+        # turn the first prompt that has one into a value of millions
+        self.shape_scale_ = np.where(spread > 1e-3, spread, 1.0).astype(np.float32)
         names = sorted(set(tasks))
         if self.task_features and len(names) > 1:
             unit, labels = normalise_rows(x), np.asarray(tasks)
