@@ -57,6 +57,11 @@ def traffic(url: str) -> None:
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "fail #error:503"}])
 
 
+def same_minute(since: float) -> bool:
+    """rpm counts per UTC minute: a slow run may have started a new one since the traffic was sent."""
+    return int(time.time() // 60) == int(since // 60)
+
+
 def scrape(url: str) -> dict[str, list]:
     text = httpx.get(url + "/metrics").text
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
@@ -79,6 +84,7 @@ def wait_for(check, timeout: float = 10.0):
 @pytest.fixture
 def dashboard(serve, upstream):
     server = serve(dashboard_config(upstream.url))
+    server.traffic_since = time.time()
     traffic(server.url)
     return server
 
@@ -129,7 +135,8 @@ def test_summary_matches_metrics_and_records(dashboard):
 
     # budget use per key: the day's USD counter holds what the key's requests cost
     (row,) = s["budgets"]["keys"]
-    assert row["name"] == "team-a" and row["rpm"]["used"] == 8 and row["rpm"]["limit"] == 1000
+    assert row["name"] == "team-a" and row["rpm"]["limit"] == 1000
+    assert row["rpm"]["used"] == 8 or not same_minute(dashboard.traffic_since), row
     assert row["budget_usd_day"]["used"] == pytest.approx(sum(r["cost_usd"] for r in records), rel=1e-6)
 
     # an update folds in only what is new: the next summary counts the next request once
@@ -229,6 +236,7 @@ def test_workers_and_redis_count_as_one(upstream, tmp_path, redis_server):  # no
     config["decisions"][2]["plugins"] = []
     with turnout_process(config, tmp_path, "--workers", "2") as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key=TENANT, max_retries=0)
+        since = time.time()
         for i in range(6):
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"shared {i}"}])
         def settled() -> dict | None:  # records reach Redis, and costs settle, just after each answer
@@ -241,7 +249,7 @@ def test_workers_and_redis_count_as_one(upstream, tmp_path, redis_server):  # no
         assert s["requests"]["total"] == 6 == sum(x.value for x in metrics["turnout_requests"]
                                                   if x.name == "turnout_requests_total")
         (row,) = s["budgets"]["keys"]
-        assert s["budgets"]["available"] and row["rpm"]["used"] == 6
+        assert s["budgets"]["available"] and (row["rpm"]["used"] == 6 or not same_minute(since)), row
         assert row["budget_usd_day"]["used"] == pytest.approx(s["cost"]["baseline"]["cost_usd"], rel=1e-6)
         assert row["budget_usd_day"]["used"] == pytest.approx(s["cost"]["total_usd"], rel=1e-6)
 
@@ -276,7 +284,7 @@ async def test_dashboard_in_chromium(dashboard, tmp_path):
         await page.eval(f"document.getElementById('admin-key').value = {json.dumps(ADMIN)}; "
                         "document.getElementById('login-form').requestSubmit(); true")
         await page.wait_for("document.getElementById('conn').textContent === 'live'")
-        await _check_numbers(page, url)
+        await _check_numbers(page, url, dashboard.traffic_since)
         await _check_records_and_filters(page)
         await _check_try_a_prompt(page, url)
         assert await page.eval("document.querySelectorAll('#mix-chart .uplot canvas').length") >= 1
@@ -285,7 +293,7 @@ async def test_dashboard_in_chromium(dashboard, tmp_path):
         assert page.errors == [], page.errors
 
 
-async def _check_numbers(page: browser.Page, url: str) -> None:
+async def _check_numbers(page: browser.Page, url: str, since: float) -> None:
     metrics = await asyncio.to_thread(scrape, url)
     total = int(sum(x.value for x in metrics["turnout_requests"] if x.name == "turnout_requests_total"))
     await page.wait_for(f"document.getElementById('requests-total').textContent === '{total}'")
@@ -305,7 +313,11 @@ async def _check_numbers(page: browser.Page, url: str) -> None:
         f"{s['cache']['hit_rate'] * 100:.1f} %"
     assert await page.eval("document.getElementById('generation').dataset.value") == "1"
     budget = "document.querySelector('#budgets tr[data-key=\"team-a\"] [data-field=\"rpm\"]').textContent"
-    assert await page.eval(budget) == "9 / 1000"  # eight requests and the feedback (it counts against rpm)
+    shown = await page.eval(budget)
+    if same_minute(since):
+        assert shown == "9 / 1000", shown  # eight requests and the feedback (it counts against rpm)
+    else:
+        assert shown.endswith(" / 1000"), shown
     rows = await page.eval("[...document.querySelectorAll('#decisions tbody tr')].map(r => r.dataset.decision)")
     assert rows == ["code", "shadowed", "default"]
     assert "shadowed" in await page.eval("document.getElementById('warnings').textContent")
