@@ -12,7 +12,7 @@ import openai
 import pytest
 import yaml
 
-from tests.conftest import base_config
+from tests.conftest import base_config, fresh_minute
 from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
 from tests.process import start_turnout
 from turnout.testing import free_port
@@ -87,6 +87,7 @@ def test_allowed_models_and_decisions(serve, upstream):
 def test_requests_per_minute(serve, upstream):
     server = serve(access_config(upstream.url, rpm=3))
     alice = client(server, ALICE)
+    fresh_minute()
     for _ in range(3):
         ask(alice)
     with pytest.raises(openai.RateLimitError) as info:
@@ -165,6 +166,7 @@ def test_two_processes_share_limits_through_redis(redis_server, upstream, tmp_pa
     procs = [start_turnout(path, p) for p in ports]
     try:
         one, two = (openai.OpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key=ALICE, max_retries=0) for p in ports)
+        fresh_minute()
         ask(one), ask(two), ask(one), ask(two)
         for c in (one, two):
             with pytest.raises(openai.RateLimitError):

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import base_config
+from tests.conftest import base_config, fresh_minute
 
 ALICE, BOB, ADMIN = "sk-alice-feedback-0123456789", "sk-bob-feedback-0123456789", "sk-admin-feedback-0123456789"
 
@@ -140,6 +140,7 @@ def test_feedback_moves_the_online_selector_once_per_record_with_its_latest_rati
 
 def test_feedback_is_rate_limited_like_any_request(serve, upstream):
     server = serve(config(upstream.url, rpm=3))
+    fresh_minute()
     request_id, _ = ask(server)
     assert feedback(server, request_id=request_id, rating=1).status_code == 200
     assert feedback(server, request_id=request_id, rating=1).status_code == 200

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import base_config
+from tests.conftest import base_config, fresh_minute
 from tests.process import turnout_process
 
 KEY, ADMIN = "sk-hardening-0123456789abcdef", "sk-hardening-admin-0123456789"
@@ -106,6 +106,7 @@ def test_slow_uploads_hold_no_concurrency_slot_and_time_out(upstream, tmp_path):
                                {"name": "other", "key": KEY + "-other"}]}
     with turnout_process(config, tmp_path) as server:
         answers: list[bytes] = []
+        fresh_minute()
 
         def trickle() -> None:
             head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\n"

@@ -21,7 +21,7 @@ import openai
 import pytest
 import yaml
 
-from tests.conftest import base_config
+from tests.conftest import base_config, fresh_minute
 from tests.plugins.conftest import redis_server  # noqa: F401 - the fixture
 from tests.process import TurnoutProcess, turnout_process
 from turnout.context import RoutingContext
@@ -45,13 +45,6 @@ def estimate(prompt: str = PROMPT) -> tuple[int, float]:
     """What one request reserves: its prompt (turnout's count) plus max_tokens, at the strong model's price."""
     prompt_tokens = RoutingContext({"model": "strong", "messages": [{"role": "user", "content": prompt}]}).token_estimate
     return prompt_tokens + MAX_TOKENS, (prompt_tokens * STRONG["input"] + MAX_TOKENS * STRONG["output"]) / 1e6
-
-
-def fresh_minute(needed_s: float = 20) -> None:
-    """tpm and rpm count per UTC minute: start a burst early enough in one that it ends there too."""
-    left = 60 - time.time() % 60
-    if left < needed_s:
-        time.sleep(left + 0.2)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from anthropic.types import Message
 
-from tests.conftest import TEST_KEY, base_config
+from tests.conftest import TEST_KEY, base_config, fresh_minute
 from turnout.testing.mock_upstream import FAKE_KEY_IN_ERRORS, TOOL_ARGS
 
 KEY = "sk-messages-door-0123456789abcdef"
@@ -220,6 +220,7 @@ def auth_config(upstream_url: str, **limits) -> dict:
 def test_errors_in_anthropic_shape(serve, upstream):
     server = serve(auth_config(upstream.url, rpm=3))
     client = sdk(server, KEY)
+    fresh_minute()
     with pytest.raises(anthropic.BadRequestError) as caught:  # the SDK insists on max_tokens: post it bare
         client.post("/v1/messages", cast_to=Message, body={"model": "auto", "messages": [{"role": "user", "content": "x"}]})
     assert caught.value.body == {"type": "error", "error": {"type": "invalid_request_error",

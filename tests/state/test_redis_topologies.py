@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.conftest import fresh_minute
 from tests.plugins.conftest import RedisServer
 from tests.server.test_access import ALICE, access_config
 from tests.state.test_breakers import attempts, shared_config
@@ -104,6 +105,7 @@ def two_replicas_agree(serve, upstream, url: str, namespace: str) -> None:
     config["state"] = {"store": "redis", "redis_url": url, "namespace": namespace}
     one, two = serve(config), serve(config)
     clients = [openai.OpenAI(base_url=s.url + "/v1", api_key=ALICE, max_retries=0) for s in (one, two, one)]
+    fresh_minute()
     for c in clients:
         c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.RateLimitError):  # the limit is 3 a minute across both
