@@ -26,7 +26,7 @@ def _classifier_table(report: dict[str, Any]) -> Table:
     for col in ("signal", "model", "rows", "accuracy (95% CI)", "ECE", "AUC", "precision", "recall", "F1"):
         table.add_column(col, justify="left" if col in ("signal", "model") else "right")
     for task in ("domain", "complexity", "jailbreak"):
-        for label, key in (("baseline", f"{task}_baseline"), ("builtin:jailbreak" if task == "jailbreak" else "shipped", task)):
+        for label, key in (("baseline", f"{task}_baseline"), ("embedding classifier (replaced; new detector below)" if task == "jailbreak" else "shipped", task)):
             if key in report:
                 r = report[key]
                 table.add_row(task, label, str(r["test_rows"]), _ci(r, "accuracy"), _f(r, "ece"), _f(r, "auc"),

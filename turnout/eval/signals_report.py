@@ -127,6 +127,8 @@ def evaluate_all(shared: Path, pii_set: Path, artifacts: dict[str, str] | None =
     published = json.loads(Path(classifier.__file__).with_name("data").joinpath("classifier_metrics.json").read_text())
     if "domain_cross_dataset" in published and "domain" not in artifacts:
         report["domain_cross_dataset"] = published["domain_cross_dataset"]
+    # the embedding classifier `builtin:jailbreak` was (load_classifier still reads jailbreak.npz under that name);
+    # the detector that replaced it is scored on the same split, and the multilingual ones, by injection_report
     report["jailbreak"] = evaluate_classifier("jailbreak", load_classifier(artifacts.get("jailbreak", "builtin:jailbreak")),
                                               jailbreak_examples(shared)[1])
     try:  # the injection detectors' own report (multilingual and indirect splits), where it is installed
