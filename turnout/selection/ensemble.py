@@ -1,6 +1,8 @@
 """A feature-rich ensemble router: cross-fitted MLPs over the prompt embedding, the prompt's shape (length,
-lines, digits, code characters, answer options), its inferred task and the shipped domain and complexity
-classifiers' probabilities; per-model isotonic calibration and a cost knob chosen by cross-validation on the
+lines, digits, code characters, answer options), its inferred task and a softmax over the embedding weights of
+the shipped domain and complexity classifiers (their embedding part only: the domain model's 70 task/subject
+classes unsummed, without its n-gram features or calibration, so not the `domain` signal's probabilities);
+per-model isotonic calibration and a cost knob chosen by cross-validation on the
 training table only.
 
 Everything it reads is computed from the request's last user message and its embedding, on the server as in
@@ -74,7 +76,8 @@ class FeatureEnsembleSelector(LearnedSelector):
 
     # ----- features --------------------------------------------------------------------------------------
     def features(self, prompts: Sequence[str] | None, x: np.ndarray) -> np.ndarray:
-        """Embedding | standardised shape | task probabilities | domain and complexity probabilities. Without
+        """Embedding | standardised shape | task probabilities | softmaxes over the domain and complexity
+        classifiers' embedding weights (fixed at fit time). Without
         prompts (predict_quality on bare embeddings) the shape features sit at their training mean."""
         x = np.asarray(x, dtype=np.float32)
         parts = [x]
