@@ -3,6 +3,8 @@ and the old config keeps serving; requests in flight during a reload complete.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -299,75 +301,64 @@ def test_a_worker_started_while_the_file_is_rejected_serves_the_last_accepted_on
         served.stop()
 
 
-async def test_watching_that_fails_falls_back_to_looking_at_the_file(tmp_path, upstream, monkeypatch, caplog):
-    """Out of inotify watches (or any failure of watchfiles): the watch task used to die silently and reloads
-    on change stopped for good. It says so once and compares the files' stat every second instead."""
-    import asyncio
-
-    import watchfiles
-
+@contextlib.asynccontextmanager
+async def watched(path: Path, config: dict, before_watch=None):
+    """A RouterHolder loaded from `path` (written from `config`), its watch running; `before_watch` runs between
+    the load and the watch's start."""
     from turnout.server.holder import RouterHolder
 
-    def out_of_watches(*args, **kwargs):
-        raise OSError(28, "inotify watch limit reached")
-
-    monkeypatch.setattr(watchfiles, "awatch", out_of_watches)
-    path = tmp_path / "turnout.yaml"
-    path.write_text(yaml.safe_dump(base_config(upstream.url)))
+    path.write_text(yaml.safe_dump(config))
     holder = RouterHolder.from_path(path)
+    if before_watch is not None:
+        before_watch()
     task = asyncio.create_task(holder.watch())
     try:
-        await asyncio.sleep(1.5)
-        path.write_text(with_default(base_config(upstream.url), "strong"))
-        deadline = time.monotonic() + 15
-        while holder.generation != 2:
-            assert time.monotonic() < deadline and not task.done(), "no reload"
-            await asyncio.sleep(0.1)
-        assert holder.router.decisions["default"].config.models == ["strong"]
-        assert [r.message for r in caplog.records if "watching" in r.message] == [
-            f"watching {path} failed (OSError); looking at it every 1s instead"]
+        yield holder, task
     finally:
         task.cancel()
         await holder.aclose()
 
 
-async def _reloads(holder, task, timeout: float = 10) -> None:
-    import asyncio
-
+async def reloaded(holder, task, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while holder.generation != 2:
         assert time.monotonic() < deadline and not task.done(), "no reload"
         await asyncio.sleep(0.05)
 
 
+async def test_watching_that_fails_falls_back_to_looking_at_the_file(tmp_path, upstream, monkeypatch, caplog):
+    """Out of inotify watches (or any failure of watchfiles): the watch task used to die silently and reloads
+    on change stopped for good. It says so once and compares the files' stat every second instead."""
+    import watchfiles
+
+    def out_of_watches(*args, **kwargs):
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchfiles, "awatch", out_of_watches)
+    path = tmp_path / "turnout.yaml"
+    async with watched(path, base_config(upstream.url)) as (holder, task):
+        await asyncio.sleep(1.5)
+        path.write_text(with_default(base_config(upstream.url), "strong"))
+        await reloaded(holder, task)
+        assert holder.router.decisions["default"].config.models == ["strong"]
+        assert [r.message for r in caplog.records if "watching" in r.message] == [
+            f"watching {path} failed (OSError); looking at it every 1s instead"]
+
+
 async def test_a_write_between_loading_and_watching_is_picked_up(tmp_path, upstream):
     """CI caught it: with --workers 2 a worker that read the file, then had the file rewritten before its watch
     began, took the file as it was at the watch's start for the one it serves and never reloaded."""
-    import asyncio
-
-    from turnout.server.holder import RouterHolder
-
     path = tmp_path / "turnout.yaml"
-    path.write_text(yaml.safe_dump(base_config(upstream.url)))
-    holder = RouterHolder.from_path(path)
-    path.write_text(with_default(base_config(upstream.url), "strong"))  # before watch() has started
-    task = asyncio.create_task(holder.watch())
-    try:
-        await _reloads(holder, task)
+    rewrite = lambda: path.write_text(with_default(base_config(upstream.url), "strong"))  # noqa: E731
+    async with watched(path, base_config(upstream.url), before_watch=rewrite) as (holder, task):
+        await reloaded(holder, task)
         assert holder.router.decisions["default"].config.models == ["strong"]
-    finally:
-        task.cancel()
-        await holder.aclose()
 
 
 async def test_a_write_the_watch_raised_no_event_for_is_picked_up(tmp_path, upstream, monkeypatch):
     """A write that lands after the stat check but before the watch is in place raises no event; the watch
     looks at the files' stat once a second as well."""
-    import asyncio
-
     import watchfiles
-
-    from turnout.server.holder import RouterHolder
 
     async def deaf(*paths, rust_timeout=None, yield_on_timeout=False, **kwargs):  # a watch that never sees it
         while True:
@@ -377,13 +368,7 @@ async def test_a_write_the_watch_raised_no_event_for_is_picked_up(tmp_path, upst
 
     monkeypatch.setattr(watchfiles, "awatch", deaf)
     path = tmp_path / "turnout.yaml"
-    path.write_text(yaml.safe_dump(base_config(upstream.url)))
-    holder = RouterHolder.from_path(path)
-    task = asyncio.create_task(holder.watch())
-    try:
+    async with watched(path, base_config(upstream.url)) as (holder, task):
         await asyncio.sleep(0.3)
         path.write_text(with_default(base_config(upstream.url), "strong"))
-        await _reloads(holder, task)
-    finally:
-        task.cancel()
-        await holder.aclose()
+        await reloaded(holder, task)
