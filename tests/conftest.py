@@ -58,6 +58,14 @@ def base_config(upstream_url: str) -> dict[str, Any]:
     }
 
 
+def explain_route(server: ServerThread, text: str) -> dict[str, Any]:
+    """POST /v1/route with one user message: the routing explanation (decision, signals with their detail)."""
+    answer = httpx.post(f"{server.url}/v1/route", timeout=30,
+                        json={"model": "auto", "messages": [{"role": "user", "content": text}]})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., ServerThread]]:
     """serve(config_dict) starts a real turnout server on a free loopback port."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
-from tests.conftest import base_config
+from tests.conftest import base_config, explain_route
 from turnout.context import RoutingContext
 from turnout.signals import signals
 from turnout.signals.fact_check import fact_check_score
@@ -63,10 +62,7 @@ def test_a_real_server_sends_fact_questions_to_the_strong_model_and_explains_why
     server = serve(config)
 
     def route(text):
-        answer = httpx.post(f"{server.url}/v1/route", timeout=30,
-                            json={"model": "auto", "messages": [{"role": "user", "content": text}]})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        return explain_route(server, text)
 
     fact = route("Who won the Nobel Prize in Literature in 2016?")
     assert fact["decision"] == "grounded", fact

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
-from tests.conftest import base_config
+from tests.conftest import base_config, explain_route
 from turnout.config import ConfigError
 from turnout.context import RoutingContext
 from turnout.signals import signals
@@ -94,10 +93,7 @@ def test_a_real_server_routes_draw_me_to_the_image_model_and_explains_why(serve,
     server = serve(config)
 
     def route(text):
-        answer = httpx.post(f"{server.url}/v1/route", timeout=30,
-                            json={"model": "auto", "messages": [{"role": "user", "content": text}]})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        return explain_route(server, text)
 
     drawn = route("Draw me a fox in the snow.")
     assert drawn["decision"] == "images", drawn
