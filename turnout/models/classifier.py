@@ -42,9 +42,10 @@ class LinearClassifier:
     def _to_labels(self, p: np.ndarray) -> np.ndarray:
         if self.groups is None:
             return p
+        if p.ndim == 1:  # the request path: one bincount, not a Python loop over the classes
+            return np.bincount(self.groups, weights=p, minlength=len(self.labels)).astype(p.dtype)
         out = np.zeros(p.shape[:-1] + (len(self.labels),), dtype=p.dtype)
-        for i, g in enumerate(self.groups):
-            out[..., g] += p[..., i]
+        np.add.at(out.T, self.groups, p.T)
         return out
 
     def proba(self, vector: np.ndarray, text: str | None = None) -> np.ndarray:
@@ -85,7 +86,8 @@ class LinearClassifier:
     @classmethod
     def load(cls, path: str | Path) -> LinearClassifier:
         with np.load(path, allow_pickle=False) as data:
-            optional = {k: data[k].astype(np.float32) for k in ("ngram_idf", "ngram_coef") if k in data}
+            optional = {k: np.ascontiguousarray(data[k], dtype=np.float32) for k in ("ngram_idf", "ngram_coef")
+                        if k in data}
             if "groups" in data:
                 optional["groups"] = data["groups"].astype(np.int64)
             return cls([str(x) for x in data["labels"]], data["coef"].astype(np.float32),

@@ -7,7 +7,6 @@ by an IDF learned at fit time, and L2-normalised, as scikit-learn's TfidfVectori
 
 from __future__ import annotations
 
-import collections
 import functools
 import itertools
 import re
@@ -43,16 +42,20 @@ def _word_buckets(word: str, dim: int) -> tuple[int, ...]:
     return tuple(zlib.crc32(g.encode("utf-8")) % dim for g in grams)
 
 
+@functools.lru_cache(maxsize=64)
 def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket indices, sublinear counts) of a text's n-grams (the same as hashing `ngrams(text)` one by one)."""
+    """(bucket indices, sublinear counts) of a text's n-grams (the same as hashing `ngrams(text)` one by one).
+    Kept for the last few texts: the domain and complexity signals read the same request text (callers must not
+    write to the arrays)."""
     words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
-    buckets: collections.Counter[int] = collections.Counter()
+    ids: list[int] = []
     for w in words:
-        buckets.update(_word_buckets(w, dim))
-    buckets.update(zlib.crc32(f"b {a} {b}".encode()) % dim for a, b in itertools.pairwise(words))
-    index = np.fromiter(buckets.keys(), dtype=np.int64, count=len(buckets))
-    counts = np.fromiter(buckets.values(), dtype=np.float32, count=len(buckets))
-    return index, 1.0 + np.log(counts)
+        ids.extend(_word_buckets(w, dim))
+    ids.extend(zlib.crc32(f"b {a} {b}".encode()) % dim for a, b in itertools.pairwise(words))
+    index, n = np.unique(np.array(ids, dtype=np.int64), return_counts=True)
+    counts = 1.0 + np.log(n.astype(np.float32))
+    index.flags.writeable = counts.flags.writeable = False  # shared through the cache
+    return index, counts
 
 
 def tfidf(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
