@@ -133,3 +133,29 @@ def test_statistics_are_stored_packed_and_an_earlier_text_value_is_read_and_rewr
         assert raw.startswith(PACKED)
         np.testing.assert_allclose(np.frombuffer(raw[len(PACKED):], dtype="<f8"), expected, rtol=0, atol=1e-15)
     direct.close()
+
+
+def test_closing_the_redis_state_is_bounded_when_a_redis_call_never_returns(redis_server, monkeypatch):  # noqa: F811
+    """A refresher cancelled inside a redis-py pipeline could leave closing the state waiting for good (one run in
+    four of test_online_revise's two-replica test hung CI): every step of aclose is bounded."""
+    import numpy as np
+
+    from turnout.state import bandits
+
+    monkeypatch.setattr(bandits, "CLOSE_S", 0.2)
+
+    async def go() -> float:
+        state = bandits.RedisBanditState(redis_server.url, "bounded-close", 3)
+        state.track(["a"])
+        await state.add("a", np.ones(3))
+
+        async def never(*args, **kwargs):
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(state, "refresh", never)
+        state._task = asyncio.get_running_loop().create_task(never())  # a refresher stuck in a call
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(state.aclose(), 10)
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(go()) < 5

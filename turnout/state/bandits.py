@@ -22,6 +22,7 @@ import numpy as np
 from turnout.state.redis import Guarded, StoreUnavailable, close, connect, log
 
 REFRESH_S = 0.5
+CLOSE_S = 2.0  # the most each step of closing the Redis state may take
 
 # KEYS[1]: the arm's statistics; ARGV[1]: the delta. Both packed: "b:" then little-endian float64s (struct in Redis's
 # Lua; numpy's frombuffer here), which neither side has to format or parse as text. A value written by an earlier
@@ -291,16 +292,20 @@ class RedisBanditState(BanditState):
         self._task = loop.create_task(_refresh_loop(weakref.ref(self), self.refresh_s))
 
     async def aclose(self) -> None:
+        """Stop the refresher, send what is pending, close the client: each step bounded (CLOSE_S), so a Redis
+        call that never returns (seen with redis-py when the refresher is cancelled inside a pipeline) cannot keep
+        a reload or a shutdown waiting."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
-                await self._task
+                await asyncio.wait_for(self._task, CLOSE_S)
             self._task = None
         with contextlib.suppress(Exception):
-            await self.refresh()  # what is pending goes before the process does
+            await asyncio.wait_for(self.refresh(), CLOSE_S)  # what is pending goes before the process does
         if self._client is not None:
-            await close(self._client)
-            self._client = None
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(client), CLOSE_S)
 
 
 async def _refresh_loop(ref: weakref.ref[RedisBanditState], interval: float) -> None:
