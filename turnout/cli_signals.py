@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         pii_set: Annotated[Path, typer.Option(help="labelled PII prompts (JSONL)")] = Path("tests/data/pii_labelled.jsonl"),
         domain: Annotated[Optional[str], typer.Option(help="domain classifier to evaluate (default: shipped)")] = None,
         complexity: Annotated[Optional[str], typer.Option(help="complexity classifier (default: shipped)")] = None,
-        jailbreak: Annotated[Optional[str], typer.Option(help="jailbreak classifier (default: shipped)")] = None,
+        jailbreak: Annotated[Optional[str], typer.Option(help="an embedding jailbreak classifier .npz (default: builtin:jailbreak-embedding, the one the detector replaced)")] = None,
     ) -> None:
         """Held-out quality of the domain, complexity, fact_check, modality, jailbreak and PII signals, each
         beside the model it replaced, on every split."""

@@ -19,6 +19,7 @@ from turnout.eval.signal_data import (
     pii_examples,
 )
 from turnout.models.classifier import LinearClassifier, load_classifier
+from turnout.models.injection import EmbeddingClassifierDetector, load_detector
 from turnout.signals.pii import find_pii
 
 # the classifiers scripts/train_signal_classifiers.py trains and classifier_metrics.json describes; jailbreak has its
@@ -127,10 +128,12 @@ def evaluate_all(shared: Path, pii_set: Path, artifacts: dict[str, str] | None =
     published = json.loads(Path(classifier.__file__).with_name("data").joinpath("classifier_metrics.json").read_text())
     if "domain_cross_dataset" in published and "domain" not in artifacts:
         report["domain_cross_dataset"] = published["domain_cross_dataset"]
-    # the embedding classifier `builtin:jailbreak` was (load_classifier still reads jailbreak.npz under that name);
-    # the detector that replaced it is scored on the same split, and the multilingual ones, by injection_report
-    report["jailbreak"] = evaluate_classifier("jailbreak", load_classifier(artifacts.get("jailbreak", "builtin:jailbreak")),
-                                              jailbreak_examples(shared)[1])
+    # the embedding classifier `builtin:jailbreak` was, named as the detector names it (`builtin:jailbreak` is the
+    # detector now); the detector is scored on the same split, and the multilingual ones, by injection_report
+    embedding = load_detector(artifacts.get("jailbreak", "builtin:jailbreak-embedding"))
+    if not isinstance(embedding, EmbeddingClassifierDetector):
+        raise ValueError("--jailbreak: an embedding classifier .npz (the detector is scored in the injection report)")
+    report["jailbreak"] = evaluate_classifier("jailbreak", embedding.model, jailbreak_examples(shared)[1])
     try:  # the injection detectors' own report (multilingual and indirect splits), where it is installed
         from turnout.eval.injection_report import evaluate_injection
     except ImportError as exc:
