@@ -1,6 +1,6 @@
 """Labelled conversations for the injection detector: llm-warden's test split (English, MIT) and the
-hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2` held
-out; see the README there for how they were written and how the derived rows below are made).
+hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2` read once,
+`final3` held out; see the README there for how they were written and how the derived rows below are made).
 
 Every row is {"messages", "label" (1 = injection or jailbreak), "lang", "kind"}: the detector scores the
 conversation as the guard sees it, every role included."""
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
-SPLITS = ("dev", "final", "final2")
+SPLITS = ("dev", "final", "final2", "final3")
 LANGS = ("en", "de", "fr", "es", "it")
 FILLER_CHARS = 4000
 
@@ -32,8 +32,9 @@ def _user(text: str) -> dict[str, Any]:
 
 def _conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
     kind, text, lang = row["kind"], row["text"], row["lang"]
-    if kind == "tool":
-        call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    if kind in ("tool", "email"):  # an e-mail arrives as what a mailbox tool returned
+        name = "read_inbox" if kind == "email" else "lookup"
+        call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{}"}}
         return [_user(row["ask"]), {"role": "assistant", "content": None, "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": "call_1", "content": text}]
     if kind == "document":
