@@ -148,49 +148,76 @@ def operating_point(train_answers: Any, test: RoutingTable, weak_texts: list[str
         if np.where(strong, s_ok, w_ok).mean() >= target:
             chosen = float(t)
             break
-    q, c, e = cascade_rows(test, scorer.score(test.prompts, weak_texts), scorer.score(test.prompts, strong_texts),
-                           np.array([chosen]), "last")
-    s = test.models.index(STRONG)
-    n = len(test)
-    boot_q = (q @ weights.T / n)[0] / (test.scores[:, s] @ weights.T / n)
-    boot_c = (c @ weights.T / n)[0] / (test.costs[:, s] @ weights.T / n)
-    return {"threshold": round(chosen, 4), "on_fail": "last", "calibration_prompts": len(prompts),
-            "accuracy": round(float(q.mean()), 4),
-            "accuracy_share_of_gpt4": round(float(q.mean() / test.scores[:, s].mean()), 4),
-            "accuracy_share_ci95": [round(float(v), 4) for v in np.percentile(boot_q, [2.5, 97.5])],
-            "cost_share": round(float(c.mean() / test.costs[:, s].mean()), 4),
-            "cost_share_ci95": [round(float(v), 4) for v in np.percentile(boot_c, [2.5, 97.5])],
-            "escalated": round(float(e.mean()), 4)}
+    return at_threshold(test, scorer.score(test.prompts, weak_texts), scorer.score(test.prompts, strong_texts),
+                        chosen, weights, calibration_prompts=len(prompts))
 
 
-def train_cv(train_answers: Any, train: RoutingTable, C: float, shrink: float, features: tuple[str, ...],
-             models: list[str] | None) -> dict[str, Any]:
-    """The figure a scorer recipe is chosen by, on training prompts only: out-of-fold scores of Mixtral's
-    answers (5 folds by prompt, turnout.eval.scorer_train.hash_fold; each fold scored by a scorer fitted on the
-    other four, on the answers of `models` when given), then the cascade's least cost share at 95 % of GPT-4 on
-    the training prompts (on_fail last) and the AUC on Mixtral's answers."""
-    from turnout.eval.scorer_train import _auc
-
+def out_of_fold(train_answers: Any, C: float, shrink: float, features: tuple[str, ...],
+                models: list[str] | None) -> np.ndarray:
+    """Out-of-fold scores of every training answer: 5 folds by prompt (turnout.eval.scorer_train.hash_fold), each
+    scored by a scorer with the artifact's recipe fitted on the other four (on the answers of `models` only)."""
     x = feature_matrix(train_answers.prompts, train_answers.responses, "minilm-static", features)
     y = (train_answers.scores >= 0.5).astype(int)
     fold = np.array([hash_fold(p) for p in train_answers.prompts])
     fits = np.array([not models or m in models for m in train_answers.models])
-    weak = np.array([m == WEAK for m in train_answers.models])
     oof = np.zeros(len(y))
     for k in range(5):
         scorer = AnswerScorer.fit(x[fits & (fold != k)], y[fits & (fold != k)], encoder="minilm-static", C=C,
                                   embedding_shrink=shrink, features=features)
         oof[fold == k] = scorer.score_features(x[fold == k])
-    row = {p: i for i, p in enumerate(train.prompts)}
+    return oof
+
+
+def threshold_for(weak_ok: np.ndarray, strong_ok: np.ndarray, weak_score: np.ndarray) -> float:
+    """The highest-accepting threshold (least escalation) at which an on_fail-last cascade reaches 95 % of the
+    strong model's accuracy on these prompts; 1.01 (always escalate) when none does."""
+    target = TARGET * strong_ok.mean()
+    for t in np.unique(weak_score):
+        if np.where(weak_score < t, strong_ok, weak_ok).mean() >= target - 1e-12:
+            return float(t)
+    return 1.01
+
+
+def train_cv(train_answers: Any, train: RoutingTable, C: float, shrink: float, features: tuple[str, ...],
+             models: list[str] | None, arithmetic: np.ndarray | None = None) -> dict[str, Any]:
+    """The figures a scorer recipe is chosen by, on training prompts only: out-of-fold scores of Mixtral's
+    answers (`out_of_fold`), then the cascade's least cost share at 95 % of GPT-4 on the training prompts
+    (on_fail last), the AUC on Mixtral's answers, and the threshold that reaches 95 % of GPT-4 there: the
+    operating point a deployment takes (`cv_threshold`). `arithmetic`: whether each training answer passes
+    the arithmetic judge; given, the cascade judges with the ensemble of both (rule all)."""
+    from turnout.eval.scorer_train import _auc
+
+    y = (train_answers.scores >= 0.5).astype(int)
+    oof = out_of_fold(train_answers, C, shrink, features, models)
+    weak = np.array([m == WEAK for m in train_answers.models])
     idx = np.where(weak)[0]
+    judged = oof[idx] if arithmetic is None else np.where(arithmetic[idx], oof[idx], -1.0)
+    row = {p: i for i, p in enumerate(train.prompts)}
     rows = np.array([row[train_answers.prompts[i]] for i in idx])
-    q, c, _ = cascade_rows(train.subset(rows, train.name), oof[idx], np.zeros(len(idx)),
-                           np.unique(np.concatenate([oof[idx], [1.01]])), "last")
-    s = train.models.index(STRONG)
-    strong_q, strong_c = train.scores[rows, s].mean(), train.costs[rows, s].mean()
+    sub = train.subset(rows, train.name)
+    q, c, _ = cascade_rows(sub, judged, np.zeros(len(idx)), np.unique(np.concatenate([judged, [1.01]])), "last")
+    s, w = train.models.index(STRONG), train.models.index(WEAK)
+    strong_q, strong_c = sub.scores[:, s].mean(), sub.costs[:, s].mean()
     point = cheapest_reaching(q.mean(axis=1)[:, None], c.mean(axis=1)[:, None], np.array([TARGET * strong_q]))[0]
     return {"prompts": len(idx), "auc_mixtral": round(float(_auc(y[idx], oof[idx]) or 0.0), 4),
-            "cost_share_at_95pct_gpt4": None if not np.isfinite(point) else round(float(point / strong_c), 4)}
+            "cost_share_at_95pct_gpt4": None if not np.isfinite(point) else round(float(point / strong_c), 4),
+            "cv_threshold": round(threshold_for(sub.scores[:, w], sub.scores[:, s], judged), 4)}
+
+
+def at_threshold(test: RoutingTable, weak: np.ndarray, strong: np.ndarray, threshold: float,
+                 weights: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """An on_fail-last cascade on the test prompts at one threshold, with 95 % bootstrap intervals."""
+    q, c, e = cascade_rows(test, weak, strong, np.array([threshold]), "last")
+    s = test.models.index(STRONG)
+    n = len(test)
+    boot_q = (q @ weights.T / n)[0] / (test.scores[:, s] @ weights.T / n)
+    boot_c = (c @ weights.T / n)[0] / (test.costs[:, s] @ weights.T / n)
+    return {"threshold": round(threshold, 4), "on_fail": "last", **extra, "accuracy": round(float(q.mean()), 4),
+            "accuracy_share_of_gpt4": round(float(q.mean() / test.scores[:, s].mean()), 4),
+            "accuracy_share_ci95": [round(float(v), 4) for v in np.percentile(boot_q, [2.5, 97.5])],
+            "cost_share": round(float(c.mean() / test.costs[:, s].mean()), 4),
+            "cost_share_ci95": [round(float(v), 4) for v in np.percentile(boot_c, [2.5, 97.5])],
+            "escalated": round(float(e.mean()), 4)}
 
 
 def router_family(name: str, directory: Path, test: RoutingTable) -> dict[str, Any]:
@@ -224,19 +251,24 @@ def oracle(test: RoutingTable, cascade: bool) -> dict[str, Any]:
 
 
 def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str], scorers: list[str],
-             routers: list[Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """`scorers`: the scorer artifacts to run; the first is labelled `scorer`, the others by their name."""
+             routers: list[Path]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """`scorers`: the scorer artifacts to run; the first is labelled `scorer`, the others by their name. Also
+    returns each judge's scores of the test answers, by label."""
     out = [family(f"single:{m}", test.scores[:, j], test.costs[:, j]) for j, m in enumerate(test.models)]
     out += [oracle(test, cascade=False), oracle(test, cascade=True)]
     judges_used: dict[str, Any] = {}
-    specs = [("format", {"name": "format"})]
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # each judge's scores of the test answers
+    specs = [("format", {"name": "format"}), ("arithmetic", {"name": "arithmetic"})]
     specs += [("scorer" if i == 0 else f"scorer {artifact.removeprefix('builtin:')}",
                {"name": "scorer", "params": {"artifact": artifact}}) for i, artifact in enumerate(scorers)]
     for label, spec in specs:
         judge = build_judge(spec, f"cascade.judge[{spec['name']}]")
         weak = asyncio.run(judge_scores(judge, test.prompts, weak_texts, WEAK))
         strong = asyncio.run(judge_scores(judge, test.prompts, strong_texts, STRONG))
-        if spec["name"] == "format":
+        scores[label] = (weak, strong)
+        if spec["name"] == "arithmetic":
+            arith_weak, arith_strong = weak >= judge.threshold, strong >= judge.threshold
+        if spec["name"] in ("format", "arithmetic"):
             knobs = np.array([judge.threshold])
         else:  # every distinct score of Mixtral's answers is a threshold setting
             knobs = np.unique(np.concatenate([[0.0], weak, [1.01]]))
@@ -246,9 +278,18 @@ def families(test: RoutingTable, weak_texts: list[str], strong_texts: list[str],
                               [round(float(k), 4) for k in knobs], e))
         judges_used[label] = {"params": judge.params.model_dump(), "weak_pass_rate_at_default":
                               round(float((weak >= judge.threshold).mean()), 4)}
+        if spec["name"] == "scorer":
+            # the ensemble judge, rule all, of `arithmetic` and this scorer: an answer passes when its steps are
+            # right and the scorer passes it. Over the scorer's threshold t that is a score of 0 where a step is
+            # wrong, else the scorer's (checked against the Judge itself in ensemble_check)
+            both_weak = np.where(arith_weak, weak, -1.0)
+            both_strong = np.where(arith_strong, strong, -1.0)
+            q, c, e = cascade_rows(test, both_weak, both_strong, knobs, "last")
+            out.append(family(f"cascade:arithmetic+{label} (on_fail last)", q, c,
+                              [round(float(k), 4) for k in knobs], e))
     for directory in routers:
         out.append(router_family(f"router:{directory.name}", directory, test))
-    return out, judges_used
+    return out, judges_used, scores
 
 
 def run(shared: Path, scorer: str | list[str], routers: list[Path], limit: int | None = None,
@@ -264,7 +305,7 @@ def run(shared: Path, scorer: str | list[str], routers: list[Path], limit: int |
     strong_texts = [text[(p, STRONG)] for p in test.prompts]
     rng = np.random.default_rng(SEED)
     weights = rng.multinomial(len(test), np.full(len(test), 1 / len(test)), size=resamples).astype(float)
-    fams, judges_used = families(test, weak_texts, strong_texts, scorers, routers)
+    fams, judges_used, scores = families(test, weak_texts, strong_texts, scorers, routers)
     s = test.models.index(STRONG)
     report: dict[str, Any] = {
         "data": "RouteLLM gsm8k (contaminated prompts dropped)", "split": "test", "prompts": len(test),
@@ -278,19 +319,64 @@ def run(shared: Path, scorer: str | list[str], routers: list[Path], limit: int |
                           "logprob": "no logprobs recorded", "verifier": "asks a model: not offline",
                           "llmrouter": "its per-model responses are not in the shared snapshot (the tables that "
                                        "hold them were left out), so no judge can read an answer"}}
-    if operating:  # each builtin scorer's recipe (its C, shrink, features, models), refitted on 80 % of train
-        from turnout.models.scorer import load_scorer, scorer_path
-
-        for i, artifact in enumerate(a for a in scorers if a.startswith("builtin:")):
-            meta = json.loads(scorer_path(artifact).with_suffix(".json").read_text())
-            point = operating_point(answers.split("train"), test, weak_texts, strong_texts, float(meta["C"]),
-                                    float(meta["embedding_shrink"]), weights, load_scorer(artifact).features,
-                                    meta.get("models"))
-            report["scorer_operating_point" if i == 0 else f"scorer_operating_point {artifact[8:]}"] = point
-            report.setdefault("train_cv", {})["scorer" if i == 0 else f"scorer {artifact[8:]}"] = train_cv(
-                answers.split("train"), table.split("train"), float(meta["C"]), float(meta["embedding_shrink"]),
-                load_scorer(artifact).features, meta.get("models"))
+    if operating:
+        operating_points(report, answers, table, test, weak_texts, strong_texts, scorers, scores, weights)
     return report
+
+
+def operating_points(report: dict[str, Any], answers: Any, table: RoutingTable, test: RoutingTable,
+                     weak_texts: list[str], strong_texts: list[str], scorers: list[str], scores: dict[str, Any],
+                     weights: np.ndarray) -> None:
+    """Thresholds set without the test prompts, for each builtin scorer's recipe (its C, shrink, features,
+    models) alone and with the arithmetic judge (ensemble, rule all):
+    - `scorer_operating_point*`: a scorer refitted on 80 % of train, its threshold set on the other 20 %;
+    - `cv_operating_points`: the threshold that reaches 95 % of GPT-4 on all the training prompts' out-of-fold
+      scores (`train_cv`), applied to the shipped artifact (fitted on all of train) on the test prompts."""
+    from turnout.judges.arithmetic import ArithmeticJudge
+    from turnout.models.scorer import load_scorer, scorer_path
+
+    train_answers = answers.split("train")
+    arithmetic = build_judge({"name": "arithmetic"}, "cascade.judge")
+    assert isinstance(arithmetic, ArithmeticJudge)
+    passes = np.array([arithmetic.score_text(t).passed for t in train_answers.responses])
+    arith_weak, arith_strong = (scores["arithmetic"][0] >= arithmetic.threshold,
+                                scores["arithmetic"][1] >= arithmetic.threshold)
+    for i, artifact in enumerate(a for a in scorers if a.startswith("builtin:")):
+        label = "scorer" if i == 0 else f"scorer {artifact[8:]}"
+        meta = json.loads(scorer_path(artifact).with_suffix(".json").read_text())
+        recipe = (float(meta["C"]), float(meta["embedding_shrink"]), load_scorer(artifact).features,
+                  meta.get("models"))
+        point = operating_point(train_answers, test, weak_texts, strong_texts, recipe[0], recipe[1], weights,
+                                recipe[2], recipe[3])
+        report["scorer_operating_point" if i == 0 else f"scorer_operating_point {artifact[8:]}"] = point
+        weak, strong = scores[label]
+        for name, flags, w, s in ((label, None, weak, strong),
+                                  (f"arithmetic+{label}", passes, np.where(arith_weak, weak, -1.0),
+                                   np.where(arith_strong, strong, -1.0))):
+            cv = train_cv(train_answers, table.split("train"), *recipe, arithmetic=flags)
+            report.setdefault("train_cv", {})[name] = cv
+            report.setdefault("cv_operating_points", {})[name] = at_threshold(
+                test, w, s, cv["cv_threshold"], weights, threshold_from="out-of-fold scores of all training prompts")
+    report["ensemble_check"] = ensemble_check(test, weak_texts, scorers[0],
+                                              report["cv_operating_points"]["arithmetic+scorer"]["threshold"],
+                                              np.where(arith_weak, scores["scorer"][0], -1.0))
+
+
+def ensemble_check(test: RoutingTable, weak_texts: list[str], artifact: str, threshold: float,
+                   emulated: np.ndarray) -> dict[str, Any]:
+    """The ensemble judge itself (rule all: arithmetic, then the scorer at `threshold`) on Mixtral's test answers
+    accepts exactly the answers the benchmark's emulation of it accepts."""
+    judge = build_judge({"name": "ensemble", "params": {"rule": "all", "judges": [
+        {"name": "arithmetic"}, {"name": "scorer", "params": {"artifact": artifact, "threshold": threshold}}]}},
+        "cascade.judge")
+    verdicts = asyncio.run(judge_scores_verdicts(judge, test.prompts, weak_texts))
+    agree = int(sum(v == (e >= threshold) for v, e in zip(verdicts, emulated)))
+    return {"prompts": len(test), "agree": agree, "threshold": threshold}
+
+
+async def judge_scores_verdicts(judge: Judge, prompts: list[str], texts: list[str]) -> list[bool]:
+    return [(await judge.judge(request_of(p), completion_of(WEAK, t), None)).passed  # type: ignore[arg-type]
+            for p, t in zip(prompts, texts)]
 
 
 def table_text(report: dict[str, Any]) -> str:
@@ -309,6 +395,11 @@ def table_text(report: dict[str, Any]) -> str:
         lines.append(f"{name} threshold {op['threshold']} set on training prompts: accuracy {op['accuracy']:.3f} "
                      f"({op['accuracy_share_of_gpt4']:.1%} of GPT-4, CI {op['accuracy_share_ci95']}), cost share "
                      f"{op['cost_share']:.3f} (CI {op['cost_share_ci95']}), escalated {op['escalated']:.1%}")
+    for name, op in report.get("cv_operating_points", {}).items():
+        lines.append(f"{name} at the threshold {op['threshold']} chosen by CV on training prompts: accuracy "
+                     f"{op['accuracy']:.3f} ({op['accuracy_share_of_gpt4']:.1%} of GPT-4, CI "
+                     f"{op['accuracy_share_ci95']}), cost share {op['cost_share']:.3f} (CI {op['cost_share_ci95']}), "
+                     f"escalated {op['escalated']:.1%}")
     for name, cv in report.get("train_cv", {}).items():
         lines.append(f"{name}, 5-fold CV on the {cv['prompts']} training prompts: AUC on Mixtral's answers "
                      f"{cv['auc_mixtral']:.3f}, cascade cost share at 95 % of GPT-4 {cv['cost_share_at_95pct_gpt4']}")
@@ -343,7 +434,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--json", type=Path, default=Path("bench-out/cascades.json"))
     parser.add_argument("--plot", type=Path, default=Path("bench-out/cascades.png"))
-    parser.add_argument("--scorer", default="builtin:gsm8k-scorer,builtin:gsm8k-scorer-v1",
+    parser.add_argument("--scorer", default="builtin:gsm8k-scorer,builtin:gsm8k-scorer-v2,builtin:gsm8k-scorer-v1",
                         help="the scorer judge's artifacts, comma-separated (the first is `scorer`)")
     parser.add_argument("--routers", default=str(ROOT / "turnout/models/data/routers/gsm8k-svm"),
                         help="learned router directories, comma-separated")

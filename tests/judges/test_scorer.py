@@ -15,9 +15,12 @@ from turnout.judges import build_judge
 from turnout.models.scorer import (
     FEATURES,
     FEATURES_V1,
+    FEATURES_SECOND,
     FEATURES_V2,
+    FEATURES_V3,
     AnswerScorer,
     answer_features,
+    arithmetic_features,
     check_steps,
     final_number,
     load_scorer,
@@ -112,13 +115,28 @@ def test_reasoning_features_read_a_worked_answer():
     assert loose["has_hash"] == 0 and loose["prompt_numbers_unused"] == 1  # the $2 is never used
 
 
+def test_arithmetic_features_read_the_checked_steps():
+    right = arithmetic_features(QUESTION, "16 - 3 - 4 = <<16-3-4=9>>9 eggs. 9 * $2 = $<<9*2=18>>18.\n#### 18")
+    assert set(right) == set(FEATURES_V3)
+    assert right["arith_wrong"] == 0 and right["arith_final_is_last"] == 1 and right["arith_final_is_result"] == 1
+    assert right["arith_claims"] == pytest.approx(np.log1p(2)) and right["arith_prompt_numbers_unused"] == 0
+    wrong = arithmetic_features(QUESTION, "16 - 3 - 4 = 8 eggs. 8 * $2 = $16.\n#### 15")
+    assert wrong["arith_wrong"] == 1 and wrong["arith_wrong_any"] == 1 and wrong["arith_wrong_share"] == 0.5
+    assert wrong["arith_final_is_result"] == 0
+    none = arithmetic_features(QUESTION, "She makes eighteen dollars.")
+    assert none["arith_no_claims"] == 1 and none["arith_prompt_numbers_unused"] == 1
+
+
 def test_the_first_scorer_still_loads_with_its_own_features():
     v1 = load_scorer("builtin:gsm8k-scorer-v1")
     assert v1.features == FEATURES_V1 and v1.coef.shape == (2 * 256 + len(FEATURES_V1),)
-    v2 = load_scorer("builtin:gsm8k-scorer")
-    assert v2.features == FEATURES and v2.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    v2 = load_scorer("builtin:gsm8k-scorer-v2")
+    assert v2.features == FEATURES_SECOND and v2.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    v3 = load_scorer("builtin:gsm8k-scorer")
+    assert v3.features == FEATURES and v3.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    assert set(FEATURES) - set(FEATURES_SECOND) == set(FEATURES_V3)
     texts = ["She has 16 - 3 - 4 = 9 eggs left. 9 * $2 = $18.\n#### 18", "I'm sorry, but I can't help with that."]
-    for model in (v1, v2):
+    for model in (v1, v2, v3):
         good, refusal = model.score([QUESTION] * 2, texts)
         assert good > refusal
 

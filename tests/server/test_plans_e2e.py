@@ -209,3 +209,65 @@ def test_consistency_samples_are_shared_by_the_choices_of_one_answer(serve, upst
     assert [(c["index"], c["score"], c["passed"]) for c in verdict["choices"]] == [(0, 1.0, True), (1, 0.0, False)]
     sample_bodies = [r["body"] for r in upstream_requests() if r["body"].get("model") == "mock-cheap"][1:]
     assert all("n" not in body for body in sample_bodies)
+
+
+APPLES = "Tom buys 3 bags of 4 apples and eats 2. How many are left? "
+
+
+def test_arithmetic_judge_escalates_a_wrong_step_plain_and_streamed(serve, upstream, upstream_requests):
+    server = cascade(serve, upstream, {"name": "arithmetic"}, ["cheap", "mid"])
+    raw = ask(server, APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right")
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("mid", "answer", "accepted")]
+    assert attempts[0]["verdict"]["reason"] == "wrong step"
+    assert attempts[0]["verdict"]["wrong"][0]["is"] == 12.0
+    assert raw.parse().choices[0].message.content.endswith("#### 10")
+    assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(sum(a["cost_usd"] for a in attempts))
+
+    accepted = ask(server, APPLES + "#as:mock-cheap=say:steps_right")
+    assert accepted.headers["x-turnout-model"] == "cheap"
+    assert accepted.headers["x-turnout-plan-attempts"] == "cheap:answer:accepted"
+
+    before = len(chat_requests(upstream_requests()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with client.chat.completions.with_streaming_response.create(
+            model="auto", stream=True,
+            messages=[{"role": "user", "content": APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right"}]
+    ) as response:
+        assert response.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+    assert text.endswith("#### 10") and "14" not in text  # only the accepted answer reaches the client
+    # each attempt a plain call, once: nothing resent after the client's stream started
+    assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
+
+
+def test_ensemble_judge_needs_every_member_and_bills_only_the_members_it_ran(serve, upstream, upstream_requests):
+    judge = {"name": "ensemble", "params": {"rule": "all", "judges": [
+        {"name": "arithmetic"}, {"name": "verifier", "params": {"model": "judge"}}]}}
+    server = cascade(serve, upstream, judge, ["cheap", "mid"])
+    # cheap's steps are wrong: the arithmetic check fails it and the verifier is never asked
+    raw = ask(server, APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right #as:mock-judge=say:yes")
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("mid", "answer", "accepted"),
+                                  ("judge", "judge", "judge")]
+    assert [j["judge"] for j in attempts[0]["verdict"]["judges"]] == ["arithmetic"]
+    assert [j["judge"] for j in attempts[1]["verdict"]["judges"]] == ["arithmetic", "verifier"]
+    assert chat_requests(upstream_requests()) == ["mock-cheap", "mock-mid", "mock-judge"]
+    # right steps, but the verifier says no: rejected too
+    raw = ask(server, APPLES + "#as:mock-cheap=say:steps_right #as:mock-mid=say:steps_right #as:mock-judge=say:no",
+              stream=False)
+    assert [a["outcome"] for a in raw.parse().model_extra["turnout_cascade"] if a["role"] == "answer"] == [
+        "rejected", "picked"]
+
+
+def test_ensemble_judge_config_errors_name_the_field(tmp_path, upstream):
+    judge = {"name": "ensemble", "params": {"rule": "all", "threshold": 0.4, "judges": [
+        {"name": "arithmetic", "params": {"no_step": "fail"}}, {"name": "verifier", "params": {"model": "oracle"}}]}}
+    config = plan_config(upstream.url, {"name": "cascade", "params": {"judge": judge}})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], capture_output=True, text=True)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "decisions[0].plan.params.judge.params.threshold: only with rule mean" in text
+    assert "decisions[0].plan.params.judge.params.judges[0].params: unknown key 'no_step'" in text

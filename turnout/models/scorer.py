@@ -5,12 +5,13 @@ answer features that need no model: `answer_features` (lengths, whether there is
 is a whole number, refusal and hedge phrases, how many of the answer's own `a op b = c` steps are arithmetic
 mistakes, how many of the prompt's numbers the answer uses, repeated lines) and `reasoning_features` (signs of a
 wrong worked maths answer: the final number against the last step's result and the question's numbers, steps
-that chain, operands the question never gave). A standardised logistic regression over them gives P(answer is
-good). Serving is one dot product (~20 µs) after the two encodings.
+that chain, operands the question never gave) and `arithmetic_features` (the `arithmetic` judge's re-evaluation
+of every computation the answer states: wrong steps, whether the final answer is a computed result). A
+standardised logistic regression over them gives P(answer is good). Serving is one dot product (~20 µs) after the two encodings.
 
 An artifact is one .npz file (`scorer.npz`): weights, the feature standardisation, the encoder name and a JSON
 `meta` (what it was trained on, its held-out AUC with a bootstrap interval, the names of its cheap features:
-an artifact without them is a first-version one, FEATURES_V1)."""
+an artifact without them is a first-version one, FEATURES_V1; the second one's are FEATURES_SECOND)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from turnout.models import arithmetic
 from turnout.models.encoders import get_encoder
 
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
@@ -46,7 +48,11 @@ FEATURES_V2 = ("has_hash", "final_is_last_result", "final_in_prompt", "final_log
                "log_results", "ungrounded_operands", "ungrounded_share", "chain_share", "results_per_prompt_number",
                "prompt_numbers_unused", "log_prompt_numbers", "prompt_percent", "prompt_fraction", "log_lines",
                "prompt_money", "prompt_rate")
-FEATURES = FEATURES_V1[:-1] + FEATURES_V2 + ("cosine",)  # what a scorer trained now uses; the cosine is last
+# the arithmetic judge's checks as features (`arithmetic_features`), added for the third GSM8K scorer
+FEATURES_V3 = ("arith_claims", "arith_wrong", "arith_wrong_any", "arith_wrong_share", "arith_final_is_last",
+               "arith_final_is_result", "arith_no_claims", "arith_prompt_numbers_unused")
+FEATURES_SECOND = FEATURES_V1[:-1] + FEATURES_V2 + ("cosine",)  # the second scorer's (builtin:gsm8k-scorer-v2)
+FEATURES = FEATURES_V1[:-1] + FEATURES_V2 + FEATURES_V3 + ("cosine",)  # what a scorer trained now uses
 # an operand of an answer's step that is neither in the question nor an earlier result, nor a common constant
 COMMON_CONSTANTS = frozenset({1.0, 2.0, 100.0, 60.0, 24.0, 7.0, 12.0, 10.0, 52.0, 30.0, 365.0, 1000.0, 0.5})
 NUMBER_WORDS = {"half": 0.5, "twice": 2, "double": 2, "triple": 3, "dozen": 12, "one": 1, "two": 2, "three": 3,
@@ -188,6 +194,27 @@ def reasoning_features(prompt: str, answer: str) -> dict[str, float]:
     }
 
 
+def arithmetic_features(prompt: str, answer: str) -> dict[str, float]:
+    """The `arithmetic` judge's checks (turnout.models.arithmetic) as numbers (FEATURES_V3's order): how many
+    computations the answer states, how many are wrong (a count, any, a share), whether the stated final answer is
+    the last computed result or any of them, no computation at all, and the share of the question's numbers that
+    no computation uses."""
+    result = arithmetic.check(answer)
+    claims, wrong = len(result.claims), len(result.wrong)
+    given = arithmetic.prompt_numbers(prompt)
+    used = set(result.results) | {float(x) for c in result.claims for x in OPERAND.findall(c.expression)}
+    return {
+        "arith_claims": math.log1p(claims),
+        "arith_wrong": float(wrong),
+        "arith_wrong_any": float(wrong > 0),
+        "arith_wrong_share": wrong / claims if claims else 0.0,
+        "arith_final_is_last": float(result.final_is_last_result),
+        "arith_final_is_result": float(result.final_is_a_result),
+        "arith_no_claims": float(claims == 0),
+        "arith_prompt_numbers_unused": len(given - used) / max(1, len(given)),
+    }
+
+
 def feature_matrix(prompts: Sequence[str], answers: Sequence[str], encoder: str,
                    features: Sequence[str] = FEATURES) -> np.ndarray:
     """(n, 2·dim + len(features)): prompt vector, answer vector, then the named cheap features (the cosine of
@@ -197,9 +224,11 @@ def feature_matrix(prompts: Sequence[str], answers: Sequence[str], encoder: str,
     a = enc.encode([x or " " for x in answers])
     cosine = (p * a).sum(axis=1)
     v2 = any(name in FEATURES_V2 for name in features)
+    v3 = any(name in FEATURES_V3 for name in features)
     rows = []
     for i, (q, x) in enumerate(zip(prompts, answers)):
-        values = {**answer_features(q, x), **(reasoning_features(q, x) if v2 else {}), "cosine": float(cosine[i])}
+        values = {**answer_features(q, x), **(reasoning_features(q, x) if v2 else {}),
+                  **(arithmetic_features(q, x) if v3 else {}), "cosine": float(cosine[i])}
         rows.append([values[name] for name in features])
     cheap = np.array(rows, dtype=np.float32).reshape(len(prompts), len(features))
     return np.hstack([p, a, cheap]).astype(np.float32)

@@ -75,9 +75,12 @@ class Plan(abc.ABC):
             if name not in config.models:
                 issues.append(unknown_ref(f"{path}.params.models[{i}]", "model", name, config.models))
         for key, judge in judges.items():
-            for name in judge.referenced_models():
+            # a judge of judges (ensemble) says where below its params each model is named
+            named = (judge.referenced_model_paths() if hasattr(judge, "referenced_model_paths")
+                     else [("model", name) for name in judge.referenced_models()])
+            for where, name in named:
                 if name not in config.models:
-                    issues.append(unknown_ref(f"{path}.params.{key}.params.model", "model", name, config.models))
+                    issues.append(unknown_ref(f"{path}.params.{key}.params.{where}", "model", name, config.models))
         issues += [unknown_ref(f"{path}.params.{field}", "model", name, config.models)
                    for field, name in cls.model_fields_of(checked) if name not in config.models]
         if issues:

@@ -61,6 +61,9 @@ CANNED = {
     "right": "The answer is 4.", "wrong": "The answer is 5.", "yes": "yes", "no": "no", "two": "2",
     "json_good": '{"answer": 4}', "json_bad": "The answer is four, I think.", "empty": "",
     "refusal": "I'm sorry, but I can't help with that.",
+    # worked maths answers for the arithmetic judge: right steps, and one wrong step (3 * 4 is 12)
+    "steps_right": "3 bags of 4 apples: 3 * 4 = 12 apples.\nShe eats 2: 12 - 2 = 10.\n#### 10",
+    "steps_wrong": "3 bags of 4 apples: 3 * 4 = 14 apples.\nShe eats 2: 14 - 2 = 12.\n#### 12",
 }
 
 
