@@ -9,13 +9,18 @@ routers use), every method is a family of per-prompt (quality, cost) choices, on
 - `cascade` with each offline-evaluable judge: the same Judge classes the server runs (their `judge` coroutine
   on the recorded answers), the accept rule of turnout/plans/cascade.py (the first answer that passes is
   returned; when none passes, on_fail `best`: the higher score, the later model on a tie; the scorer also with
-  on_fail `last`, GPT-4's answer); the cost of an escalated prompt is both calls. `scorer`'s knob is its threshold; `format` has none (its score is 0 or 1);
+  on_fail `last`, GPT-4's answer); the cost of an escalated prompt is both calls. `scorer`'s knob is its
+  threshold; `format` and `arithmetic` have none (their score is 0 or 1). `arithmetic+scorer` is the `ensemble`
+  judge (rule all) of both, over the scorer's threshold; `ensemble_check` runs that judge itself at one
+  threshold and counts the accept decisions that agree with this emulation;
 - the learned routers (default: the shipped builtin:gsm8k-svm), over their cost_weight knob, as `turnout eval`.
 For each: the least cost share of GPT-4 at which it reaches 95 % of GPT-4's accuracy (the goal: ≤ 40 %), with a
 95 % percentile-bootstrap interval over test prompts (the same 1,000 resamples for every method; on each the
-GPT-4 target and every method's best knob are found again). The scorer is also run at one operating point
-chosen without the test prompts: a scorer fitted on 80 % of the training prompts, its threshold set on the
-other 20 % to reach 95 % of GPT-4 there (on_fail last).
+GPT-4 target and every method's best knob are found again). Each scorer, alone and with `arithmetic`, is also
+run at operating points chosen without the test prompts (on_fail last): `cv_operating_points`, the threshold
+that reaches 95 % of GPT-4 on the out-of-fold scores of all training prompts (`train_cv`), applied to the
+shipped artifact; and `scorer_operating_point*`, a scorer fitted on 80 % of the training prompts, its threshold
+set on the other 20 %. `arithmetic_fail_rates` counts the wrong and right answers the arithmetic judge fails.
 
 Not evaluable offline: `consistency` (one recorded answer per model and prompt; it needs k samples), `logprob`
 (no logprobs recorded), `verifier` (it asks a model). LLMRouter: its per-model responses are in tables the
@@ -339,6 +344,7 @@ def operating_points(report: dict[str, Any], answers: Any, table: RoutingTable, 
     arithmetic = build_judge({"name": "arithmetic"}, "cascade.judge")
     assert isinstance(arithmetic, ArithmeticJudge)
     passes = np.array([arithmetic.score_text(t).passed for t in train_answers.responses])
+    report["arithmetic_fail_rates"] = fail_rates(arithmetic, answers, passes)
     arith_weak, arith_strong = (scores["arithmetic"][0] >= arithmetic.threshold,
                                 scores["arithmetic"][1] >= arithmetic.threshold)
     for i, artifact in enumerate(a for a in scorers if a.startswith("builtin:")):
@@ -362,6 +368,22 @@ def operating_points(report: dict[str, Any], answers: Any, table: RoutingTable, 
                                               np.where(arith_weak, scores["scorer"][0], -1.0))
 
 
+def fail_rates(arithmetic: Judge, answers: Any, train_passes: np.ndarray) -> dict[str, Any]:
+    """How often the arithmetic judge fails a wrong and a right answer, per split and model."""
+    out: dict[str, Any] = {}
+    for split in ("train", "test"):
+        rows = answers.split(split)
+        passes = train_passes if split == "train" else np.array(
+            [arithmetic.score_text(t).passed for t in rows.responses])  # type: ignore[attr-defined]
+        for model in sorted(set(rows.models)):
+            mine = np.array([m == model for m in rows.models])
+            good = rows.scores >= 0.5
+            out.setdefault(split, {})[model] = {
+                kind: {"failed": int((~passes & mine & sel).sum()), "of": int((mine & sel).sum())}
+                for kind, sel in (("wrong", ~good), ("right", good))}
+    return out
+
+
 def ensemble_check(test: RoutingTable, weak_texts: list[str], artifact: str, threshold: float,
                    emulated: np.ndarray) -> dict[str, Any]:
     """The ensemble judge itself (rule all: arithmetic, then the scorer at `threshold`) on Mixtral's test answers
@@ -383,11 +405,11 @@ def table_text(report: dict[str, Any]) -> str:
     lines = [(f"{report['data']}, {report['prompts']} test prompts; GPT-4 accuracy {report['gpt4_accuracy']:.3f}, "
               f"target (95 %) {report['target_accuracy']:.3f}; goal: reach it at ≤ {report['goal_cost_share']:.0%} "
               "of GPT-4's cost"),
-             f"{'method':32} {'best acc':>9} {'cost share at 95% of GPT-4 (95% CI)':>38} {'goal':>5}"]
+             f"{'method':58} {'best acc':>9} {'cost share at 95% of GPT-4 (95% CI)':>38} {'goal':>5}"]
     for name, m in report["methods"].items():
         share, (lo, hi) = m["cost_share_at_95pct_gpt4"], m["cost_share_at_95pct_gpt4_ci95"]
         fmt = lambda v: "never" if v is None else f"{v:.3f}"
-        lines.append(f"{name:32} {m['best_accuracy']:>9.3f} {fmt(share) + ' (' + fmt(lo) + '–' + fmt(hi) + ')':>38}"
+        lines.append(f"{name:58} {m['best_accuracy']:>9.3f} {fmt(share) + ' (' + fmt(lo) + '–' + fmt(hi) + ')':>38}"
                      f" {'yes' if m['reaches_goal'] else 'no':>5}")
     for key in [k for k in report if k.startswith("scorer_operating_point")]:
         op = report[key]
