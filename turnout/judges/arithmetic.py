@@ -22,7 +22,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, answer_text, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    answer_text,
+    register,
+)
 from turnout.models.arithmetic import check
 from turnout.signals.base import off_loop
 

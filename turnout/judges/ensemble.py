@@ -30,7 +30,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from turnout.config import ConfigError, ConfigIssue
-from turnout.judges.base import Judge, JudgeEnv, JudgeParams, Verdict, build_judge, register
+from turnout.judges.base import (
+    Judge,
+    JudgeEnv,
+    JudgeParams,
+    Verdict,
+    build_judge,
+    register,
+)
 from turnout.params import Params, validate_params
 
 

@@ -12,10 +12,11 @@ A *claim* is a computation the answer states with its result:
 Each claim's left side is parsed into numbers, `+ - * /` and parentheses and evaluated by walking a restricted
 `ast` tree (numeric constants, the four binary operators and unary minus only). The claimed result must match
 to `rel_tol` (default 0.1 %) or `abs_tol` (default a cent), or to the precision the claim was written in when
-it is marked approximate (`≈`, `~`, "about", "approximately"). A chain `a + b = c + d = e` is two claims, each
-side checked against the leading number of the next. What is not a claim (a lone number, a unit conversion
-spelled in words) is not checked: the checker finds mistakes in what is computed, never whether the right
-thing was computed."""
+it has decimals or is marked approximate (`≈`, "about", "approximately"); a percent result may state the share
+("4 / 20 = 20%"). A chain `a + b = c + d = e` is two claims; a side matches when it equals the next side's
+leading number or the next side's own computation. Algebra over a variable ("6x + 7 = 37") is skipped. What is
+not a claim (a lone number, a unit conversion spelled in words) is not checked: the checker finds mistakes in
+what is computed, never whether the right thing was computed."""
 
 from __future__ import annotations
 
@@ -27,22 +28,21 @@ from dataclasses import dataclass, field
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
-_WORD_OPS = ((re.compile(r"\bmultiplied by\b", re.I), " * "), (re.compile(r"\bdivided by\b", re.I), " / "),
-             (re.compile(r"\btimes\b", re.I), " * "), (re.compile(r"\bplus\b", re.I), " + "),
-             (re.compile(r"\bminus\b", re.I), " - "))
+_WORD_OPS = ((re.compile(r"\bmultiplied by\b", re.IGNORECASE), " * "), (re.compile(r"\bdivided by\b", re.IGNORECASE), " / "),
+             (re.compile(r"\btimes\b", re.IGNORECASE), " * "), (re.compile(r"\bplus\b", re.IGNORECASE), " + "),
+             (re.compile(r"\bminus\b", re.IGNORECASE), " - "))
 # the word or sign that introduces a stated result
-_EQUALS = re.compile(r"(=|≈|~=|\bequals?\b|\bis\b|\bmakes\b|\bgives\b)", re.I)
+_EQUALS = re.compile(r"(=|≈|~=|\bequals?\b|\bis\b|\bmakes\b|\bgives\b)", re.IGNORECASE)
 _CALC = re.compile(r"<<([^=<>]{1,200})=([^<>]{1,40})>>")
 _OF = re.compile(rf"(?:(?P<pct>{_NUM})\s*(?:%|percent)|(?P<num>\d+)\s*/\s*(?P<den>\d+)|(?P<word>half|a third|one "
                  rf"third|a quarter|one quarter|a fifth|one fifth))\s+of\s+(?:the\s+)?\$?(?P<base>{_NUM})"
                  rf"(?:\s+[a-z]+){{0,2}}\s*(?:is|=|equals|would be|will be)\s*(?:about\s+)?\$?(?P<value>-?{_NUM})",
-                 re.I)
+                 re.IGNORECASE)
 _FRACTION_WORDS = {"half": 0.5, "a third": 1 / 3, "one third": 1 / 3, "a quarter": 0.25, "one quarter": 0.25,
                    "a fifth": 0.2, "one fifth": 0.2}
-_APPROX = re.compile(r"(≈|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b)\s*$", re.I)
 # a tight fraction "1/6" is one operand: "4 / 1/6" is 4 ÷ (1/6), as it is meant
 _TOKEN = re.compile(rf"\d+/\d+(?![\d.])|\$?(?:{_NUM})%?|[A-Za-z][A-Za-z']*|[-+*/×÷()]|\S")
-_FINAL = re.compile(rf"(?:####|answer is|answer:|final answer[^0-9$-]{{0,20}})\s*\$?\s*(-?(?:{_NUM}))", re.I)
+_FINAL = re.compile(rf"(?:####|answer is|answer:|final answer[^0-9$-]{{0,20}})\s*\$?\s*(-?(?:{_NUM}))", re.IGNORECASE)
 _ANY_NUMBER = re.compile(rf"-?\$?(?:{_NUM})")
 # words that may sit between numbers and operators as units ("3 days * 24 hours/day"); up to two per number
 _MAX_UNIT_WORDS = 2
@@ -122,7 +122,8 @@ def _expression_before(text: str) -> str | None:
     depth = 0
     operators = 0
     i = len(tokens) - 1
-    while i >= 0 and (tokens[i][0].isalpha() or tokens[i] in "/.,") and tokens[i] != "x" and units < 4:  # trailing units of the last number
+    # the last number's trailing units ("12 apples.", "3 liters/day")
+    while i >= 0 and (tokens[i][0].isalpha() or tokens[i] in "/.,") and tokens[i] != "x" and units < 4:
         i -= 1
         units += 1
     units = 0
@@ -180,8 +181,6 @@ def _expression_before(text: str) -> str | None:
     while depth > 0 and out and out[-1] == ")":
         out.pop()
         depth -= 1
-    if out and out[0] == "-" and len(out) > 1:
-        pass  # unary minus is fine
     expression = " ".join(out)
     if operators < 1 or depth != 0 or not re.search(r"\d\s*[-+*/]\s*\(?\s*-?\d", expression):
         return None
@@ -192,7 +191,7 @@ def _leading_number(text: str) -> tuple[float, int, bool] | None:
     """The number a claim's right side starts with (its claimed result, as written), the decimals it was written
     with, and whether it is a percent."""
     match = re.match(rf"\s*(?:about\s+|approximately\s+)?\$?\s*(-?(?:{_NUM}))(?:/(\d+))?\s*(%?)(?![A-Za-z(\d])",
-                     text, re.I)
+                     text, re.IGNORECASE)
     if match is None:
         return None  # no number, or one that is a coefficient ("2(S + 16)", "5C")
     raw = match.group(1).replace(",", "")
@@ -277,7 +276,7 @@ def _claim(at: int, left: str, sign: str, right: str, rel_tol: float, abs_tol: f
     value = evaluate(expression)
     if value is None:
         return []
-    approximate = sign in ("≈", "~=") or bool(re.match(r"\s*(about|approximately|roughly)", right, re.I))
+    approximate = sign in ("≈", "~=") or bool(re.match(r"\s*(about|approximately|roughly)", right, re.IGNORECASE))
     correct = _matches(value, claimed, approximate, rel_tol, abs_tol)
     if not correct:  # a chain "200 - (90 + 45) = 200 - 135 = 65": the next side may be a computation itself
         nxt = re.split(r"[=≈]", right, maxsplit=1)
@@ -286,12 +285,6 @@ def _claim(at: int, left: str, sign: str, right: str, rel_tol: float, abs_tol: f
             correct = chained_value is not None and _close(value, chained_value, rel_tol, abs_tol)
     written = f"{expression} {sign} {right.strip()[:24]}".strip()
     return [(at, Claim(written, expression, value, claimed[0], correct))]
-
-
-def _words_to_ops(text: str) -> str:
-    for pattern, op in _WORD_OPS:
-        text = pattern.sub(op, text)
-    return text
 
 
 def final_answer(text: str) -> float | None:
