@@ -24,26 +24,34 @@ import ast
 import math
 import operator
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+# a number starts where no digit or point precedes it: a pattern that starts
+# with a number is then tried once per number, not once per digit (a run of 5,000 digits cost 2 s before)
+_NUM = r"(?<![\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 _WORD_OPS = ((re.compile(r"\bmultiplied by\b", re.IGNORECASE), " * "), (re.compile(r"\bdivided by\b", re.IGNORECASE), " / "),
              (re.compile(r"\btimes\b", re.IGNORECASE), " * "), (re.compile(r"\bplus\b", re.IGNORECASE), " + "),
              (re.compile(r"\bminus\b", re.IGNORECASE), " - "))
 # the word or sign that introduces a stated result
 _EQUALS = re.compile(r"(=|≈|~=|\bequals?\b|\bis\b|\bmakes\b|\bgives\b)", re.IGNORECASE)
 _CALC = re.compile(r"<<([^=<>]{1,200})=([^<>]{1,40})>>")
-_OF = re.compile(rf"(?:(?P<pct>{_NUM})\s*(?:%|percent)|(?P<num>\d+)\s*/\s*(?P<den>\d+)|(?P<word>half|a third|one "
+_OF = re.compile(rf"(?:(?P<pct>{_NUM})\s*(?:%|percent)|(?<![\d.])(?P<num>\d{{1,9}})\s*/\s*(?P<den>\d{{1,9}})|(?P<word>half|a third|one "
                  rf"third|a quarter|one quarter|a fifth|one fifth))\s+of\s+(?:the\s+)?\$?(?P<base>{_NUM})"
                  rf"(?:\s+[a-z]+){{0,2}}\s*(?:is|=|equals|would be|will be)\s*(?:about\s+)?\$?(?P<value>-?{_NUM})",
                  re.IGNORECASE)
 _FRACTION_WORDS = {"half": 0.5, "a third": 1 / 3, "one third": 1 / 3, "a quarter": 0.25, "one quarter": 0.25,
                    "a fifth": 0.2, "one fifth": 0.2}
 # a tight fraction "1/6" is one operand: "4 / 1/6" is 4 ÷ (1/6), as it is meant
-_TOKEN = re.compile(rf"\d+/\d+(?![\d.])|\$?(?:{_NUM})%?|[A-Za-z][A-Za-z']*|[-+*/×÷()]|\S")
+_TOKEN = re.compile(rf"(?<![\d.])\d{{1,9}}/\d{{1,9}}(?![\d.])|\$?(?:{_NUM})%?|[A-Za-z][A-Za-z']*|[-+*/×÷()]|\S")
 _FINAL = re.compile(rf"(?:####|answer is|answer:|final answer[^0-9$-]{{0,20}})\s*\$?\s*(-?(?:{_NUM}))", re.IGNORECASE)
 _ANY_NUMBER = re.compile(rf"-?\$?(?:{_NUM})")
+_ENDS_COMPUTATION = set("0123456789)%")
+_SEPARATOR = re.compile(r"[=≈:]")  # what ends a claim's left side
+_OPERATION_NEXT = re.compile(r"\s*[-+*/x×]\s*\d")
+RIGHT_CHARS = 400  # a claim's right side is read this far
+LEFT_CHARS = 240  # and its left side (an expression is read from its last 240 characters)
 # words that may sit between numbers and operators as units ("3 days * 24 hours/day"); up to two per number
 _MAX_UNIT_WORDS = 2
 
@@ -116,7 +124,7 @@ def evaluate(expression: str) -> float | None:
 def _expression_before(text: str) -> str | None:
     """The arithmetic that ends `text` (the left side of a claim) as a clean `+ - * /` string, or None when the
     text does not end in a computation with at least one operator between two numbers."""
-    tokens = _TOKEN.findall(text[-240:])
+    tokens = _TOKEN.findall(text[-LEFT_CHARS:])
     out: list[str] = []
     units = 0  # unit words seen since the last number
     depth = 0
@@ -235,16 +243,22 @@ def check(text: str, max_chars: int = 8000, rel_tol: float = 1e-3, abs_tol: floa
     plain = _CALC.sub(" ", text)  # the annotation is checked above; the result written after it stays
     start = 0
     for line in plain.splitlines(keepends=True):
+        separators = [m.end() for m in _SEPARATOR.finditer(line)]
         for match in _EQUALS.finditer(line):
             sign = match.group(1).lower()
-            left, right = line[: match.start()], line[match.end():]
-            if sign != "=" and not re.search(r"[\d)%]\s*$", left):
+            # the left side starts after the last separator before the sign, at most LEFT_CHARS before it; the
+            # right side is read up to RIGHT_CHARS: each claim costs what is near it, so a line of thousands of signs
+            # stays linear
+            before = bisect_right(separators, match.start())
+            left = line[max(separators[before - 1] if before else 0, match.start() - LEFT_CHARS): match.start()]
+            right = line[match.end(): match.end() + RIGHT_CHARS]
+            if sign != "=" and left.rstrip()[-1:] not in _ENDS_COMPUTATION:
                 continue  # "is", "makes" ...: only right after a computation
-            found += _claim(start + match.start(), re.split(r"[=≈:]", left)[-1], sign, right, rel_tol, abs_tol)
+            found += _claim(start + match.start(), left, sign, right, rel_tol, abs_tol)
         start += len(line)
     for match in _OF.finditer(plain):  # 20% of 50 is 10, 3/4 of 20 is 15, half of 12 is 6
         base, claimed = number(match.group("base")), _leading_number(match.group("value"))
-        if base is None or claimed is None or re.match(r"\s*[-+*/x×]\s*\d", plain[match.end():]):
+        if base is None or claimed is None or _OPERATION_NEXT.match(plain, match.end()):
             continue  # "20% of 50 is 0.2 * 50 = 10": the computation after it is the claim
         if match.group("pct"):
             share = (number(match.group("pct")) or 0.0) / 100
