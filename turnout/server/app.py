@@ -8,11 +8,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from turnout import __version__, tracing
 from turnout.config import Config
@@ -34,8 +38,47 @@ def default_config() -> Config:
     return demo_config()
 
 
+class TurnoutApp(FastAPI):
+    """FastAPI, but a POST to a door's path goes from the ASGI call straight to the door's endpoint. Around a routed
+    request FastAPI's stack (five middlewares, the router's scan of every route, Starlette's wrapper of the
+    endpoint with its own send wrapper) did nothing these endpoints use: each Exchange shapes its own errors.
+    What the stack does on a failure is kept: an exception the endpoint raises is answered by the handler
+    errors.install registered for its class, and one that none handles by the `Exception` handler, then raised
+    again for uvicorn to log, as Starlette's ServerErrorMiddleware does. Other paths and methods, and an app
+    served under a root_path, take the whole stack."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.door_endpoints: dict[str, Callable[[Request], Awaitable[Response]]] = {}  # path -> endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self.door_endpoints.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await self._serve_door(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _serve_door(self, endpoint: Callable[[Request], Awaitable[Response]], scope: Scope, receive: Receive,
+                          send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            handlers = self.exception_handlers
+            handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers and c is not Exception), None)
+            if handler is None:
+                if Exception in handlers:
+                    await (await handlers[Exception](request, exc))(scope, receive, send)
+                raise
+            response = await handler(request, exc)
+            exc.__traceback__ = None  # (a reused exception would pile up tracebacks)
+        await response(scope, receive, send)
+
+
 def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Config | None = None,
-               watch: bool = True) -> FastAPI:
+               watch: bool = True) -> TurnoutApp:
     """Build the app. With a path the file is watched and reloaded (also on SIGHUP); with neither a path
     nor a config, the embedded demo is served."""
     if config is not None:
@@ -70,7 +113,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. /openapi.json is served by a route of
     # ours, so an operator can put it behind the admin key (auth.protect). A trailing slash is not redirected:
     # Starlette builds that Location from the Host header, which makes an open redirect.
-    app = FastAPI(title="turnout", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = TurnoutApp(title="turnout", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None, redirect_slashes=False, description="An OpenAI-compatible LLM router.")
     app.state.holder = holder
     errors.install(app)
@@ -83,13 +126,14 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
     app.state.doors = [doors.get(name)() for name in doors.names()]
     for door in app.state.doors:
         endpoint = routes.door_endpoint(door)
+        app.door_endpoints.update((path, endpoint) for path in door.paths if "{" not in path)
         app.add_api_route(door.paths[0], endpoint, methods=["POST"], openapi_extra=door.openapi,
                           name=f"{door.name} (routed)")
         app.router.routes[:0] = [Route(path, endpoint, methods=["POST"]) for path in door.paths] + door.routes()
     return app
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> TurnoutApp:
     """Factory for `uvicorn --factory` and multi-worker serving: the config path comes from TURNOUT_CONFIG."""
     path = os.environ.get(CONFIG_ENV) or None
     from turnout.server import logs
