@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
-SPLITS = ("dev", "final", "final2", "final3")
+SPLITS = ("dev", "final", "final2", "final3", "final4")
 LANGS = ("en", "de", "fr", "es", "it")
 FILLER_CHARS = 4000
 
