@@ -10,10 +10,13 @@ import httpx
 
 from turnout import tracing
 from turnout.backends.base import Backend
-from turnout.backends.transport import AiohttpTransport, Reply, client_timeout, wire_headers
+from turnout.backends.transport import (
+    AiohttpTransport,
+    Reply,
+    client_timeout,
+    wire_headers,
+)
 from turnout.config import ConfigError, ConfigIssue, ModelConfig
-from turnout.headers import name_problem, value_problem
-from turnout.jsonutil import dumps, loads
 from turnout.errors import (
     StreamInterruptedError,
     UpstreamConnectionError,
@@ -22,6 +25,8 @@ from turnout.errors import (
     scrub_field,
     scrub_message,
 )
+from turnout.headers import name_problem, value_problem
+from turnout.jsonutil import dumps, loads
 
 # Retry-After is passed on to the client: only delay-seconds (RFC 9110), never whatever else an upstream put there
 RETRY_AFTER = re.compile(r"[0-9]{1,6}")
@@ -170,6 +175,9 @@ def _check_headers(headers: dict[str, str], path: str) -> None:
 
 
 def _parse_event(raw: bytes) -> tuple[str | None, str] | None:
+    if raw.startswith(b"data:") and b"\n" not in raw:  # a stream's usual event, one data line: no split, no join
+        text = raw.decode("utf-8", "replace")
+        return None, text[6:] if text.startswith("data: ") else text[5:]
     event: str | None = None
     data: list[str] = []
     for line in raw.decode("utf-8", "replace").split("\n"):
