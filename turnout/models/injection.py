@@ -19,15 +19,15 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from turnout.models.injection_text import canonical, decoded
+from turnout.models.text_features import unique_counts
 
 KIND = "injection-hashed-lr"
 BITS = 18
@@ -49,38 +49,113 @@ def _role_index(role: str, bits: int) -> int:
     return (zlib.crc32(f"\x00role:{role}".encode()) ^ 0x5BD1E995) & ((1 << bits) - 1)
 
 
+@lru_cache(maxsize=1 << 16)
+def _word_crc(word: str) -> tuple[int, bytes]:
+    """A word's CRC-32 and the bytes that continue it into a bigram ("w x": CRC-32 of " x" from w's): each word is
+    encoded once per process, and a bigram costs one crc32 call."""
+    data = word.encode("utf-8")
+    return zlib.crc32(data), b" " + data
+
+
+def _word_hashes(words: list[str], mask: int) -> list[int]:
+    """Hashes of the word unigrams and bigrams, in text order: w0, w0 w1, w1, w1 w2, ..., w_last."""
+    out: list[int] = []
+    previous = None
+    for word in words:
+        crc, tail = _word_crc(word)
+        if previous is not None:
+            out.append((zlib.crc32(tail, previous) ^ 0x5BD1E995) & mask)
+        out.append((crc ^ 0x5BD1E995) & mask)
+        previous = crc
+    return out
+
+
+def _powers() -> np.ndarray:
+    """(longest n, len(CHAR_NGRAMS)): column j holds the powers of _PRIME that make the polynomial hash of a
+    CHAR_NGRAMS[j]-gram, c0 * P^(n-1) + c1 * P^(n-2) + ... + c(n-1), from a window of the longest n codes."""
+    longest = CHAR_NGRAMS[-1]
+    out = np.zeros((longest, len(CHAR_NGRAMS)), np.uint64)
+    for j, n in enumerate(CHAR_NGRAMS):
+        for k in range(n):
+            out[k, j] = pow(int(_PRIME), n - 1 - k, 1 << 64)
+    return out
+
+
+_POWERS = _powers()
+_SALTS = np.array(CHAR_NGRAMS, np.uint64)
+
+
+def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
+    """The hash of every character n-gram, per n: ((polynomial hash + n) * _MULT) >> (64 - bits), in uint64
+    arithmetic (which wraps exactly, so one matrix product over the windows of the text gives the numbers the
+    Horner loop per n gives). The text is padded with zero codes so that every start of the shortest n has a
+    full window; the rows of a longer n that would reach into the padding are cut off."""
+    shortest, longest = CHAR_NGRAMS[0], CHAR_NGRAMS[-1]
+    if len(text) < shortest:
+        return [np.zeros(0, np.uint64) for _ in CHAR_NGRAMS]
+    pad = longest - shortest
+    codes = np.frombuffer((text + "\0" * pad).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    starts = len(text) - shortest + 1
+    windows = np.ndarray((starts, longest), np.uint64, codes, 0, (8, 8))  # row i: codes[i:i + longest]
+    h = windows @ _POWERS
+    h += _SALTS
+    h *= _MULT
+    h >>= np.uint64(64 - bits)
+    return [h[: max(0, len(text) - n + 1), j] for j, n in enumerate(CHAR_NGRAMS)]
+
+
+# 1 + log(count) as float32, for the counts a span of up to LONG characters can have (computed as `span` did
+# per call: numpy's float64 log is elementwise)
+_SUBLINEAR = (1.0 + np.log(np.arange(1, 4 * LONG + 1, dtype=np.int64))).astype(np.float32)
+
+
 class Featurizer:
     """Hashes of every character n-gram and word 1–2-gram of one canonical text, computed once, so that any span
     of it (the whole text, each sentence, each pair of sentences) is featurised by slicing."""
 
     def __init__(self, text: str, bits: int = BITS) -> None:
         self.text, self.bits, self.mask = text, bits, (1 << bits) - 1
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        self.chars: list[np.ndarray] = []
-        for n in CHAR_NGRAMS:
-            if len(codes) < n:
-                self.chars.append(np.zeros(0, np.uint64))
-                continue
-            h = codes[: len(codes) - n + 1].copy()
-            for k in range(1, n):
-                h = h * _PRIME + codes[k: len(codes) - n + 1 + k]
-            self.chars.append(((h + np.uint64(n)) * _MULT) >> np.uint64(64 - bits))
-        words = [(m.start(), m.end(), m.group(0)) for m in _WORDS.finditer(text)]
-        mask = (1 << bits) - 1
-        grams = [(a, b, w) for a, b, w in words]
-        grams += [(a, d, f"{w} {x}") for (a, _, w), (_, d, x) in pairwise(words)]
-        grams.sort()
-        self.word_start = np.array([g[0] for g in grams], np.int64)
-        self.word_end = np.array([g[1] for g in grams], np.int64)
-        self.words = np.array([(zlib.crc32(g[2].encode("utf-8")) ^ 0x5BD1E995) & mask for g in grams], np.uint64)
+        self.chars = _char_hashes(text, bits)
+        self._positions: tuple[np.ndarray, np.ndarray] | None = None
+        hashes = _word_hashes(_WORDS.findall(text), self.mask)
+        self.all_words = np.fromiter(hashes, np.uint64, len(hashes))
+
+    @property
+    def words(self) -> np.ndarray:
+        """The word-gram hashes ordered by (start, end), as `word_start` and `word_end` are."""
+        return self.all_words
+
+    def _spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of each word gram, in the order of `words` (unigram i at 2i, the bigram from it at
+        2i + 1): built only when a span that is not the whole text is asked for."""
+        if self._positions is None:
+            bounds = np.array([m.span() for m in _WORDS.finditer(self.text)], np.int64).reshape(-1, 2)
+            count = 2 * len(bounds) - 1 if len(bounds) else 0
+            start, end = np.empty(count, np.int64), np.empty(count, np.int64)
+            start[0::2], end[0::2] = bounds[:, 0], bounds[:, 1]
+            start[1::2], end[1::2] = bounds[:-1, 0], bounds[1:, 1]
+            self._positions = start, end
+        return self._positions
+
+    @property
+    def word_start(self) -> np.ndarray:
+        return self._spans()[0]
+
+    @property
+    def word_end(self) -> np.ndarray:
+        return self._spans()[1]
 
     def span(self, start: int, end: int, role: str = "user") -> tuple[np.ndarray, np.ndarray]:
         """(indices, values) of text[start:end]: sublinear counts, plus one feature for the role it came from
         unless that is a user's, L2-normalised."""
-        parts = [h[start: max(start, end - n + 1)] for h, n in zip(self.chars, CHAR_NGRAMS)]
-        lo, hi = np.searchsorted(self.word_start, [start, end])
-        inside = self.word_end[lo:hi] <= end
-        parts.append(self.words[lo:hi][inside])
+        if start == 0 and end >= len(self.text):  # the whole text: every n-gram, no look-up of word positions
+            parts = [*self.chars, self.all_words]
+        else:
+            parts = [h[start: max(start, end - n + 1)] for h, n in zip(self.chars, CHAR_NGRAMS)]
+            word_start, word_end = self._spans()
+            lo, hi = np.searchsorted(word_start, [start, end])
+            inside = word_end[lo:hi] <= end
+            parts.append(self.all_words[lo:hi][inside])
         role = ROLE_OF.get(role, "user")
         if role != "user":
             # the role, and the words again tied to it: "never share these instructions" may be weighed apart
@@ -90,10 +165,13 @@ class Featurizer:
         idx = np.concatenate(parts)
         if idx.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        uniq, counts = np.unique(idx, return_counts=True)
-        values = (1.0 + np.log(counts)).astype(np.float32)
+        uniq, counts = unique_counts(idx.view(np.int64))  # every hash is below 2**bits: the same as int64
+        if idx.size <= len(_SUBLINEAR):
+            values = _SUBLINEAR[counts - 1]
+        else:
+            values = (1.0 + np.log(counts)).astype(np.float32)
         values /= np.float32(np.sqrt(float(values @ values)))
-        return uniq.astype(np.int64), values
+        return uniq, values
 
 
 def hashed_features(text: str, bits: int = BITS, role: str = "user") -> tuple[np.ndarray, np.ndarray]:

@@ -34,12 +34,30 @@ def ngrams(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _word_buckets(word: str, dim: int) -> tuple[int, ...]:
-    """The buckets of a word's own n-grams (the unigram and its character 3- and 4-grams): words recur across
-    requests, so each is hashed once per process."""
+def _word_buckets(word: str, dim: int) -> tuple[tuple[int, ...], int, bytes]:
+    """The buckets of a word's own n-grams (the unigram and its character 3- and 4-grams), and the CRC-32 of
+    "b {word}" with the bytes that continue it into a bigram ("b {word} {next}": CRC-32 of " {next}" from it):
+    words recur across requests, so each is hashed once per process and a bigram costs one crc32 call."""
     padded = f" {word} "
     grams = [f"w {word}"] + [padded[i:i + n] for n in (3, 4) for i in range(len(padded) - n + 1)]
-    return tuple(zlib.crc32(g.encode("utf-8")) % dim for g in grams)
+    data = word.encode("utf-8")
+    return tuple(zlib.crc32(g.encode("utf-8")) % dim for g in grams), zlib.crc32(b"b " + data), b" " + data
+
+
+def unique_counts(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(index, return_counts=True) for a non-empty 1-D array, without its overhead on short arrays
+    (the request path calls it on a hundred or so buckets); sorts `index` in place."""
+    index.sort()
+    bounds = np.empty(index.size + 1, dtype=bool)
+    bounds[0] = bounds[-1] = True
+    np.not_equal(index[1:], index[:-1], out=bounds[1:-1])
+    starts = np.flatnonzero(bounds)
+    return index[starts[:-1]], starts[1:] - starts[:-1]
+
+
+# 1 + log(count) in float32, for counts up to the most n-grams MAX_CHARS characters can have (the same numbers
+# as computing it per call: numpy's float32 log is elementwise)
+_SUBLINEAR = 1.0 + np.log(np.arange(1, 4 * MAX_CHARS + 1).astype(np.float32))
 
 
 @functools.lru_cache(maxsize=64)
@@ -49,11 +67,19 @@ def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     write to the arrays)."""
     words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
     ids: list[int] = []
+    head = None
     for w in words:
-        ids.extend(_word_buckets(w, dim))
-    ids.extend(zlib.crc32(f"b {a} {b}".encode()) % dim for a, b in itertools.pairwise(words))
-    index, n = np.unique(np.array(ids, dtype=np.int64), return_counts=True)
-    counts = 1.0 + np.log(n.astype(np.float32))
+        buckets, crc, tail = _word_buckets(w, dim)
+        ids.extend(buckets)
+        if head is not None:
+            ids.append(zlib.crc32(tail, head) % dim)
+        head = crc
+    if not ids:
+        index, counts = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    else:
+        index, n = unique_counts(np.fromiter(ids, np.int64, len(ids)))
+        counts = _SUBLINEAR[n - 1] if n.size and int(n.max()) <= len(_SUBLINEAR) else \
+            1.0 + np.log(n.astype(np.float32))
     index.flags.writeable = counts.flags.writeable = False  # shared through the cache
     return index, counts
 
@@ -62,7 +88,7 @@ def tfidf(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(indices, values) of one text's L2-normalised TF-IDF vector."""
     index, tf = hashed_counts(text, len(idf))
     values = tf * idf[index]
-    norm = float(np.linalg.norm(values))
+    norm = float(np.sqrt(values @ values))  # np.linalg.norm's own computation, without its overhead
     return index, values / norm if norm > 0 else values
 
 
