@@ -73,18 +73,25 @@ async def test_a_stream_whose_first_event_waits_shows_its_head_at_once():
     assert len(wire.writes) == 1 and wire.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"transfer-encoding: chunked" in wire.writes[0]
     await c.send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    await asyncio.sleep(0)  # an event is not held past the loop's turn
+    assert wire.writes[1:] == [b"9\r\ndata: 1\n\n\r\n"]
     await c.send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": False})
-    assert wire.writes[1:] == [b"9\r\ndata: 1\n\n\r\n", b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"]
+    assert wire.writes[2:] == [b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"]  # the last message writes at once
 
 
-async def test_the_head_of_a_stream_rides_on_its_first_event():
+async def test_what_a_stream_sends_in_one_turn_of_the_loop_is_one_write():
     wire = Wire()
     c = cycle(wire)
     await c.send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     await c.send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    assert wire.writes == []
+    await asyncio.sleep(0)
     assert len(wire.writes) == 1 and wire.writes[0].endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
-    await c.send({"type": "http.response.body", "body": b"", "more_body": False})
-    assert wire.writes[1:] == [b"0\r\n\r\n"]
+    await c.send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
+    await c.send({"type": "http.response.body", "body": b"", "more_body": False})  # its end, in the same turn
+    assert wire.writes[1:] == [b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"]
+    await asyncio.sleep(0)
+    assert len(wire.writes) == 2
 
 
 async def test_100_continue_still_goes_out_before_the_body_is_read():

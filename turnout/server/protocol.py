@@ -3,7 +3,7 @@ request's line and headers without limit and without a deadline (32 MB headers w
 this one refuses a head over `server.max_header_bytes` or `server.max_headers` lines with 431, and one that has
 not arrived within `server.header_timeout_s` with 408, and closes the connection. The limits are read from the
 app's lifespan state when a connection opens, so they take effect at start (a reload does not change them).
-Each response's head goes out in the same write as the start of its body (HeadWithBodyCycle)."""
+What a response writes within one turn of the event loop goes out in one write (HeadWithBodyCycle)."""
 
 from __future__ import annotations
 
@@ -144,24 +144,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-class _HeldHead:
-    """The transport of a response whose head is held: while `holding`, writes are kept; after, the first write
-    carries what was kept (everything else goes to the transport)."""
+class _Corked:
+    """A response's transport while it is being written: writes wait until the event loop next turns, or until
+    `flush`, and then go out as one (everything else goes to the transport)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport, self.head, self.holding = transport, b"", True
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.handle: asyncio.Handle | None = None
 
     def write(self, data: bytes) -> None:
-        if self.holding:
-            self.head += data
-            return
-        head, self.head = self.head, b""
-        self.transport.write(head + data if head else data)
+        self.parts.append(data)
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        head, self.head = self.head, b""
-        if head and not self.transport.is_closing():
-            self.transport.write(head)
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        parts, self.parts = self.parts, []
+        if parts and not self.transport.is_closing():
+            self.transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def close(self) -> None:
         self.flush()
@@ -172,38 +175,26 @@ class _HeldHead:
 
 
 class HeadWithBodyCycle(RequestResponseCycle):
-    """uvicorn writes a response's status line and headers as soon as the app sends them, and its body apart: two
-    send() calls for every plain response, and on loopback each one runs the receiver's side of TCP too (a
-    profile put a third of turnout's CPU per request in these writes). Here the head waits for the first body
-    message and goes out in its write; if the body has not come when the event loop next turns (a stream whose
-    first event is slow), the head goes out alone then, so a client never waits on a held head."""
+    """uvicorn writes a response's status line and headers as soon as the app sends them, and each body message
+    apart: two send() calls for every plain response, and on loopback each one runs the receiver's side of TCP
+    too. Here what a response writes within one turn of the event loop goes out in one write: a plain response's
+    head and body, a stream's head and first event, its last events and its end. The last body message writes
+    at once; anything else waits at most until the loop next turns, so a stream's events are not held back."""
 
-    _held: _HeldHead | None = None
-    _flush: asyncio.Handle | None = None
+    _corked: _Corked | None = None
 
     async def send(self, message: Any) -> None:
-        held = self._held
-        if held is None and (self.response_started or message["type"] != "http.response.start"):
-            await super().send(message)  # the 100-continue interim response and errors take uvicorn's path
+        if self.response_complete or (not self.response_started and message["type"] != "http.response.start"):
+            await super().send(message)  # uvicorn's errors for messages out of order
             return
         transport = self.transport
-        if held is None:  # the head: kept, for the body's write or the loop's next turn
-            held = self._held = _HeldHead(transport)
-            self._flush = asyncio.get_running_loop().call_soon(self._write_held)
-        self.transport = held  # type: ignore[assignment]
+        corked = self._corked
+        if corked is None:
+            corked = self._corked = _Corked(transport)
+        self.transport = corked  # type: ignore[assignment]
         try:
             await super().send(message)
         finally:
             self.transport = transport
-            if held.holding:
-                held.holding = False
-            else:
-                self._write_held()
-
-    def _write_held(self) -> None:
-        held, self._held = self._held, None
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        if held is not None:
-            held.flush()
+            if self.response_complete:
+                corked.flush()
