@@ -108,7 +108,7 @@ def _rate(flagged: np.ndarray, among: np.ndarray) -> dict[str, Any]:
                                                                            round(float(ci.high), 4)]}
 
 
-ALL_SPLITS = ("warden_test", "dev", "final", "final2", "final3", "final4")
+ALL_SPLITS = ("warden_test", "dev", "final", "final2", "final3", "final4", "final5")
 
 
 def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, list[Row]]:
