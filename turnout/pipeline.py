@@ -157,8 +157,11 @@ class Router:
     async def _run_signal(self, signal: Signal, ctx: RoutingContext) -> dict[str, Any]:
         start = time.perf_counter()
         try:
-            result = await asyncio.wait_for(signal.evaluate(ctx), SIGNAL_TIMEOUT_S) if signal.cost else \
-                await signal.evaluate(ctx)
+            if signal.cost:  # a timeout scope, not wait_for: no second task per signal (~50 µs a request of three)
+                async with asyncio.timeout(SIGNAL_TIMEOUT_S):
+                    result = await signal.evaluate(ctx)
+            else:
+                result = await signal.evaluate(ctx)
         except asyncio.TimeoutError:
             result = SignalResult(False, error=f"timed out after {SIGNAL_TIMEOUT_S}s")
         except Exception as exc:  # a failing signal must never fail the request: it counts as not matched

@@ -253,7 +253,7 @@ class HashedInjectionDetector:
 
     def score(self, items: Sequence[Item]) -> tuple[float, dict[str, Any]]:
         """The highest probability over every span of every view of every (role, text), and where it was."""
-        best, where = -math.inf, {}
+        best, where = -math.inf, (0, "", False, 0, 0)
         for i, (role, text) in enumerate(items):
             if not text:
                 continue
@@ -261,8 +261,11 @@ class HashedInjectionDetector:
                 for a, b in spans:
                     z = self.logit(featurizer.span(a, b, role))
                     if z > best:
-                        best, where = z, {"message": i, "role": role, "decoded": j > 0, "span": [a, b]}
-        return (0.0, {}) if best == -math.inf else (1.0 / (1.0 + math.exp(-best)), where)
+                        best, where = z, (i, role, j > 0, a, b)
+        if best == -math.inf:
+            return 0.0, {}
+        i, role, decoded_, a, b = where
+        return 1.0 / (1.0 + math.exp(-best)), {"message": i, "role": role, "decoded": decoded_, "span": [a, b]}
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, kind=np.array(KIND), weights=self.weights.astype(np.float16),

@@ -15,8 +15,12 @@ from turnout.models.injection_text import request_texts
 INLINE_CHARS = 4000
 
 
+def _inline(items: list[Item]) -> bool:
+    return sum(len(text) for _, text in items) <= INLINE_CHARS
+
+
 async def score_items(detector: Detector, items: list[Item]) -> tuple[float, dict[str, Any]]:
-    if sum(len(text) for _, text in items) <= INLINE_CHARS:
+    if _inline(items):
         return detector.score(items)
     return await asyncio.to_thread(detector.score, items)
 
@@ -27,7 +31,12 @@ async def request_injection(ctx: RoutingContext, detector: Detector, artifact: s
     key = f"injection:{artifact}:{scope}"
     found = ctx.cache.get(key)
     if found is None:
-        found = ctx.cache[key] = asyncio.ensure_future(score_items(detector, request_texts(ctx.body, scope)))
+        items = request_texts(ctx.body, scope)
+        if _inline(items):  # scored right here, with no await in between: no task, no turn of the event loop
+            found = ctx.cache[key] = detector.score(items)
+            return found
+        # a long one in a thread; a second reader of the same score (the guard, another signal) awaits this one
+        found = ctx.cache[key] = asyncio.ensure_future(asyncio.to_thread(detector.score, items))
     if isinstance(found, asyncio.Future):
         result = await found
         ctx.cache[key] = result

@@ -39,6 +39,8 @@ _WORD_GAP = re.compile(r"[ .\-_*·]{2,}")
 _SEPARATOR = re.compile(r"[ .\-_*·]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{24,}={0,2}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}){10,}")
+# every _BASE64 or _HEX match is a run of at least 16 of these: a text without one has nothing to decode
+_ENCODED_RUN = re.compile(r"[A-Za-z0-9+/_\-]{16}")
 _SPACES = re.compile(r"\s+")
 _TEXT_KEYS = ("text", "content", "output", "refusal", "input")
 _SKIP_TYPES = frozenset({"image_url", "input_image", "image", "input_audio", "audio", "file", "input_file"})
@@ -119,6 +121,8 @@ def decoded(text: str, depth: int = 2) -> list[str]:
     """The texts that base64 or hex runs in `text` decode to (nested encodings up to `depth` levels)."""
     found: list[str] = []
     text = bounded(text)
+    if not _ENCODED_RUN.search(text):
+        return found
     for match in _HEX.finditer(text):
         out = _readable(binascii.unhexlify(match.group(0)))
         if out:

@@ -222,7 +222,7 @@ _DETECTORS: dict[str, Detector] = {
 # the order decides overlaps: a card number is not also reported as a phone number
 _ORDER = ("secret", "email", "iban", "credit_card", "us_ssn", "uk_nino", "ip_address", "phone", "phone_local")
 _KIND = {"phone_local": "phone"}
-_DIGITS = tuple(str(d).encode() for d in range(10))
+_DIGIT_BYTES = b"0123456789"
 
 
 def _is_word(ch: str) -> bool:
@@ -255,7 +255,7 @@ def find_pii(text: str, types: tuple[str, ...] = ALL_TYPES) -> list[PiiSpan]:
     # one byte per character (anything outside ASCII becomes "?", which no pattern matches): RE2 then works on
     # bytes, byte offsets are character offsets and nothing is re-encoded when a search resumes
     data = norm.encode("ascii", "replace")
-    digits = sum(data.count(d) for d in _DIGITS)
+    digits = len(data) - len(data.translate(None, _DIGIT_BYTES))  # one C pass, not one per digit
     taken: list[tuple[int, int, str]] = []  # disjoint, in order
     for name in _ORDER:
         kind = _KIND.get(name, name)
