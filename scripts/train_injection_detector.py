@@ -19,9 +19,9 @@ as at serving time. Classes are balanced within each source (each package, each 
 templates' rows weigh TEMPLATE_WEIGHT times more. C and TEMPLATE_WEIGHT were chosen by `--lolo`: leave one
 language's templates out, train, score that language's `dev` and `final` rows, pooled over the five languages
 (a stand-in for phrasings the templates do not cover). The threshold is then calibrated on the `dev` and `final`
-splits (turnout/eval/data/injection/): among the thresholds (0.20, 0.21, …, 0.95) that keep false alarms on their
-benign rows at or under 5 %, the one with the best F1 (the higher one on a tie). The held-out `final2` and
-`final3` splits are not scored here."""
+splits (turnout/eval/data/injection/): among the thresholds (0.30, 0.31, …, 0.95) that keep false alarms on their
+benign rows at or under 5 %, the one with the best F1 (the higher one on a tie). The `final2` … `final5` splits
+are not scored here."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ C = 16.0  # chosen by leave-one-language-out on the templates (see the module do
 TEMPLATE_WEIGHT = 2.0  # the hand-written multilingual templates' rows weigh this much more than other sources'
 MAX_WINDOWS = 8
 WINDOW_WEIGHT = 0.5
+LOWEST_THRESHOLD = 0.30  # the default is kept at or above this: below it a guard blocks too readily
 MAX_FALSE_ALARMS = 0.05  # of dev's benign rows: look-alikes, everyday prompts, system prompts, a long text
 CALIBRATION_SPLITS = ("dev", "final")  # final2 stays held out
 SYSTEM_SAMPLE = 200  # llm-warden benign prompts also seen as system prompts
@@ -199,7 +200,7 @@ def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, d
     scores = np.array([detector.score(message_texts(r["messages"]))[0] for r in rows])
     positive = np.array([r["label"] == 1 for r in rows])
     best: tuple[float, float] = (-1.0, 0.5)
-    for t in np.round(np.arange(0.2, 0.96, 0.01), 2):
+    for t in np.round(np.arange(LOWEST_THRESHOLD, 0.96, 0.01), 2):
         flagged = scores >= t
         if (flagged & ~positive).sum() > MAX_FALSE_ALARMS * (~positive).sum():
             continue
