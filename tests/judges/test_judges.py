@@ -140,6 +140,56 @@ def test_consistency_closed_and_free_answers():
     assert not judge(spec, {}, completion("42"), Env(samples=[])).passed
 
 
+def test_consistency_reads_a_final_number_after_a_long_run_of_spaces():
+    """`=` then thousands of spaces and no number took the old pattern quadratic time (16,000 spaces: 6.5 s)."""
+    assert judge({"name": "consistency"}, {}, completion("x =" + " " * 100_000 + "y"),
+                 Env(samples=["x =" + " " * 50_000 + "y"] * 2)).detail["samples"] == 2
+    from turnout.judges.consistency import closed_answer
+    assert closed_answer("so x = " + " " * 50_000 + "$  42") == "number:42"
+    assert closed_answer("=" + " " * 50_000) is None
+
+
+def nested_any_of(depth: int) -> dict[str, Any]:
+    """2^depth paths: each level's two branches both lead to the next level."""
+    defs = {f"A{i}": {"anyOf": [{"$ref": f"#/$defs/A{i + 1}"}, {"$ref": f"#/$defs/A{i + 1}"}]} for i in range(depth)}
+    return {"$ref": "#/$defs/A0", "$defs": {**defs, f"A{depth}": {"type": "string"}}}
+
+
+def schema_format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+
+
+def test_format_schema_check_is_bounded_on_a_hostile_schema():
+    """The schema is the client's: 40 levels of two anyOf branches were 2^40 steps on the event loop, and a $ref
+    to itself recursed until Python gave up. Both now fail the answer with the reason, and a legitimate schema
+    with a few anyOf levels is still checked in full."""
+    spec = {"name": "format"}
+    deep = judge(spec, {"messages": [], "response_format": schema_format(nested_any_of(40))}, completion("1"))
+    assert not deep.passed and "gave up after" in deep.detail["reason"]
+    assert judge(spec, {"messages": [], "response_format": schema_format(nested_any_of(6))},
+                 completion('"x"')).passed
+    shallow = judge(spec, {"messages": [], "response_format": schema_format(nested_any_of(6))}, completion("1"))
+    assert shallow.detail["reason"] == "$: matches none of anyOf"
+    cycle = {"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}
+    looped = judge(spec, {"messages": [], "response_format": schema_format(cycle)}, completion("1"))
+    assert not looped.passed and "gave up" in looped.detail["reason"]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": nested_any_of(40)}}]
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "1"}}
+    tool = judge(spec, {"messages": [], "tools": tools}, completion(None, tool_calls=[call]))
+    assert not tool.passed and "gave up after" in tool.detail["reason"]
+
+
+def test_format_checks_a_long_answer_in_full():
+    """A long answer (checked off the event loop) still gets every item checked."""
+    items = {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}},
+                                        "required": ["n"]}}
+    good = "[" + ",".join('{"n": %d}' % i for i in range(20_000)) + "]"
+    assert judge({"name": "format"}, {"messages": [], "response_format": schema_format(items)}, completion(good)).passed
+    bad = good[:-1] + ', {"n": "x"}]'
+    verdict = judge({"name": "format"}, {"messages": [], "response_format": schema_format(items)}, completion(bad))
+    assert verdict.detail["reason"] == "$[20000].n: expected integer"
+
+
 @pytest.mark.parametrize("spec, path, words", [
     ({"name": "formt"}, f"{PATH}.name", "did you mean 'format'"),
     ({"params": {}}, f"{PATH}.name", "required"),

@@ -188,3 +188,22 @@ def test_long_prompts_cannot_fill_the_parse_cache():
         module.Question.parse(" ".join(f"word{i}x{j}" for j in range(200)))
     assert module._parse_long.cache_info().currsize <= 64
     assert module._parse_short.cache_info().currsize < 4096
+
+
+def test_words_sharing_four_letters_are_not_compared_pairwise(monkeypatch):
+    """Two prompts of 1,000 distinct words that all start "abcd" were one group of the other side's leftovers,
+    scanned for every word (~10^6 comparisons, 1.4 s on the request path); a large group is now looked up by the
+    words' stems. The pairing is the scan's: a form of one word in a large group is still found."""
+    from turnout.plugins import same_question as module
+    calls = []
+    original = module._forms_of_one_word
+    monkeypatch.setattr(module, "_forms_of_one_word", lambda a, b: calls.append(1) or original(a, b))
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["abcd" + letters[i % 26] + letters[i // 26 % 26] + letters[i // 676 % 26] for i in range(2000)]
+    a, b = " ".join(words[:1000]), " ".join(words[1000:])
+    assert not judge("strict", a, b) and not judge("frame", a, b)
+    assert len(calls) < 5_000
+    # in a group of more than eight leftovers, "inventing" still pairs with "invented" (and not with "inventory")
+    others = [f"invent{tail}" for tail in ("ory", "ive", "ors", "xa", "xb", "xc", "xd", "xe", "xf", "ed")]
+    only_a, only_b = module._unshared(["inventing"], others)
+    assert only_a == [] and "inventive" not in only_b and len(only_b) == len(others) - 1

@@ -24,7 +24,9 @@ from turnout.judges.base import (
 )
 from turnout.signals.base import off_loop
 
-_FINAL = re.compile(r"(?:####|answer is|answer:|=)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
+# `\s*(?:\$\s*)?`, not `\s*\$?\s*`: two adjacent `\s*` split a run of spaces every way when the number is
+# missing, which made an "=" and 16,000 spaces cost 6.5 s; this matches the same texts, in time linear in the run
+_FINAL = re.compile(r"(?:####|answer is|answer:|=)\s*(?:\$\s*)?(-?[\d,]*\.?\d+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*|-?\.\d+")
 _CHOICE = re.compile(r"^\s*(?:answer\s*[:\-]?\s*|the answer is\s*)?\(?([A-Ha-h])\)?(?:[.):]|\s|$)")
 

@@ -25,8 +25,18 @@ from turnout.judges.base import (
     answer_text,
     register,
 )
+from turnout.signals.base import off_loop
 
 # lower-cased openings of answers that decline instead of answering
+# The schema comes from the request and the answer from an upstream: either may be hostile. Nested anyOf/oneOf
+# branches multiply (30 levels of two branches: 2^30 steps), a $ref may point back at itself. The check takes at
+# most BASE_STEPS + STEPS_PER_CHAR × the checked text's length steps (about a microsecond each), so its time is
+# linear in the answer whatever the schema; a check that runs out of steps, or nests past Python's recursion
+# limit, fails the answer with a reason saying so. A long answer is checked off the event loop.
+BASE_STEPS = 8_000
+STEPS_PER_CHAR = 16
+OFF_LOOP_CHARS = 2_000
+
 REFUSALS = ("i'm sorry, but i can", "i am sorry, but i can", "sorry, i can't", "sorry, i cannot",
             "i can't help with", "i cannot help with", "i can't assist", "i cannot assist", "i'm unable to",
             "i am unable to", "i won't be able to", "as an ai language model, i can")
@@ -45,7 +55,10 @@ class FormatJudge(Judge):
     default_threshold = 0.5
 
     async def judge(self, request: dict[str, Any], answer: dict[str, Any], env: JudgeEnv) -> Verdict:
-        problem = self.problem(request, answer)
+        long = len(answer_text(answer)) > OFF_LOOP_CHARS or any(
+            len(str((c.get("function") or {}).get("arguments") or "")) > OFF_LOOP_CHARS
+            for c in answer_message(answer).get("tool_calls") or () if isinstance(c, dict))
+        problem = await off_loop(self.problem, request, answer) if long else self.problem(request, answer)
         return self.verdict(0.0, reason=problem) if problem else self.verdict(1.0, reason="ok")
 
     def problem(self, request: dict[str, Any], answer: dict[str, Any]) -> str | None:
@@ -81,7 +94,7 @@ def _format_problem(response_format: Any, text: str) -> str | None:
     if response_format["type"] == "json_object":
         return None if isinstance(value, dict) else "not a JSON object"
     schema = (response_format.get("json_schema") or {}).get("schema") or {}
-    return schema_problem(value, schema, schema, "$")
+    return bounded_schema_problem(value, schema, len(text))
 
 
 def _tool_problem(request: dict[str, Any], calls: list[dict[str, Any]]) -> str | None:
@@ -96,7 +109,7 @@ def _tool_problem(request: dict[str, Any], calls: list[dict[str, Any]]) -> str |
             args = orjson.loads(fn.get("arguments") or "{}")
         except orjson.JSONDecodeError as exc:
             return f"tool '{name}' arguments are not JSON: {exc}"
-        problem = schema_problem(args, offered[name], offered[name], "$")
+        problem = bounded_schema_problem(args, offered[name], len(fn.get("arguments") or "{}"))
         if problem:
             return f"tool '{name}': {problem}"
     return None
@@ -114,16 +127,47 @@ def _is_type(value: Any, name: str) -> bool:
     return True if cls is None else isinstance(value, cls)
 
 
-def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> str | None:
-    """The first way `value` breaks `schema` (a subset of JSON Schema), or None."""
+class _OutOfSteps(Exception):
+    pass
+
+
+class Steps:
+    """What a schema check may still spend (see BASE_STEPS)."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _OutOfSteps
+
+
+def bounded_schema_problem(value: Any, schema: Any, chars: int) -> str | None:
+    """schema_problem with a step budget linear in the checked text's length (`chars`); running out of it, or
+    recursing too deep, is a problem too."""
+    steps = BASE_STEPS + STEPS_PER_CHAR * chars
+    try:
+        return schema_problem(value, schema, schema if isinstance(schema, dict) else {}, "$", Steps(steps))
+    except _OutOfSteps:
+        return f"$: the schema check gave up after {steps} steps (nested anyOf/oneOf or a $ref cycle)"
+    except RecursionError:
+        return "$: the schema check gave up: the schema or the answer nests too deep"
+
+
+def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str, steps: Steps | None = None) -> str | None:
+    """The first way `value` breaks `schema` (a subset of JSON Schema), or None. `steps`, when given, bounds the
+    work (raises _OutOfSteps when spent)."""
     if not isinstance(schema, dict):
         return None
+    if steps is not None:
+        steps.take()
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/"):
         target: Any = root
         for part in ref[2:].split("/"):
             target = target.get(part, {}) if isinstance(target, dict) else {}
-        return schema_problem(value, target, root, at)
+        return schema_problem(value, target, root, at, steps)
     kinds = schema.get("type")
     if kinds is not None:
         kinds = kinds if isinstance(kinds, list) else [kinds]
@@ -134,18 +178,18 @@ def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> st
     if "const" in schema and value != schema["const"]:
         return f"{at}: expected {schema['const']!r}"
     for key in ("anyOf", "oneOf"):
-        if key in schema and all(schema_problem(value, s, root, at) for s in schema[key]):
+        if key in schema and all(schema_problem(value, s, root, at, steps) for s in schema[key]):
             return f"{at}: matches none of {key}"
     for sub in schema.get("allOf") or []:
-        if problem := schema_problem(value, sub, root, at):
+        if problem := schema_problem(value, sub, root, at, steps):
             return problem
     if isinstance(value, dict):
-        return _object_problem(value, schema, root, at)
+        return _object_problem(value, schema, root, at, steps)
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
             return f"{at}: {len(value)} items out of bounds"
         for i, item in enumerate(value):
-            if problem := schema_problem(item, schema.get("items"), root, f"{at}[{i}]"):
+            if problem := schema_problem(item, schema.get("items"), root, f"{at}[{i}]", steps):
                 return problem
     if isinstance(value, str) and not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
         return f"{at}: length {len(value)} out of bounds"
@@ -155,7 +199,8 @@ def schema_problem(value: Any, schema: Any, root: dict[str, Any], at: str) -> st
     return None
 
 
-def _object_problem(value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], at: str) -> str | None:
+def _object_problem(value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], at: str,
+                    steps: Steps | None) -> str | None:
     props = schema.get("properties") or {}
     for key in schema.get("required") or []:
         if key not in value:
@@ -164,6 +209,6 @@ def _object_problem(value: dict[str, Any], schema: dict[str, Any], root: dict[st
     for key, item in value.items():
         if key not in props and extra is False:
             return f"{at}.{key}: not allowed (additionalProperties false)"
-        if problem := schema_problem(item, props.get(key, extra), root, f"{at}.{key}"):  # (a bool schema: none)
+        if problem := schema_problem(item, props.get(key, extra), root, f"{at}.{key}", steps):  # a bool schema: none
             return problem
     return None
