@@ -57,6 +57,29 @@ def test_context_comes_from_the_roles_named_and_tool_json_is_flattened():
     assert not check(judge_of(sources=["tool"]), "Your order was lost by Royal Mail.", messages).passed
 
 
+def test_hostile_sizes_are_bounded_and_still_judged():
+    """A tool result nested past Python's recursion limit is read as text (the stdlib parser raised
+    RecursionError); an answer of thousands of claims against a context of thousands of sentences is compared
+    claim by claim through word postings (each claim was a Python loop over every sentence: 2,000 × 2,000 took
+    2.2 s), only the first MAX_CLAIMS are scored and the detail counts the rest."""
+    from turnout.judges.grounded import MAX_CHUNKS, MAX_CLAIMS, Support
+    deep = "[" * 5000 + '"the valve is blue"' + "]" * 5000
+    assert context_text({"messages": [{"role": "tool", "content": deep}]}, ["tool"]) == deep
+    nested = json.dumps({"a": {"b": {"c": "shipped"}}})
+    assert context_text({"messages": [{"role": "tool", "content": nested}]}, ["tool"]) == "a b c shipped."
+    context = " ".join(f"Unit {i} was serviced in March." for i in range(3 * MAX_CHUNKS))
+    answer = " ".join(["Unit 7 was serviced in March.", "Unit 8 was painted by Hiroshi Tanaka."] * MAX_CLAIMS)
+    messages = [{"role": "system", "content": context}, {"role": "user", "content": "Which units?"}]
+    verdict = check(judge_of(), answer, messages)
+    sentences = verdict.detail["sentences"]
+    assert len(sentences) == MAX_CLAIMS and verdict.detail["unchecked_claims"] == MAX_CLAIMS
+    assert sentences[0]["supported"] and sentences[0]["closest"] == "Unit 7 was serviced in March."
+    assert not sentences[1]["supported"] and any("Hiroshi, Tanaka" in r for r in sentences[1]["reasons"])
+    support = Support(judge_of().params, context)
+    assert len(support.chunks) == MAX_CHUNKS and support.chunks[-1].endswith(f"Unit {3 * MAX_CHUNKS - 1} was "
+                                                                              "serviced in March.")
+
+
 def test_no_context_and_no_claims():
     bare = [{"role": "user", "content": "hi"}]
     assert check(judge_of(sources=["system"]), "Paris is in France.", bare).detail["reason"] == \

@@ -27,6 +27,7 @@ import json
 import re
 from typing import Any, Literal
 
+import ahocorasick
 import numpy as np
 from pydantic import Field
 
@@ -57,6 +58,13 @@ ANTONYMS = (("rose", "fell"), ("rise", "fall"), ("increase", "decrease"), ("incr
             ("gain", "loss"), ("profit", "loss"), ("safe", "unsafe"), ("required", "optional"),
             ("fixed", "present"), ("all", "some"), ("every", "only"), ("any", "only"), ("free", "fee"))
 Role = Literal["system", "developer", "tool", "user", "assistant"]
+# Bounds for hostile sizes (an upstream's answer has no length limit, a request's context is up to 8 MiB): each
+# claim is compared with every context sentence, so claims × sentences is the cost. Only the first MAX_CLAIMS
+# claims are scored (the detail says how many were left unchecked), and sentences past MAX_CHUNKS are compared
+# as one last chunk (lexical coverage, numbers and names still read the whole context).
+MAX_CLAIMS = 256
+MAX_CHUNKS = 4096
+MAX_JSON_DEPTH = 64  # a tool result nested deeper is read as plain text
 
 
 class GroundedParams(JudgeParams):
@@ -101,22 +109,27 @@ def _flatten_json(text: str) -> str:
     """A tool result that is JSON, as 'key value' sentences (keys with underscores read as words)."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a string nested past the parser's recursion limit is text too
         return text
     lines: list[str] = []
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: Any, prefix: str, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            raise RecursionError
         if isinstance(node, dict):
             for key, child in node.items():
-                walk(child, f"{prefix} {str(key).replace('_', ' ')}".strip())
+                walk(child, f"{prefix} {str(key).replace('_', ' ')}".strip(), depth + 1)
         elif isinstance(node, list):
             for child in node:
-                walk(child, prefix)
+                walk(child, prefix, depth + 1)
                 lines.append("")
         else:
             lines.append(f"{prefix} {node}.")
 
-    walk(value, "")
+    try:
+        walk(value, "", 0)
+    except RecursionError:
+        return text
     return "\n".join(line for line in lines) if lines else text
 
 
@@ -133,6 +146,9 @@ def context_text(request: dict[str, Any], sources: list[str]) -> str:
             text = _text(message.get("content"))
             parts.append(_flatten_json(text) if message.get("role") == "tool" else text)
     return "\n".join(p for p in parts if p.strip())
+
+
+NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]{2,}\b")
 
 
 def _polarity(words: set[str]) -> set[str]:
@@ -159,6 +175,8 @@ class Support:
     def __init__(self, params: GroundedParams, context: str) -> None:
         self.p = params
         self.chunks = split_sentences(context) or [context]
+        if len(self.chunks) > MAX_CHUNKS:
+            self.chunks = self.chunks[:MAX_CHUNKS - 1] + [" ".join(self.chunks[MAX_CHUNKS - 1:])]
         self.context_words = set(content_words(context))
         self.context_lower = context.lower()
         self.context_numbers = {w for w in self.context_words if w[:1].isdigit()}
@@ -173,7 +191,27 @@ class Support:
         vectors = encoder.encode(claims + self.chunks + ["\n".join(self.chunks)])
         claim_v, chunk_v = vectors[: len(claims)], vectors[len(claims):]
         cosines = claim_v @ chunk_v.T
+        self.absent_names = self._absent_names(claims)
+        # each content word -> the chunks that hold it: a claim's shared-word count with every chunk is a few
+        # array additions, not a Python loop over the chunks
+        postings: dict[str, list[int]] = {}
+        for i, words in enumerate(self.chunk_words):
+            for w in words:
+                postings.setdefault(w, []).append(i)
+        self.postings = {w: np.array(chunks, dtype=np.intp) for w, chunks in postings.items()}
         return [self._one(text, cosines[i]) for i, text in enumerate(claims)]
+
+    def _absent_names(self, claims: list[str]) -> set[str]:
+        """The capitalised names of the claims that the context does not contain (lower-cased substring search,
+        all names in one Aho-Corasick pass over the context instead of one pass per name)."""
+        names = {n.lower() for text in claims for n in NAME.findall(text)}
+        if not names:
+            return set()
+        automaton = ahocorasick.Automaton()
+        for name in names:
+            automaton.add_word(name, name)
+        automaton.make_automaton()
+        return names - {name for _, name in automaton.iter(self.context_lower)}
 
     def _one(self, text: str, cosines: np.ndarray) -> dict[str, Any]:
         p = self.p
@@ -182,7 +220,11 @@ class Support:
         # the context sentence the claim restates, if it restates one: the one sharing most of its words (ties:
         # the closer embedding), and the one with the closest embedding
         chunk_cos = cosines[:-1] if len(cosines) > 1 else cosines
-        shared = [len(set(words) & self.chunk_words[i]) + float(chunk_cos[i]) / 2 for i in range(len(self.chunks))]
+        overlap = np.zeros(len(self.chunks), dtype=np.float64)
+        for w in set(words):
+            if (chunks := self.postings.get(w)) is not None:
+                overlap[chunks] += 1  # a chunk holds each word once (postings of a set)
+        shared = overlap + chunk_cos.astype(np.float64) / 2  # as len(set(words) & chunk) + float(cos) / 2 was
         restated = int(np.argmax(shared))
         near = sorted({restated, int(np.argmax(chunk_cos))})
         cosine = float(cosines.max())
@@ -198,8 +240,7 @@ class Support:
             support *= p.number_penalty
             reasons.append(f"numbers not in the context: {', '.join(new_numbers)}" if new_numbers else
                            f"numbers from another part of the context: {', '.join(moved_numbers)}")
-        names = [n for n in re.findall(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]{2,}\b", text)
-                 if n.lower() not in self.context_lower]
+        names = [n for n in NAME.findall(text) if n.lower() in self.absent_names]
         if names:
             support *= p.name_penalty
             reasons.append(f"names not in the context: {', '.join(sorted(set(names)))}")
@@ -230,10 +271,12 @@ class GroundedJudge(Judge):
                   and not s.rstrip().endswith("?")]
         if not claims:
             return self.verdict(1.0, reason="no claims to check", sentences=[])
-        scored = Support(p, context).score(claims)
+        unchecked = max(0, len(claims) - MAX_CLAIMS)
+        scored = Support(p, context).score(claims[:MAX_CLAIMS])
         for s in scored:
             s["supported"] = s["support"] >= self.threshold
         weakest = min(s["support"] for s in scored)
         share = sum(s["supported"] for s in scored) / len(scored)
+        extra = {"unchecked_claims": unchecked} if unchecked else {}
         return self.verdict(weakest, supported_share=round(share, 4), sentences=scored,
-                            method="lexical+embedding overlap")
+                            method="lexical+embedding overlap", **extra)
