@@ -1,6 +1,6 @@
 """The injection detector (`builtin:jailbreak`) beside the embedding classifier it replaced and the detector it was
 retrained from (`detector (previous)`): latency on this CPU for 100-, 500- and 2,000-token prompts, and quality on
-every split (turnout.eval.injection_report: llm-warden test, dev, final, final2, final3).
+every split (turnout.eval.injection_report: llm-warden test, dev, final, final2 … final5).
 
     python benchmarks/injection.py --json bench-out/injection.json [--shared ../shared/data] [--repeat 200]
 

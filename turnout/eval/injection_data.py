@@ -1,6 +1,7 @@
 """Labelled conversations for the injection detector: llm-warden's test split (English, MIT) and the
-hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2` read once,
-`final3` held out; see the README there for how they were written and how the derived rows below are made).
+hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2`–`final4`
+each read once, `final5` held out; see the README there for how they were written and how the derived rows below
+are made).
 
 Every row is {"messages", "label" (1 = injection or jailbreak), "lang", "kind"}: the detector scores the
 conversation as the guard sees it, every role included."""

@@ -1,8 +1,9 @@
 """Quality of the injection detector beside the embedding classifier it replaced and the detector it retrained
 (`detector (previous)`, the artifact shipped before the last retraining, kept beside the splits), on every split:
 llm-warden's test split (English) and the hand-written multilingual `dev` and `final` (tuned on), `final2` (read
-once, for the previous detector) and `final3` (held out: written before the last retraining) splits. What `turnout
-eval-signals` reports under "injection" and benchmarks/injection.py prints.
+once, for the previous detector), `final3` and `final4` (each read once during the retraining) and `final5` (held
+out from its last round) splits. What `turnout eval-signals` reports under "injection" and benchmarks/injection.py
+prints.
 
 Both detectors see the same conversation texts (every message, every text-bearing part): the new one scores each
 message in windows and takes the highest, the old one scores the joined text once, as it always did. Intervals
