@@ -123,6 +123,36 @@ class Door(abc.ABC):
         return any(path == p or path.startswith(p + "/") for p in self.paths)
 
 
+def check_sizes(call: Call, messages: Any, parts: int, tools: Any, *, items: str = "messages") -> None:
+    """Refuse a request with more messages (`items`: the protocol's name for them), content parts or tools than
+    the server takes, before anything walks them: 8 MiB of tiny parts is hundreds of thousands of them, and
+    validating those one by one held the event loop for seconds. Counting costs one len() per message."""
+    server = call.router.config.server
+    if isinstance(messages, list) and len(messages) > server.max_messages:
+        raise InvalidRequestError(f"{items}: {len(messages)} messages, more than this server takes "
+                                  f"({server.max_messages})", param=items, code="too_many_messages")
+    if parts > server.max_parts:
+        raise InvalidRequestError(f"{items}: {parts} content parts in all, more than this server takes "
+                                  f"({server.max_parts})", param=items, code="too_many_parts")
+    if isinstance(tools, list) and len(tools) > server.max_tools:
+        raise InvalidRequestError(f"tools: {len(tools)} tools, more than this server takes ({server.max_tools})",
+                                  param="tools", code="too_many_tools")
+
+
+def count_parts(messages: Any, *fields: str, nested_up_to: int = 0) -> int:
+    """Content parts of a list of messages: the lengths of each message's list-valued `fields` (content, and a
+    protocol's other lists of blocks) and of the `content` lists inside those blocks (a tool_result's own
+    blocks), these only while the outer count is at most `nested_up_to` (the limit): a count past the limit
+    costs one len() per message."""
+    lists = [value for message in (messages if isinstance(messages, list) else ()) if isinstance(message, dict)
+             for value in (message.get(name) for name in fields) if isinstance(value, list)]
+    total = sum(map(len, lists))
+    if total <= nested_up_to:
+        total += sum(len(inner) for blocks in lists for block in blocks if isinstance(block, dict)
+                     for inner in (block.get("content"),) if isinstance(inner, list))
+    return total
+
+
 doors: Registry[Door] = Registry("door", attr="name")
 register = doors.register
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from turnout.doors.base import Call, Door, Framer, register
+from turnout.doors.base import Call, Door, Framer, check_sizes, count_parts, register
 from turnout.doors.chat_schema import ChatCompletionRequest, check_chat_request
 from turnout.errors import TurnoutError
 from turnout.jsonutil import dumps
@@ -35,6 +35,9 @@ class ChatDoor(Door):
         "schema": ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:
+        if isinstance(body, dict):
+            messages = body.get("messages")
+            check_sizes(call, messages, count_parts(messages, "content", "tool_calls"), body.get("tools"))
         check_chat_request(body)
         return body
 

@@ -178,7 +178,7 @@ class CompletionsDoor(Door):
         if not isinstance(body, dict):
             raise InvalidRequestError("the request body must be a JSON object")
         texts = check_text_or_tokens(body, "prompt")
-        check_body(_adapter, body)
+        check_body(_adapter, body, checked="prompt")
         call.state[REQUEST] = body
         return _chat_body(body, "\n".join(texts or ()))
 

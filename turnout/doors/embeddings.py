@@ -52,7 +52,7 @@ class EmbeddingsDoor(Door):
         if not isinstance(body, dict):
             raise InvalidRequestError("the request body must be a JSON object")
         texts = check_text_or_tokens(body, "input")
-        check_body(_adapter, body)
+        check_body(_adapter, body, checked="input")
         # token ids carry no text a signal could read
         return {"model": body["model"], "messages": [{"role": "user", "content": "\n".join(texts or ())}],
                 REQUEST: body}

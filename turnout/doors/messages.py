@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from turnout.access import allowed
 from turnout.backends.anthropic import AnthropicBackend
 from turnout.backends.base import Backend
-from turnout.doors.base import Call, Chunk, Door, Framer, register
+from turnout.doors.base import Call, Chunk, Door, Framer, check_sizes, count_parts, register
 from turnout.doors.chat_schema import TURNOUT_FIELDS
 from turnout.doors.messages_output import EventWriter, from_chat, native_usage
 from turnout.doors.messages_wire import MessagesRequest, check_request, to_chat
@@ -95,6 +95,10 @@ class MessagesDoor(Door):
         "schema": MessagesRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:
+        if isinstance(body, dict):
+            messages, system = body.get("messages"), body.get("system")
+            parts = count_parts(messages, "content", nested_up_to=call.router.config.server.max_parts)
+            check_sizes(call, messages, parts + (len(system) if isinstance(system, list) else 0), body.get("tools"))
         request = check_request(body, counting=call.state.get("counting", False))
         call.state["body"] = body
         return to_chat(body, request)

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from turnout.access import allowed
-from turnout.doors.base import Call, Chunk, Door, Framer, register
+from turnout.doors.base import Call, Chunk, Door, Framer, check_sizes, count_parts, register
 from turnout.doors.responses_output import (
     Turn,
     adopt,
@@ -95,6 +95,9 @@ class ResponsesDoor(Door):
 
     # ----- translation ----------------------------------------------------------------------------------
     async def inbound(self, body: Any, call: Call) -> dict[str, Any]:
+        if isinstance(body, dict):
+            items = body.get("input")
+            check_sizes(call, items, count_parts(items, "content", "output"), body.get("tools"), items="input")
         request = check_request(body)
         turn = Turn(request, body, call.caller.key_id)
         if request.previous_response_id:
