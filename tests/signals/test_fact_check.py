@@ -69,3 +69,12 @@ def test_a_real_server_sends_fact_questions_to_the_strong_model_and_explains_why
     explained = {s["name"]: s for s in fact["signals"]}["facts"]
     assert explained["matched"] and explained["score"] >= 0.6 and "cues" in explained["detail"]
     assert route("Write a poem about who won the Nobel Prize in 2016.")["decision"] == "default"
+
+
+def test_the_first_max_chars_of_the_normalised_text_are_read():
+    """NFKC expands some characters (U+FDFA to 18): the text is cut again after it, so 4,000 of them are not
+    read as 72,000 characters; the cues are those of the normalised text's first MAX_CHARS."""
+    from turnout.signals.fact_check import MAX_CHARS, fact_cues
+    text = "\ufb01" * MAX_CHARS + " Who won the 1998 World Cup?"
+    assert fact_cues(text) == fact_cues("fi" * (MAX_CHARS // 2))
+    assert "a year" not in fact_cues(text)

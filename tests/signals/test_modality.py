@@ -101,3 +101,11 @@ def test_a_real_server_routes_draw_me_to_the_image_model_and_explains_why(serve,
     assert explained["matched"] and explained["detail"]["outputs"] == {"image": "draw verb 'draw'"}
     assert route("Lis ce texte à voix haute : bonjour.")["decision"] == "speech"
     assert route("Describe a picture of a fox in the snow.")["decision"] == "default"
+
+
+def test_a_request_after_characters_nfkc_expands_is_still_read():
+    """3,000 U+FDFA become 54,000 characters once normalised; the edges are cut again, and the request at the end
+    is still found."""
+    from turnout.signals.modality import requested_outputs
+    assert "image" in requested_outputs("\ufdfa" * 3000 + ". Draw me a cat.")
+    assert requested_outputs("\ufdfa" * 3000) == {}

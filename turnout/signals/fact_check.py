@@ -93,7 +93,8 @@ def _has(joined: str, phrases: list[list[str]]) -> bool:
 
 def fact_cues(text: str) -> dict[str, float]:
     """Each cue found and its weight; the score is the logistic function of BIAS plus their sum."""
-    text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
+    # cut again after NFKC: one character can expand to 18 ("\ufdfa"), which made 4,000 of them 72,000 (13 ms)
+    text = unicodedata.normalize("NFKC", text[:MAX_CHARS])[:MAX_CHARS]
     tokens = TOKEN.findall(text.lower().replace("'", " ").replace("’", " "))
     words, joined, opening = set(tokens), f" {' '.join(tokens)} ", f" {' '.join(tokens[:4])} "
     cues: dict[str, float] = {}

@@ -171,6 +171,8 @@ def requested_outputs(text: str) -> dict[str, str]:
     if len(text) > 2 * EDGE_CHARS:
         text = text[:EDGE_CHARS] + "\n" + text[-EDGE_CHARS:]
     text = unicodedata.normalize("NFKC", text)
+    if len(text) > 2 * EDGE_CHARS + 1:  # NFKC expands some characters up to 18-fold ("\ufdfa"): cut again
+        text = text[:EDGE_CHARS] + "\n" + text[-EDGE_CHARS:]
     found: dict[str, str] = {}
     lowered = text.lower()
     words = set(TOKEN.findall(lowered.replace("'", " ").replace("’", " ")))
