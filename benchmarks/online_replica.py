@@ -7,7 +7,8 @@ routers on the stream) and stream orders (numpy's permutation of the seed) as on
 re-implemented here in a few lines each and fed the table's rows directly, without the Router. They follow the
 shipped ones closely, not exactly (their random draws differ): thompson+clusters+price gives 0.952 over
 requests 2,001–3,000 of orders 0, 1, 2 here against 0.943 through the Router, and the greedy guarded linucb's end
-gaps on orders 100–102 match the Router's (−0.00, −0.26, −0.42 %) to 0.01 %. So a design that does not move
+gaps match the Router's to 0.01 % (orders 0, 1, 2: +0.14, −0.18, +0.19 %, worst running gap −0.57 %; orders
+100–102: −0.00, −0.26, −0.42 %). So a design that does not move
 the figure here is not worth building; one that does is then checked through the Router (online.py --orders).
 
 Designs (cold ones report the cold goal's ratio over requests 2,001–3,000, warm ones the running gap at the end):
