@@ -54,6 +54,8 @@ class ResponsesFramer(Framer):
         self.text: dict[str, Any] | None = None  # the open message item
         self.pieces: list[str] = []  # its text so far, joined when it closes (not grown in place: that is quadratic)
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index → its function_call item
+        self.arguments: dict[int, list[str]] = {}  # its arguments so far, joined when it closes (as the text)
+        self.position: dict[int, int] = {}  # id(item) → its output_index (list.index per delta was quadratic too)
         self.usage: dict[str, Any] | None = None
         self.finish: Any = None
         self.model = turn.request.model
@@ -100,7 +102,7 @@ class ResponsesFramer(Framer):
         if self.text is None:
             self.text = message_item("", "in_progress")
             self.output.append(self.text)
-            index = len(self.output) - 1
+            index = self.position[id(self.text)] = len(self.output) - 1
             item = {**self.text, "content": []}
             out.append(self.emit({"type": "response.output_item.added", "output_index": index, "item": item}))
             out.append(self.emit({"type": "response.content_part.added", "item_id": self.text["id"],
@@ -108,7 +110,7 @@ class ResponsesFramer(Framer):
                                   "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}))
         self.pieces.append(text)
         out.append(self.emit({"type": "response.output_text.delta", "item_id": self.text["id"],
-                              "output_index": self.output.index(self.text), "content_index": 0, "delta": text,
+                              "output_index": self.position[id(self.text)], "content_index": 0, "delta": text,
                               "logprobs": []}))
         return out
 
@@ -122,20 +124,22 @@ class ResponsesFramer(Framer):
             item = self.calls[index] = call_item(str(call.get("id") or new_id("call")),
                                                  str(function.get("name") or ""), "", "in_progress")
             self.output.append(item)
+            self.position[id(item)] = len(self.output) - 1
+            self.arguments[index] = []
             out.append(self.emit({"type": "response.output_item.added", "output_index": len(self.output) - 1,
                                   "item": dict(item)}))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            item["arguments"] += arguments
+            self.arguments[index].append(arguments)  # item["arguments"] += … copied the whole string each time
             out.append(self.emit({"type": "response.function_call_arguments.delta", "item_id": item["id"],
-                                  "output_index": self.output.index(item), "delta": arguments}))
+                                  "output_index": self.position[id(item)], "delta": arguments}))
         return out
 
     def close_text(self) -> list[bytes]:
         item, self.text = self.text, None
         if item is None:
             return []
-        index, part = self.output.index(item), item["content"][0]
+        index, part = self.position[id(item)], item["content"][0]
         part["text"], self.pieces = "".join(self.pieces), []
         item["status"] = "incomplete" if incomplete_reason(self.finish) else "completed"
         return [self.emit({"type": "response.output_text.done", "item_id": item["id"], "output_index": index,
@@ -146,14 +150,19 @@ class ResponsesFramer(Framer):
 
     def close_calls(self) -> list[bytes]:
         out = []
+        self.join_arguments()
         for item in self.calls.values():
-            index = self.output.index(item)
+            index = self.position[id(item)]
             item["status"] = "completed"
             out += [self.emit({"type": "response.function_call_arguments.done", "item_id": item["id"],
                                "output_index": index, "arguments": item["arguments"]}),
                     self.emit({"type": "response.output_item.done", "output_index": index, "item": item})]
         self.calls = {}
         return out
+
+    def join_arguments(self) -> None:
+        for index, item in self.calls.items():
+            item["arguments"] = "".join(self.arguments.pop(index, ())) or item["arguments"]
 
     async def end(self, trailer: str) -> bytes:
         out = self.close_text() + self.close_calls()
@@ -169,6 +178,7 @@ class ResponsesFramer(Framer):
     def error(self, exc: TurnoutError, secrets: tuple[str, ...]) -> bytes:
         if self.text is not None:  # the text that was sent before the failure
             self.text["content"][0]["text"] = "".join(self.pieces)
+        self.join_arguments()  # and the arguments
         return self.emit({"type": "response.failed", "response": failed(self.turn, exc, secrets, self.output,
                                                                          self.model)})
 
