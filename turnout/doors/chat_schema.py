@@ -59,19 +59,23 @@ class ChatCompletionRequest(Open):
     cache: StrictBool | CacheRequest | None = None  # turnout's own: never forwarded
 
 
-class _ShallowMessage(Message):
-    content: str | list[Any] | None = None  # type: ignore[assignment]  # parts: checked by _first_bad_part
+def _shallow() -> type[BaseModel]:
+    """The request model with each message's parts left to _first_bad_part; its classes keep the names the
+    errors quote ("an instance of Message")."""
+    class Message(globals()["Message"]):  # type: ignore[misc, valid-type]
+        content: str | list[Any] | None = None
+
+    class ChatCompletionRequest(globals()["ChatCompletionRequest"]):  # type: ignore[misc, valid-type]
+        messages: list[Message] = Field(min_length=1)  # type: ignore[valid-type]
+
+    return ChatCompletionRequest
 
 
-class _ShallowRequest(ChatCompletionRequest):
-    messages: list[_ShallowMessage] = Field(min_length=1)  # type: ignore[assignment]
-
-
-# ChatCompletionRequest documents the body (OpenAPI); requests are validated against _ShallowRequest, the same
+# ChatCompletionRequest documents the body (OpenAPI); requests are validated against _shallow(), the same
 # model with each message's parts left to _first_bad_part: pydantic spent ~10 µs a part (a model and a
 # discriminator call each), which made 8 MiB of tiny parts seconds on the event loop and 8 MiB of bad ones (a
 # list of 4 million 1s, one error per branch per item) 35 s
-_adapter = TypeAdapter(_ShallowRequest)
+_adapter = TypeAdapter(_shallow())
 _part = TypeAdapter(Part)
 
 _SCALARS = frozenset({"str", "bool", "int", "float"})  # pydantic's labels for a union's branches
@@ -87,7 +91,7 @@ def check_chat_request(body: Any) -> None:
     err = _part_error(body.get("messages"))  # a bad part's error is the most specific the body can have
     if err is None:
         try:
-            _adapter.validate_python(body)
+            _adapter.validate_python(_declared(body))
             return
         except ValidationError as exc:
             err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))  # the most specific
@@ -103,6 +107,21 @@ def check_chat_request(body: Any) -> None:
     param = format_path(loc)
     message = "required but missing" if err["type"] == "missing" else err["msg"]
     raise InvalidRequestError(f"{param}: {message}" if param else message, param=param or None) from None
+
+
+_FIELDS = tuple(ChatCompletionRequest.model_fields)
+_MESSAGE_FIELDS = tuple(Message.model_fields)
+
+
+def _declared(body: dict[str, Any]) -> dict[str, Any]:
+    """The body and its messages with their declared fields only: the models allow any other field (it goes
+    upstream untouched) and never fail on one, so leaving them out changes no error, while pydantic copied each
+    (700,000 extra keys: 0.3 s)."""
+    out = {k: body[k] for k in _FIELDS if k in body}
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [{k: m[k] for k in _MESSAGE_FIELDS if k in m} if isinstance(m, dict) else m
+                           for m in out["messages"]]
+    return out
 
 
 def _part_error(messages: Any) -> Any:
