@@ -9,8 +9,8 @@ import asyncio
 import json
 
 from turnout.doors.responses_output import Turn
-from turnout.doors.responses_wire import check_request
 from turnout.doors.responses_stream import ResponsesFramer
+from turnout.doors.responses_wire import check_request
 
 
 def events(raw: bytes) -> list[dict]:

@@ -183,7 +183,7 @@ def test_format_checks_a_long_answer_in_full():
     """A long answer (checked off the event loop) still gets every item checked."""
     items = {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}},
                                         "required": ["n"]}}
-    good = "[" + ",".join('{"n": %d}' % i for i in range(20_000)) + "]"
+    good = "[" + ",".join(f'{{"n": {i}}}' for i in range(20_000)) + "]"
     assert judge({"name": "format"}, {"messages": [], "response_format": schema_format(items)}, completion(good)).passed
     bad = good[:-1] + ', {"n": "x"}]'
     verdict = judge({"name": "format"}, {"messages": [], "response_format": schema_format(items)}, completion(bad))

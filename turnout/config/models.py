@@ -246,7 +246,7 @@ class ServerConfig(Strict):
     max_json_depth: int = Field(128, ge=8, le=1000, description="nesting of arrays and objects in a request body")
     max_messages: int = Field(2048, ge=1, description="messages in one request")
     max_parts: int = Field(8192, ge=1, description="content parts and blocks in one request, all messages together "
-                           "(text, images, tool results, ...); more: 400 before any of them is validated")
+                           "(text, images, tool calls, tool results, ...); more: 400 before any of them is validated")
     max_tools: int = Field(1024, ge=1, description="tools offered in one request; more: 400")
     max_concurrent: int = Field(1024, ge=1, description="requests in flight per process; more get 503 + Retry-After")
     request_timeout_s: float = Field(900.0, gt=0, description="deadline for a request until its first byte, all retries and fallbacks included")

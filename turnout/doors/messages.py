@@ -16,7 +16,15 @@ from starlette.routing import BaseRoute, Route
 from turnout.access import allowed
 from turnout.backends.anthropic import AnthropicBackend
 from turnout.backends.base import Backend
-from turnout.doors.base import Call, Chunk, Door, Framer, check_sizes, count_parts, register
+from turnout.doors.base import (
+    Call,
+    Chunk,
+    Door,
+    Framer,
+    check_sizes,
+    count_parts,
+    register,
+)
 from turnout.doors.chat_schema import TURNOUT_FIELDS
 from turnout.doors.messages_output import EventWriter, from_chat, native_usage
 from turnout.doors.messages_wire import MessagesRequest, check_request, to_chat

@@ -23,7 +23,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from turnout.access import allowed
-from turnout.doors.base import Call, Chunk, Door, Framer, check_sizes, count_parts, register
+from turnout.doors.base import (
+    Call,
+    Chunk,
+    Door,
+    Framer,
+    check_sizes,
+    count_parts,
+    register,
+)
 from turnout.doors.responses_output import (
     Turn,
     adopt,
