@@ -25,13 +25,35 @@ async def score_items(detector: Detector, items: list[Item]) -> tuple[float, dic
     return await asyncio.to_thread(detector.score, items)
 
 
+def _texts_key(scope: str) -> str:
+    return f"injection-texts:{scope}"
+
+
+def _items(ctx: RoutingContext, scope: str) -> list[Item]:
+    """The texts `scope` covers, read once for injection_inline and the score right after it (taken back by that
+    score: a plugin that runs later may have changed the body)."""
+    key = _texts_key(scope)
+    items = ctx.cache.get(key)
+    if items is None:
+        items = ctx.cache[key] = request_texts(ctx.body, scope)
+    return items
+
+
+def injection_inline(ctx: RoutingContext, artifact: str, scope: str = "all") -> bool:
+    """True when request_injection(ctx, _, artifact, scope) will return without suspending."""
+    found = ctx.cache.get(f"injection:{artifact}:{scope}")
+    if found is not None:
+        return not isinstance(found, asyncio.Future) or found.done()
+    return _inline(_items(ctx, scope))
+
+
 async def request_injection(ctx: RoutingContext, detector: Detector, artifact: str,
                             scope: str = "all") -> tuple[float, dict[str, Any]]:
     """(probability, where it was found) for the messages `scope` covers (see injection_text.request_texts)."""
     key = f"injection:{artifact}:{scope}"
     found = ctx.cache.get(key)
     if found is None:
-        items = request_texts(ctx.body, scope)
+        items = ctx.cache.pop(_texts_key(scope), None) or request_texts(ctx.body, scope)
         if _inline(items):  # scored right here, with no await in between: no task, no turn of the event loop
             found = ctx.cache[key] = detector.score(items)
             return found

@@ -16,6 +16,14 @@ INLINE = {"minilm-static"}
 INLINE_CHARS = 2000
 
 
+def embedding_inline(ctx: RoutingContext, encoder: str = "minilm-static", scope: str = "last_user") -> bool:
+    """True when request_embedding(ctx, encoder, scope) will return without suspending."""
+    found = ctx.cache.get(f"embedding:{encoder}:{scope}")
+    if found is not None:
+        return not isinstance(found, asyncio.Future) or found.done()
+    return encoder in INLINE and len(ctx.text(scope)) <= INLINE_CHARS
+
+
 async def request_embedding(ctx: RoutingContext, encoder: str = "minilm-static", scope: str = "last_user") -> np.ndarray:
     key = f"embedding:{encoder}:{scope}"
     found = ctx.cache.get(key)

@@ -38,6 +38,12 @@ class Signal(abc.ABC):
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
         """Score the request; the result is cached on the context by the caller."""
 
+    def runs_inline(self, ctx: RoutingContext) -> bool:
+        """True when evaluate() will finish on this request without suspending (no thread hop, no I/O). When every
+        costly signal of a request says so, the router runs them one after another instead of as concurrent tasks:
+        the same work in the same order, without a task and a timeout each. False (the safe answer) by default."""
+        return False
+
 
 signals: Registry[Signal] = Registry("signal kind", attr="kind")
 register = signals.register

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from turnout.context import RoutingContext, SignalResult
 from turnout.models.classifier import LinearClassifier, load_classifier
-from turnout.models.request import request_embedding
+from turnout.models.request import embedding_inline, request_embedding
 from turnout.params import Params
 from turnout.signals.base import Signal, register
 
@@ -23,6 +23,9 @@ class ClassifierSignal(Signal):
     def __init__(self, name: str, params: Params) -> None:
         super().__init__(name, params)
         self.model: LinearClassifier = load_classifier(params.artifact or self.default_artifact)
+
+    def runs_inline(self, ctx: RoutingContext) -> bool:
+        return embedding_inline(ctx, self.model.encoder, self.params.scope)
 
     async def classify(self, ctx: RoutingContext) -> tuple[str, float, dict[str, float]]:
         vector = await request_embedding(ctx, self.model.encoder, self.params.scope)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from turnout.context import RoutingContext, SignalResult
 from turnout.models.injection import load_detector
-from turnout.models.injection_request import request_injection
+from turnout.models.injection_request import injection_inline, request_injection
 from turnout.params import Params
 from turnout.signals.base import Signal, register
 
@@ -36,6 +36,9 @@ class JailbreakSignal(Signal):
         self.artifact = params.artifact or "builtin:jailbreak"
         self.detector = load_detector(self.artifact)
         self.threshold = params.threshold if params.threshold is not None else self.detector.threshold
+
+    def runs_inline(self, ctx: RoutingContext) -> bool:
+        return injection_inline(ctx, self.artifact, self.params.scope)
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
         p, where = await request_injection(ctx, self.detector, self.artifact, self.params.scope)
