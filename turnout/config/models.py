@@ -244,6 +244,8 @@ class ServerConfig(Strict):
     max_headers: int = Field(128, ge=8, description="header lines in one request; more: 431")
     header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within this; else 408")
     max_json_depth: int = Field(128, ge=8, le=1000, description="nesting of arrays and objects in a request body")
+    max_json_containers: int = Field(250_000, ge=1000, le=10_000_000, description="arrays and objects in one "
+                                     "request body, all levels together; more: 400 before the body is parsed")
     max_messages: int = Field(2048, ge=1, description="messages in one request")
     max_parts: int = Field(8192, ge=1, description="content parts and blocks in one request, all messages together "
                            "(text, images, tool calls, tool results, ...); more: 400 before any of them is validated")

@@ -19,11 +19,14 @@ from scipy import sparse
 
 WORD = re.compile(r"\w+")
 MAX_CHARS = 4000  # the lexical features read a prompt's first 4,000 characters (its subject is stated early)
+# ... and at most twice that once normalised: NFKC expands some characters up to 18-fold (U+FDFA), which made 4,000
+# of them 72,000 characters of n-grams on the event loop (and counts beyond the sublinear table)
+NORMAL_CHARS = 2 * MAX_CHARS
 
 
 def ngrams(text: str) -> list[str]:
     """Word unigrams and bigrams, and character 3- and 4-grams inside each word (padded with spaces)."""
-    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
+    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS])[:NORMAL_CHARS].lower())
     grams = [f"w {w}" for w in words]
     grams += [f"b {a} {b}" for a, b in itertools.pairwise(words)]
     for w in words:
@@ -57,7 +60,7 @@ def unique_counts(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # 1 + log(count) in float32, for counts up to the most n-grams MAX_CHARS characters can have (the same numbers
 # as computing it per call: numpy's float32 log is elementwise)
-_SUBLINEAR = 1.0 + np.log(np.arange(1, 4 * MAX_CHARS + 1).astype(np.float32))
+_SUBLINEAR = 1.0 + np.log(np.arange(1, 4 * NORMAL_CHARS + 1).astype(np.float32))
 
 
 @functools.lru_cache(maxsize=64)
@@ -65,7 +68,7 @@ def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, sublinear counts) of a text's n-grams (the same as hashing `ngrams(text)` one by one).
     Kept for the last few texts: the domain and complexity signals read the same request text (callers must not
     write to the arrays)."""
-    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower())
+    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS])[:NORMAL_CHARS].lower())
     ids: list[int] = []
     head = None
     for w in words:
