@@ -45,7 +45,7 @@ _FRACTION_WORDS = {"half": 0.5, "a third": 1 / 3, "one third": 1 / 3, "a quarter
                    "a fifth": 0.2, "one fifth": 0.2}
 # a tight fraction "1/6" is one operand: "4 / 1/6" is 4 ÷ (1/6), as it is meant
 _TOKEN = re.compile(rf"(?<![\d.])\d{{1,9}}/\d{{1,9}}(?![\d.])|\$?(?:{_NUM})%?|[A-Za-z][A-Za-z']*|[-+*/×÷()]|\S")
-_FINAL = re.compile(rf"(?:####|answer is|answer:|final answer[^0-9$-]{{0,20}})\s*\$?\s*(-?(?:{_NUM}))", re.IGNORECASE)
+_FINAL = re.compile(rf"(?:####|answer is|answer:|final answer[^0-9$-]{{0,20}})\s*+(?:\$\s*+)?(-?(?:{_NUM}))", re.IGNORECASE)
 _ANY_NUMBER = re.compile(rf"-?\$?(?:{_NUM})")
 _ENDS_COMPUTATION = set("0123456789)%")
 _SEPARATOR = re.compile(r"[=≈:]")  # what ends a claim's left side

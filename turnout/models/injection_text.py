@@ -95,7 +95,8 @@ def canonical(text: str) -> str:
         text = text.lower()
     else:
         format_chars, combining = _classes()
-        text = format_chars.sub("", unicodedata.normalize("NFKC", text))  # zero-width, bidi controls
+        # zero-width, bidi controls; bounded again, as NFKC grows some characters 18-fold (U+FDFA)
+        text = format_chars.sub("", bounded(unicodedata.normalize("NFKC", text)))
         text = combining.sub("", unicodedata.normalize("NFKD", text.lower().translate(_CONFUSABLES)))
     text = _SPACED.sub(_despace, text)
     leet = [m for m in _LEET_TOKEN.finditer(text) if _is_leet(m.group(0))] if _HAS_LEET.search(text) else []

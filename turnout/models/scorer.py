@@ -35,7 +35,7 @@ from turnout.models.encoders import get_encoder
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 # an arithmetic step "16 - 3 = 13", "9 * $2 = $18", "<<9*2=18>>": the left side is a run of numbers and operators
 STEP = re.compile(r"((?:[\d.,$%()\s]|[-+*/x×÷])+)=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
-FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+FINAL = re.compile(r"(?:####|answer is|answer:|total of|=)\s*+(?:\$\s*+)?(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 REFUSAL = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i am unable", "i'm unable", "as an ai")
 HEDGES = ("however", "actually", "assum", "approximately", "round", "not possible", "cannot be", "doesn't make sense",
           "does not make sense", "unclear", "not enough information", "i think", "wait", "mistake", "incorrect")
