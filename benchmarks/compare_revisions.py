@@ -41,6 +41,17 @@ def serve(tree: Path, config: Path, log: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+
+def serve_both(base: str, base_tree: Path, config: Path, tmp: Path, procs: list) -> dict[str, tuple]:
+    """The base revision's tree and the working tree, each serving `config`: {name: (process, port)}; each
+    process is appended to `procs` as it starts, so a failure later still stops it."""
+    systems: dict[str, tuple] = {}
+    for name, tree in ((base, base_tree), ("working tree", ROOT)):
+        proc, port = serve(tree, config, tmp / f"{len(systems)}.log")
+        procs.append(proc)
+        systems[name] = (proc, port)
+    return systems
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the git revision to compare the working tree with")
@@ -58,11 +69,7 @@ def main() -> None:
     procs = [mock_upstream(up_port, tmp / "upstream.log")]
     results: dict[str, dict] = {}
     try:
-        systems = {}
-        for name, tree in ((args.base, base_tree), ("working tree", ROOT)):
-            proc, port = serve(tree, config, tmp / f"{len(systems)}.log")
-            procs.append(proc)
-            systems[name] = (proc, port)
+        systems = serve_both(args.base, base_tree, config, tmp, procs)
         for stream in (False, True):
             scenario = "stream" if stream else "non_stream"
             body = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}

@@ -23,7 +23,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _load import drive, merge, mock_upstream, stop
-from compare_revisions import serve
+from compare_revisions import serve_both
 from scenarios import bodies, load_prompts
 
 from turnout.testing import free_port
@@ -54,11 +54,7 @@ def main() -> None:
     procs = [mock_upstream(up_port, tmp / "upstream.log")]
     results: dict[str, dict] = {}
     try:
-        systems = {}
-        for name, tree in ((args.base, base_tree), ("working tree", ROOT)):
-            proc, port = serve(tree, config, tmp / f"{len(systems)}.log")
-            procs.append(proc)
-            systems[name] = (proc, port)
+        systems = serve_both(args.base, base_tree, config, tmp, procs)
         body = bodies(prompts, "auto", False)
         for concurrency in levels:
             parts: dict[str, list] = {name: [] for name in systems}
