@@ -23,6 +23,12 @@ def bench():
     return module
 
 
+def points():
+    """benchmarks/_cascade_points.py, which the benchmark imports: its operating points and checks."""
+    bench()
+    return sys.modules["_cascade_points"]
+
+
 @pytest.fixture(scope="module")
 def report():
     return bench().run(SAMPLE, ["builtin:gsm8k-scorer", "builtin:gsm8k-scorer-v2", "builtin:gsm8k-scorer-v1"],
@@ -106,7 +112,7 @@ def test_a_small_sample_writes_json_table_and_png(tmp_path):
 
 
 def test_the_threshold_set_on_training_prompts_is_the_least_escalation_that_reaches_the_target():
-    b = bench()
+    b = points()
     weak_ok = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1, 0], dtype=float)
     strong_ok = np.ones(10)
     score = np.array([0.9, 0.8, 0.3, 0.2, 0.7, 0.75, 0.95, 0.85, 0.6, 0.1])
@@ -133,6 +139,6 @@ def test_the_ensemble_emulation_is_the_ensemble_judge(tmp_path):
     _, _, scores = b.families(test, weak_texts, [text[(p, b.STRONG)] for p in test.prompts],
                               ["builtin:gsm8k-scorer"], [])
     emulated = np.where(scores["arithmetic"][0] >= 0.5, scores["scorer"][0], -1.0)
-    check = b.ensemble_check(test, weak_texts, "builtin:gsm8k-scorer", 0.66, emulated)
+    check = points().ensemble_check(test, weak_texts, "builtin:gsm8k-scorer", 0.66, emulated)
     assert check == {"prompts": 60, "agree": 60, "threshold": 0.66}
     assert (scores["arithmetic"][0] < 0.5).any()  # some answer has a wrong step: the check can fail
