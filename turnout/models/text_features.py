@@ -24,9 +24,15 @@ MAX_CHARS = 4000  # the lexical features read a prompt's first 4,000 characters 
 NORMAL_CHARS = 2 * MAX_CHARS
 
 
+def words_of(text: str) -> list[str]:
+    """The words the lexical features read: the first MAX_CHARS characters, NFKC-normalised, cut at NORMAL_CHARS,
+    lower-cased."""
+    return WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS])[:NORMAL_CHARS].lower())
+
+
 def ngrams(text: str) -> list[str]:
     """Word unigrams and bigrams, and character 3- and 4-grams inside each word (padded with spaces)."""
-    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS])[:NORMAL_CHARS].lower())
+    words = words_of(text)
     grams = [f"w {w}" for w in words]
     grams += [f"b {a} {b}" for a, b in itertools.pairwise(words)]
     for w in words:
@@ -68,7 +74,7 @@ def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, sublinear counts) of a text's n-grams (the same as hashing `ngrams(text)` one by one).
     Kept for the last few texts: the domain and complexity signals read the same request text (callers must not
     write to the arrays)."""
-    words = WORD.findall(unicodedata.normalize("NFKC", text[:MAX_CHARS])[:NORMAL_CHARS].lower())
+    words = words_of(text)
     ids: list[int] = []
     head = None
     for w in words:
