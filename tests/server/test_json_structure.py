@@ -46,6 +46,12 @@ def test_many_containers_are_refused_before_parsing_and_strings_do_not_count():
     assert len(parse_json(raw, 128)) == WALK_BRACKETS + 11
     with pytest.raises(InvalidRequestError):
         parse_json(raw, 128, max_containers=WALK_BRACKETS)
+    # a limit below the bytes-measuring threshold holds too
+    small = b"[" + b"{}," * 1500 + b"{}]"
+    assert len(parse_json(small, 128)) == 1501
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_json(small, 128, max_containers=1000)
+    assert caught.value.code == "json_too_large"
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 import numpy as np
-
 from starlette.requests import ClientDisconnect, Request
 
+from turnout.config.models import ServerConfig
 from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.jsonutil import loads
 
@@ -51,7 +51,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
 
 WALK_BRACKETS = 20_000  # up to this many brackets a body is parsed, then walked; more: measured on its bytes first
-MAX_CONTAINERS = 250_000  # server.max_json_containers' default
+MAX_CONTAINERS: int = ServerConfig.model_fields["max_json_containers"].default
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included: brackets in it do not count
 _STEP = np.zeros(256, np.int8)
@@ -69,7 +69,8 @@ def structure(raw: bytes) -> tuple[int, int]:
 
 def parse_json(raw: bytes, max_depth: int, max_containers: int = MAX_CONTAINERS) -> Any:
     brackets = raw.count(b"[") + raw.count(b"{")  # in C; strings' brackets too, so an upper bound
-    if brackets > WALK_BRACKETS:
+    measure = min(WALK_BRACKETS, max_containers)  # above this, the bytes are measured before anything is parsed
+    if brackets > measure:
         depth, containers = structure(raw)
         if depth > max_depth:
             raise _too_deep(max_depth)
@@ -86,7 +87,7 @@ def parse_json(raw: bytes, max_depth: int, max_containers: int = MAX_CONTAINERS)
         where = f" at line {exc.lineno}, column {exc.colno}" if getattr(exc, "lineno", None) else ""
         raise InvalidRequestError(f"the request body is {reason}{where}", code="invalid_json") from None
     # only a body with more brackets than levels allowed can be too deep; a few thousand are walked in microseconds
-    if max_depth < brackets <= WALK_BRACKETS and depth_exceeds(value, max_depth):
+    if max_depth < brackets <= measure and depth_exceeds(value, max_depth):
         raise _too_deep(max_depth)
     return value
 
