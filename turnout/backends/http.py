@@ -12,6 +12,7 @@ from turnout import tracing
 from turnout.backends.base import Backend
 from turnout.backends.transport import (
     AiohttpTransport,
+    BodyTooLarge,
     Reply,
     client_timeout,
     wire_headers,
@@ -70,7 +71,8 @@ class HTTPBackend(Backend):
             if self._aiohttp is not None:
                 sent = {**wire_headers(headers), **self._wire_headers} if headers else self._wire_headers
                 response: httpx.Response | Reply = await self._aiohttp.post(
-                    str(url), content, sent, self._client_timeout, read=not stream)
+                    str(url), content, sent, self._client_timeout, read=not stream,
+                    limit=self.config.max_response_bytes)
             else:
                 request = httpx.Request("POST", url, content=content,
                                         headers={**headers, **self._headers} if headers else self._headers,
@@ -78,17 +80,20 @@ class HTTPBackend(Backend):
                 response = await self.transport.handle_async_request(request)
                 if not stream:
                     try:
-                        await response.aread()
+                        await _read_capped(response, self.config.max_response_bytes)
                     finally:
                         await response.aclose()
+        except BodyTooLarge as exc:
+            raise self.too_large(exc) from None
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(f"upstream '{self.name}' timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise UpstreamConnectionError(f"upstream '{self.name}' is unreachable ({type(exc).__name__})") from None
         if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
+            try:  # an error body is read for its message: a huge one is not read at all
+                content = response.content if isinstance(response, Reply) and response.content else \
+                    await _read_capped(response, min(ERROR_BODY_BYTES, self.config.max_response_bytes))
+            except (httpx.HTTPError, BodyTooLarge):
                 content = b""
             finally:
                 await response.aclose()
@@ -115,6 +120,14 @@ class HTTPBackend(Backend):
             return UpstreamError(f"upstream '{self.name}': {message}", **kwargs)
         return UpstreamError(f"upstream '{self.name}' failed with status {status}: {message}", **kwargs)
 
+    def too_large(self, exc: BodyTooLarge, started: bool = False) -> UpstreamError:
+        """An answer over max_response_bytes: the upstream's fault, retried and fallen back like a 5xx until
+        anything was relayed; after that the stream breaks off."""
+        message = f"upstream '{self.name}' answered with {exc} (models.{self.name}.max_response_bytes)"
+        if started:
+            return StreamInterruptedError(message, code="upstream_response_too_large")
+        return UpstreamError(message, code="upstream_response_too_large")
+
     def stream_error(self, err: Any) -> StreamInterruptedError:
         """An error event inside a 200 stream, scrubbed like an error status's body (see error_from)."""
         message, type_, code, param = _scrubbed(err, self.secrets(), "stream error")
@@ -128,19 +141,43 @@ class HTTPBackend(Backend):
     async def sse_batches(self, response: httpx.Response | Reply) -> AsyncIterator[list[tuple[str | None, str]]]:
         """Yield the server-sent events of a stream as (event, data) pairs, batched by network read so
         that chunks which arrive together are relayed in one write. Maps transport failures mid-stream."""
-        buffer = b""
+        # an event's bytes may come over many reads: they wait in `pending` (joined once the event is whole) and
+        # only each new read is searched, so a long event costs linear time; no event may pass the limit
+        pending: list[bytes] = []
+        held, limit = 0, self.config.max_response_bytes
         started = False
         try:
             async for block in response.aiter_bytes():
-                buffer += block.replace(b"\r\n", b"\n") if b"\r" in block else block
-                head, sep, buffer = buffer.rpartition(b"\n\n")
-                if sep:
-                    batch = [e for e in map(_parse_event, head.split(b"\n\n")) if e is not None]
-                    if batch:
-                        started = True
-                        yield batch
+                if pending and block.startswith(b"\n") and pending[-1].endswith(b"\r"):
+                    pending[-1] = pending[-1][:-1]  # a CRLF split between two reads
+                    if not pending[-1]:
+                        pending.pop()
+                if b"\r" in block:
+                    block = block.replace(b"\r\n", b"\n")
+                cut = block.rfind(b"\n\n")
+                if cut >= 0:
+                    head = b"".join((*pending, block[:cut])) if pending else block[:cut]
+                    rest = block[cut + 2:]
+                elif pending and block.startswith(b"\n") and pending[-1].endswith(b"\n"):
+                    head, rest = b"".join(pending)[:-1], block[1:]  # the blank line straddles two reads
+                else:
+                    held += len(block)
+                    if held > limit:
+                        raise BodyTooLarge(limit)
+                    pending.append(block)
+                    continue
+                pending, held = ([rest], len(rest)) if rest else ([], 0)
+                if held > limit:
+                    raise BodyTooLarge(limit)
+                batch = [e for e in map(_parse_event, head.split(b"\n\n")) if e is not None]
+                if batch:
+                    started = True
+                    yield batch
+            buffer = b"".join(pending)
             if buffer.strip() and (event := _parse_event(buffer)) is not None:
                 yield [event]
+        except BodyTooLarge as exc:
+            raise self.too_large(exc, started) from None
         except httpx.HTTPError as exc:
             raise self.read_failure(exc, started) from None
         finally:
@@ -157,6 +194,23 @@ class HTTPBackend(Backend):
             return UpstreamConnectionError(f"upstream '{self.name}' broke off before its first chunk "
                                            f"({type(exc).__name__})")
         return StreamInterruptedError(f"upstream '{self.name}' broke off mid-stream ({type(exc).__name__})")
+
+
+ERROR_BODY_BYTES = 1024 * 1024  # an error status's body is read for its message: more is not read
+
+
+async def _read_capped(response: httpx.Response | Reply, limit: int) -> bytes:
+    """A body of at most `limit` bytes, counted as it is read and decompressed; BodyTooLarge past it."""
+    if isinstance(response, Reply):
+        return await response.aread(limit)
+    blocks, total = [], 0
+    async for block in response.aiter_bytes():
+        total += len(block)
+        if total > limit:
+            raise BodyTooLarge(limit)
+        blocks.append(block)
+    response._content = content = b"".join(blocks)  # what httpx's own aread keeps: .content then reads it
+    return content
 
 
 def _scrubbed(err: Any, secrets: tuple[str, ...], default: str) -> tuple[str, str | None, str | None, str | None]:

@@ -33,6 +33,15 @@ def _mapped(exc: BaseException) -> httpx.TransportError:
 _HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
+class BodyTooLarge(Exception):
+    """An upstream's answer, or one event of its stream, over the model's `max_response_bytes`: refused before
+    it is held whole (a body is counted as it is read and decompressed, so a small gzip of gigabytes is too)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
 def client_timeout(timeout: Mapping[str, Any]) -> aiohttp.ClientTimeout:
     """httpx's timeout (as_dict) in aiohttp's terms: no total, so a long stream may run as long as it keeps sending."""
     return aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"),
@@ -49,22 +58,43 @@ class Reply:
     status_code, reason_phrase, headers (case-insensitive), content / aread, aiter_bytes and aclose; aiohttp's
     errors come out as the httpx ones the backends map."""
 
-    __slots__ = ("_response", "status_code", "reason_phrase", "headers", "content")
+    __slots__ = ("_response", "status_code", "reason_phrase", "headers", "content", "limit")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, limit: int | None = None) -> None:
         self._response = response
         self.status_code = response.status
         self.reason_phrase = response.reason or ""
         self.headers = response.headers
         self.content: bytes = b""
+        self.limit = limit  # bytes aread takes at most (BodyTooLarge past it); None: no limit
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int | None = None) -> bytes:
+        """The whole body; `limit` (default: the reply's own) caps it, raising BodyTooLarge past it."""
         if not self.content:
+            limit = limit or self.limit
             try:
-                self.content = await self._response.read()
+                self.content = await (self._response.read() if limit is None else self._read_capped(limit))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise _mapped(exc) from None
+            except BodyTooLarge:
+                self._response.close()  # the rest stays unread: the connection cannot be reused
+                raise
         return self.content
+
+    async def _read_capped(self, limit: int) -> bytes:
+        length = self._response.content_length
+        if length is not None:
+            if length > limit:
+                raise BodyTooLarge(limit)
+            if "content-encoding" not in self.headers:  # exactly `length` bytes will be read
+                return await self._response.read()
+        blocks, total = [], 0
+        async for block in self._response.content.iter_any():  # decompressed as it is read
+            total += len(block)
+            if total > limit:
+                raise BodyTooLarge(limit)
+            blocks.append(block)
+        return b"".join(blocks)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
@@ -109,15 +139,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def post(self, url: str, content: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout,
-                   *, read: bool) -> Reply:
-        """POST `content` with `headers` (see wire_headers); with `read` the whole body is read and the
-        connection goes back to the pool before this returns."""
+                   *, read: bool, limit: int | None = None) -> Reply:
+        """POST `content` with `headers` (see wire_headers); with `read` the whole body (at most `limit`
+        bytes: BodyTooLarge past it) is read and the connection goes back to the pool before this returns."""
         try:
             response = await self._client().request("POST", url, data=content, headers=headers,
                                                     allow_redirects=False, timeout=timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _mapped(exc) from None
-        reply = Reply(response)
+        reply = Reply(response, limit)
         if read:
             try:
                 await reply.aread()

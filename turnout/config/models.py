@@ -65,6 +65,10 @@ class ModelConfig(Strict):
     cost: Cost = Field(default_factory=Cost)
     timeout: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(100, ge=1)
+    max_response_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="the most an answer may hold, decompressed (a whole non-streamed body, "
+        "or one event of a stream): past it the attempt fails as the upstream's fault (502 "
+        "upstream_response_too_large; retried and fallen back like a 5xx) before the rest is read")
     transport: Literal["aiohttp", "httpx"] = Field(
         "aiohttp", description="connection layer under the httpx client: aiohttp (less CPU) or httpx's own (HTTP/2, proxies)")
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific settings")
