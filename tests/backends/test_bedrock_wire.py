@@ -147,6 +147,22 @@ def test_a_corrupted_frame_is_a_fault():
         list(EventDecoder().feed(frame({":message-type": "event", ":event-type": "messageStart"}, b"<html>")))
 
 
+def test_a_frame_over_the_limit_is_a_fault_before_it_is_read():
+    big = event("contentBlockDelta", {"delta": {"text": "x" * 5000}, "contentBlockIndex": 0})
+    decoder = EventDecoder(limit=4096)
+    with pytest.raises(StreamFault, match=f"a frame of {len(big)} bytes"):  # its prelude says its length: the rest is never waited for
+        list(decoder.feed(big[:8]))
+    with pytest.raises(StreamFault):  # a length no frame can have
+        list(EventDecoder().feed(b"\x00\x00\x00\x03" + b"\x00" * 12))
+
+
+def test_a_large_frame_in_small_reads_decodes_whole():
+    big = event("contentBlockDelta", {"delta": {"text": "y" * 300_000}, "contentBlockIndex": 0})
+    decoder = EventDecoder()
+    out = [item for i in range(0, len(big), 1000) for item in decoder.feed(big[i:i + 1000])]
+    assert len(out) == 1 and out[0][1]["delta"]["text"] == "y" * 300_000
+
+
 def test_exception_and_error_frames():
     seen = []
     with pytest.raises(StreamException) as info:  # the events before it come out first: they may be relayed

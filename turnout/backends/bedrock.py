@@ -182,7 +182,7 @@ class BedrockBackend(HTTPBackend):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         response = await self.send("converse-stream", body, headers, stream=True)
         translator = StreamTranslator(self.upstream_model, include_usage, response.headers.get("x-amzn-requestid"))
-        decoder = EventDecoder()
+        decoder = EventDecoder(self.config.max_response_bytes)
         # the role chunk alone is held back until the answer begins: an exception right after messageStart (a
         # throttle) then still fails the request before its first byte, and is retried like a 429
         held: list[Chunk] = []

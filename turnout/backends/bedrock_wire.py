@@ -217,11 +217,14 @@ class StreamException(Exception):
         self.kind, self.message = kind, message
 
 
+MAX_FRAME = 16 + 128 * 1024 + 24 * 1024 * 1024  # botocore's limits: prelude and CRC, headers, payload
+
+
 class EventDecoder:
     """Bytes as they arrive in, (event type, payload) pairs out; frames split across reads are kept until whole.
     botocore's EventStreamBuffer checks each frame's prelude and message CRC32s."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         from botocore.eventstream import (  # botocore: only with a bedrock model
             EventStreamBuffer,
             ParserError,
@@ -229,11 +232,33 @@ class EventDecoder:
 
         self._buffer = EventStreamBuffer()
         self._parser_error = ParserError
+        # bytes wait here until a whole frame is in: botocore's buffer copies all it holds on every add, which
+        # is quadratic in a frame that arrives over many reads
+        self._pending = bytearray()
+        self._limit = limit or MAX_FRAME  # the most one frame may take (max_response_bytes)
+
+    def _whole_frames(self) -> bytes:
+        """The complete frames at the front of what is pending, taken out of it (b"" while the next is partial)."""
+        pending, end = self._pending, 0
+        while len(pending) - end >= 4:
+            total = int.from_bytes(pending[end:end + 4], "big")  # a frame's prelude starts with its total length
+            if total > self._limit or total < 16:
+                raise StreamFault(f"a frame of {total} bytes (a frame has 16 to {self._limit})")
+            if len(pending) - end < total:
+                break
+            end += total
+        whole = bytes(pending[:end])
+        del pending[:end]
+        return whole
 
     def feed(self, data: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
         """The events complete so far, in order; raises StreamException at an exception or error frame (after
         the events before it), StreamFault at bytes that are not valid frames."""
-        self._buffer.add_data(data)
+        self._pending += data
+        whole = self._whole_frames()
+        if not whole:
+            return
+        self._buffer.add_data(whole)
         try:
             for message in self._buffer:
                 headers = message.headers
