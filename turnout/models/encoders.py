@@ -49,11 +49,23 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
+def _normalised_row(row: np.ndarray) -> np.ndarray:
+    """_normalise(row[None])[0] for a float32 row, in place, with the ufuncs np.linalg.norm itself calls (the same
+    pairwise sum of squares, the same float32 division): on one row its Python-level wrappers cost more than the
+    arithmetic."""
+    norm = np.sqrt(np.add.reduce(row * row))
+    if norm != 0:
+        np.true_divide(row, norm, out=row)
+    return row
+
+
 class StaticEncoder:
     name = "minilm-static"
 
     def __init__(self, directory: Path) -> None:
         from tokenizers import Tokenizer
+
+        from turnout.models.wordpiece import AsciiWordPiece
 
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -63,8 +75,13 @@ class StaticEncoder:
         self.table = packed["rows"].astype(np.float32) * packed["scales"][:, None].astype(np.float32)
         self.dim = self.table.shape[1]
         self.unk = self.tokenizer.token_to_id("[UNK]")
+        # a prompt in plain ASCII is tokenised in Python with a per-word cache: the same ids, without the cost of
+        # a call into the library (most of this encoder's time on a short prompt)
+        self.wordpiece = AsciiWordPiece(self.tokenizer)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if len(texts) == 1:  # the request path: one text, no batch
+            return self.encode_one(texts[0])[None]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         encodings = self.tokenizer.encode_batch([clean_text(t, MAX_CHARS) for t in texts], add_special_tokens=False)
         for i, encoding in enumerate(encodings):
@@ -72,6 +89,23 @@ class StaticEncoder:
             if ids:
                 out[i] = self.table[ids].mean(axis=0)
         return _normalise(out)
+
+    def token_ids(self, text: str) -> list[int]:
+        """The ids the encoder averages: the text's WordPiece tokens without [UNK] (after clean_text)."""
+        ids = self.wordpiece.ids(text)
+        if ids is None:
+            ids = [t for t in self.tokenizer.encode(text, add_special_tokens=False).ids if t != self.unk]
+        return ids
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """encode([text])[0], the same float32 numbers: the mean as np.mean computes it (a sum along the rows, then
+        one division by the count), normalised as _normalise does."""
+        ids = self.token_ids(clean_text(text, MAX_CHARS))
+        if not ids:
+            return np.zeros(self.dim, dtype=np.float32)
+        row = np.add.reduce(self.table[ids], axis=0)
+        np.true_divide(row, np.intp(len(ids)), out=row, casting="unsafe")
+        return _normalised_row(row)
 
 
 class ContextualStaticEncoder:
