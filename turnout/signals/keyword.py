@@ -44,6 +44,7 @@ class KeywordSignal(Signal):
             key = word if params.case_sensitive else word.lower()
             self._automaton.add_word(key, (word, float(weight), len(key)))
         self._automaton.make_automaton()
+        self._count = len(weights)
 
     def _found(self, text: str) -> dict[str, float]:
         if not self.params.case_sensitive:
@@ -53,6 +54,8 @@ class KeywordSignal(Signal):
             if word in found or (self.params.word_boundary and not _at_boundary(text, end - length + 1, end, word)):
                 continue
             found[word] = weight
+            if len(found) == self._count:  # every word is in: the rest of the text cannot change the answer
+                break
         return found
 
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
