@@ -133,7 +133,7 @@ def serve(
     from turnout.server import create_app
 
     try:
-        application = create_app(config, watch=watch)
+        application = create_app(config, watch=watch, settle_heap=True)
     except ConfigError as exc:
         _print_issues(exc.issues, source)
         raise typer.Exit(1) from None

@@ -22,7 +22,7 @@ from turnout import __version__, tracing
 from turnout.config import Config
 from turnout.doors import doors
 from turnout.pipeline import Router
-from turnout.server import dashboard, errors, outcome_routes, routes
+from turnout.server import dashboard, errors, heap, outcome_routes, routes
 from turnout.server.holder import RouterHolder
 from turnout.server.protocol import STATE_KEY, HttpLimits
 
@@ -78,9 +78,10 @@ class TurnoutApp(FastAPI):
 
 
 def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Config | None = None,
-               watch: bool = True) -> TurnoutApp:
+               watch: bool = True, settle_heap: bool = False) -> TurnoutApp:
     """Build the app. With a path the file is watched and reloaded (also on SIGHUP); with neither a path
-    nor a config, the embedded demo is served."""
+    nor a config, the embedded demo is served. `settle_heap`: the process serves this app and nothing else, so
+    its heap is kept out of the garbage collector's walks once started (turnout/server/heap.py)."""
     if config is not None:
         holder = RouterHolder(Router.build(config))
     elif config_path is not None:
@@ -102,6 +103,8 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
                 asyncio.get_running_loop().add_signal_handler(
                     signal.SIGHUP, lambda: tasks.append(asyncio.create_task(holder.reload("SIGHUP"))))
+        if settle_heap:
+            heap.settle()  # last: what starting made is all alive now
         try:
             yield {STATE_KEY: HttpLimits.of(holder.router.config.server)}  # read by each new connection
         finally:
@@ -139,4 +142,5 @@ def app_from_env() -> TurnoutApp:
     from turnout.server import logs
 
     logs.configure(os.environ.get("TURNOUT_LOG_LEVEL", "info"), os.environ.get("TURNOUT_LOG_FORMAT", "text"))
-    return create_app(Path(path) if path else None, watch=os.environ.get("TURNOUT_WATCH", "1") != "0")
+    return create_app(Path(path) if path else None, watch=os.environ.get("TURNOUT_WATCH", "1") != "0",
+                      settle_heap=True)

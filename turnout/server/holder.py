@@ -12,7 +12,7 @@ from typing import Any
 
 from turnout.config import Config, ConfigError
 from turnout.pipeline import Router
-from turnout.server import metrics
+from turnout.server import heap, metrics
 
 log = logging.getLogger("turnout.reload")
 
@@ -109,6 +109,7 @@ class RouterHolder:
             task = asyncio.create_task(old.drain_and_close())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
+            task.add_done_callback(lambda _: heap.resettle())  # the retired Router's cycles are collectable now
             log.info("reload (%s): now serving generation %d", reason, self.generation)
             return True
 
