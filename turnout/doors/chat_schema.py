@@ -3,7 +3,7 @@ pass every unknown field through to the upstream untouched."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag, TypeAdapter, ValidationError
 
@@ -88,6 +88,8 @@ def check_chat_request(body: Any) -> None:
     """Raise InvalidRequestError naming the first bad field; the body itself is forwarded unchanged."""
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
+    if _plainly_valid(body):
+        return
     err = _part_error(body.get("messages"))  # a bad part's error is the most specific the body can have
     if err is None:
         try:
@@ -111,6 +113,39 @@ def check_chat_request(body: Any) -> None:
 
 _FIELDS = tuple(ChatCompletionRequest.model_fields)
 _MESSAGE_FIELDS = tuple(Message.model_fields)
+_ROLES = frozenset(get_args(Message.model_fields["role"].annotation))
+# what _plainly_valid reads; any other declared field present sends the body to the model
+_OTHER_FIELDS = tuple(f for f in _FIELDS if f not in ("model", "messages", "stream"))
+_OTHER_MESSAGE_FIELDS = tuple(f for f in _MESSAGE_FIELDS if f not in ("role", "content", "name", "tool_call_id"))
+
+
+def _plainly_valid(body: dict[str, Any]) -> bool:
+    """True only for a body the model accepts, of the commonest shape: a non-empty string model, a non-empty list
+    of messages that each have a known role and string (or no) content, name and tool_call_id, `stream` a bool or
+    absent, and none of the other declared fields. Checking that costs a tenth of pydantic's validation (about
+    0.3 µs against 3.5 µs a request); any other body, valid or not, is left to the model, which names the error.
+    tests/doors/test_chat_schema.py holds it to the model's verdict."""
+    model, messages, stream = body.get("model"), body.get("messages"), body.get("stream")
+    if type(model) is not str or not model or type(messages) is not list or not messages or \
+            not (stream is None or stream is True or stream is False):
+        return False
+    for name in _OTHER_FIELDS:
+        if name in body:
+            return False
+    for message in messages:
+        if type(message) is not dict:
+            return False
+        role, content = message.get("role"), message.get("content")
+        if type(role) is not str or role not in _ROLES or (content is not None and type(content) is not str):
+            return False
+        for name in ("name", "tool_call_id"):
+            value = message.get(name)
+            if value is not None and type(value) is not str:
+                return False
+        for name in _OTHER_MESSAGE_FIELDS:
+            if message.get(name) is not None:
+                return False
+    return True
 
 
 def _declared(body: dict[str, Any]) -> dict[str, Any]:

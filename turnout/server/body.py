@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import numpy as np
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from turnout.config.models import ServerConfig
 from turnout.errors import InvalidRequestError, TurnoutError
@@ -27,15 +27,30 @@ def too_large(limit: int) -> TurnoutError:
                         code="request_too_large")
 
 
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, timeout_s: float, declared: str | None = None) -> bytes:
+    """The body, read from the ASGI receive channel (`declared`: its content-length header, when the caller has the
+    headers already). When the server says the whole body is in hand (HeadWithBodyCycle.body_in_hand: a request
+    that came in one read, which is nearly every one), it is taken without arming the deadline, which nothing
+    could reach then; otherwise every wait for more counts against `timeout_s`."""
+    if declared is None:
+        declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
+    receive = request.receive
+    in_hand = getattr(getattr(receive, "__self__", None), "body_in_hand", None)
+    if in_hand is not None and in_hand():
+        body, more = _body_of(await receive())
+        if len(body) > limit:
+            raise too_large(limit)
+        if not more:
+            return body
+        chunks, size = [body], len(body)
+    else:
+        chunks, size, more = [], 0, True
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
+            while more:
+                chunk, more = _body_of(await receive())
                 size += len(chunk)
                 if size > limit:
                     raise too_large(limit)
@@ -43,11 +58,16 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     except TimeoutError:
         raise TurnoutError(f"the request body did not arrive within {timeout_s:g} s", status=408,
                            type="invalid_request_error", code="request_timeout") from None
-    except ClientDisconnect:
+    return b"".join(chunks)
+
+
+def _body_of(message: Any) -> tuple[bytes, bool]:
+    """One ASGI receive message: its bytes and whether more follow; a 499 when the client has gone."""
+    if message["type"] != "http.request":  # http.disconnect
         raise TurnoutError("the client closed the connection before its request body had arrived",
                            status=CLIENT_DISCONNECTED, type="invalid_request_error",
-                           code="client_disconnected") from None
-    return b"".join(chunks)
+                           code="client_disconnected")
+    return message.get("body", b""), message.get("more_body", False)
 
 
 WALK_BRACKETS = 20_000  # up to this many brackets a body is parsed, then walked; more: measured on its bytes first
@@ -112,5 +132,5 @@ def depth_exceeds(value: Any, max_depth: int) -> bool:
 
 
 async def read_json(request: Request, limit: int, timeout_s: float, max_depth: int,
-                    max_containers: int = MAX_CONTAINERS) -> Any:
-    return parse_json(await read_body(request, limit, timeout_s), max_depth, max_containers)
+                    max_containers: int = MAX_CONTAINERS, declared: str | None = None) -> Any:
+    return parse_json(await read_body(request, limit, timeout_s, declared), max_depth, max_containers)

@@ -71,7 +71,7 @@ class Exchange:
         """The request body read and translated into a RoutingContext (no limits, no slot: /v1/route uses it)."""
         server = self.router.config.server
         raw = await read_json(self.request, server.max_body_bytes, server.body_timeout_s, server.max_json_depth,
-                              server.max_json_containers)
+                              server.max_json_containers, self.headers.get("content-length", ""))
         body = await self.door.inbound(raw, self)
         messages = body.get("messages")
         if isinstance(messages, list) and len(messages) > server.max_messages:

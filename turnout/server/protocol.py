@@ -183,6 +183,11 @@ class HeadWithBodyCycle(RequestResponseCycle):
 
     _corked: _Corked | None = None
 
+    def body_in_hand(self) -> bool:
+        """Whether receive() answers without waiting: the whole request body has arrived (a body message that says
+        no more follows is ready), or the client has gone (a disconnect is)."""
+        return self.disconnected or self.response_complete or (self.message_event.is_set() and not self.more_body)
+
     async def send(self, message: Any) -> None:
         if self.response_complete or (not self.response_started and message["type"] != "http.response.start"):
             await super().send(message)  # uvicorn's errors for messages out of order
