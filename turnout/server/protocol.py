@@ -8,6 +8,7 @@ What a response writes within one turn of the event loop goes out in one write (
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if isinstance(cycle, HeadWithBodyCycle) and cycle.disconnected and cycle.gone is not None:
+            gone, cycle.gone = cycle.gone, None
+            gone()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -182,6 +187,12 @@ class HeadWithBodyCycle(RequestResponseCycle):
     at once; anything else waits at most until the loop next turns, so a stream's events are not held back."""
 
     _corked: _Corked | None = None
+    gone: Callable[[], None] | None = None  # see when_gone
+
+    def when_gone(self, callback: Callable[[], None] | None) -> None:
+        """Run `callback` (once) if the client goes away before the response is complete: a stream learns it
+        without a task of its own waiting on receive() (None: no longer)."""
+        self.gone = callback
 
     def body_in_hand(self) -> bool:
         """Whether receive() answers without waiting: the whole request body has arrived (a body message that says

@@ -26,8 +26,8 @@ CLIENT_GONE = "client_disconnected"
 class EventStreamResponse(StreamingResponse):
     """A StreamingResponse that stops when the client goes away. uvicorn speaks ASGI 2.3, where a write to a closed
     connection is dropped silently, so Starlette runs every stream in an anyio task group beside a listener; here
-    one plain task waits for the disconnect and cancels the stream, which ends the relay and with it the upstream
-    request."""
+    the connection's lost-callback (HeadWithBodyCycle.when_gone), or under another server one plain task waiting
+    for the disconnect, cancels the stream, which ends the relay and with it the upstream request."""
 
     ended = False  # the last frame was sent
 
@@ -35,15 +35,24 @@ class EventStreamResponse(StreamingResponse):
         streaming = asyncio.current_task()
         gone = False
 
-        async def watch() -> None:
+        def left() -> None:
             nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
             if not self.ended:  # uvicorn answers "disconnect" once the response is complete, too
                 gone = True
                 streaming.cancel()
 
-        watcher = asyncio.get_running_loop().create_task(watch())
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left()
+
+        # turnout's own connection (server/protocol.py) says when the client leaves; another server is watched
+        when_gone = getattr(getattr(receive, "__self__", None), "when_gone", None)
+        watcher = None
+        if when_gone is not None:
+            when_gone(left)
+        else:
+            watcher = asyncio.get_running_loop().create_task(watch())
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
@@ -51,7 +60,10 @@ class EventStreamResponse(StreamingResponse):
                 raise
             streaming.uncancel()  # the client left: the stream is over, the server goes on
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
+            else:
+                when_gone(None)
 
     async def stream_response(self, send: Send) -> None:
         """Starlette's, but the last frame ends the response in the same write (no empty chunk after it)."""
