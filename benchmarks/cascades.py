@@ -250,7 +250,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--json", type=Path, default=Path("bench-out/cascades.json"))
     parser.add_argument("--plot", type=Path, default=Path("bench-out/cascades.png"))
-    parser.add_argument("--scorer", default="builtin:gsm8k-scorer,builtin:gsm8k-scorer-v2,builtin:gsm8k-scorer-v1",
+    parser.add_argument("--scorer", default="builtin:gsm8k-scorer,builtin:gsm8k-scorer-v3,builtin:gsm8k-scorer-v2,"
+                                          "builtin:gsm8k-scorer-v1",
                         help="the scorer judge's artifacts, comma-separated (the first is `scorer`)")
     parser.add_argument("--routers", default=str(ROOT / "turnout/models/data/routers/gsm8k-svm"),
                         help="learned router directories, comma-separated")

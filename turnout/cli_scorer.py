@@ -27,6 +27,11 @@ def register(app: typer.Typer) -> None:
         shared: Annotated[Path, typer.Option(help="the shared data folder (for gsm8k)")] = Path("../shared/data"),
         models: Annotated[str | None, typer.Option(help="comma-separated: train on these models' answers only "
                                                         "(those a cascade judges)")] = None,
+        other_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="with --models: also fit the other "
+                                                    "models' training answers at this sample weight")] = 0.0,
+        embedding_shrink: Annotated[float | None, typer.Option(min=1e-6, help="how much more an encoder "
+                                                               "dimension's weight is penalised; default: chosen "
+                                                               "by 5-fold CV on train")] = None,
     ) -> None:
         """Train a scorer on the train split (by prompt) and report its held-out AUC with a 95 % interval."""
         from turnout.eval.scorer_train import load_answers, write
@@ -39,8 +44,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         try:
             rows = load_answers(data, shared)
-            scorer, report = fit(rows, encoder, c, resamples,
-                                 models=[m for m in (models or "").split(",") if m] or None)
+            scorer, report = fit(rows, encoder, c, resamples, embedding_shrink=embedding_shrink,
+                                 models=[m for m in (models or "").split(",") if m] or None,
+                                 other_weight=other_weight)
         except (DataError, OSError) as exc:
             err.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None

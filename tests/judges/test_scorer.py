@@ -132,11 +132,16 @@ def test_the_first_scorer_still_loads_with_its_own_features():
     assert v1.features == FEATURES_V1 and v1.coef.shape == (2 * 256 + len(FEATURES_V1),)
     v2 = load_scorer("builtin:gsm8k-scorer-v2")
     assert v2.features == FEATURES_SECOND and v2.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
-    v3 = load_scorer("builtin:gsm8k-scorer")
+    v3 = load_scorer("builtin:gsm8k-scorer-v3")
     assert v3.features == FEATURES and v3.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    assert "other_weight" not in v3.meta  # fitted on Mixtral's answers alone
+    v4 = load_scorer("builtin:gsm8k-scorer")  # v3's features, also fitted on GPT-4's answers at weight 0.1
+    assert v4.features == FEATURES and v4.meta["models"] == ["mixtral-8x7b-instruct-v0.1"]
+    assert v4.meta["other_weight"] == 0.1 and v4.meta["other_models"] == ["gpt-4-1106-preview"]
+    assert v4.meta["train"] == {"rows": 2126, "prompts": 1063}
     assert set(FEATURES) - set(FEATURES_SECOND) == set(FEATURES_V3)
     texts = ["She has 16 - 3 - 4 = 9 eggs left. 9 * $2 = $18.\n#### 18", "I'm sorry, but I can't help with that."]
-    for model in (v1, v2, v3):
+    for model in (v1, v2, v3, v4):
         good, refusal = model.score([QUESTION] * 2, texts)
         assert good > refusal
 
@@ -170,3 +175,36 @@ def test_training_on_some_models_answers_only(tmp_path):
     assert set(report["held_out_test"]["by_model"]) == {"sloppy"}
     with pytest.raises(DataError, match="--models: no answers of gpt-9 in sums"):
         train_scorer(rows, C=1.0, embedding_shrink=16.0, models=["gpt-9"])
+
+
+def test_other_models_answers_are_fitted_at_their_weight_and_scored_apart(tmp_path):
+    """--other-weight: the other models' training answers join the fit at that weight; the held-out AUC and the
+    CV stay on the judged model's answers; a weight outside [0, 1], or without --models, names the option."""
+    from turnout.eval.scorer_train import AnswerRows, train_scorer
+    from turnout.eval.table import DataError
+
+    prompts, models, responses, scores = [], [], [], []
+    for i in range(60):
+        a, b = 3 + i, 7 + 2 * i
+        for model, total in (("careful", a + b), ("sloppy", a + b + 1 + i % 3)):
+            prompts.append(f"Tom has {a} apples and buys {b} more. How many now?")
+            models.append(model)
+            responses.append(f"{a} + {b} = {total}.\n#### {total}")
+            scores.append(float(total == a + b or (model == "sloppy" and i % 2 == 0)))
+    splits = ["test" if (i // 2) % 5 == 0 else "train" for i in range(len(prompts))]
+    rows = AnswerRows(prompts, models, responses, np.array(scores), splits, "sums")
+    alone, report_alone = train_scorer(rows, C=1.0, embedding_shrink=16.0, resamples=100, models=["sloppy"])
+    both, report = train_scorer(rows, C=1.0, embedding_shrink=16.0, resamples=100, models=["sloppy"],
+                                other_weight=0.5)
+    train_prompts = sum(1 for s in splits[::2] if s == "train")
+    assert report_alone["train"]["rows"] == train_prompts and report["train"]["rows"] == 2 * train_prompts
+    assert report["other_weight"] == 0.5 and report["other_models"] == ["careful"] and report["models"] == ["sloppy"]
+    assert set(report["held_out_test"]["by_model"]) == {"sloppy"}  # scored on the judged model's answers only
+    assert report["held_out_test"]["rows"] == report_alone["held_out_test"]["rows"]
+    assert not np.allclose(alone.coef, both.coef)  # the careful model's answers moved the fit
+    _, chosen = train_scorer(rows, resamples=100, models=["sloppy"], other_weight=0.5)  # C and shrink by CV
+    assert chosen["cv_auc"] and chosen["C"] in (0.003, 0.01, 0.03, 0.1, 0.3)
+    with pytest.raises(DataError, match="--other-weight: must be in"):
+        train_scorer(rows, C=1.0, embedding_shrink=16.0, models=["sloppy"], other_weight=1.5)
+    with pytest.raises(DataError, match="--other-weight: needs --models"):
+        train_scorer(rows, C=1.0, embedding_shrink=16.0, other_weight=0.5)

@@ -241,6 +241,33 @@ def test_arithmetic_judge_escalates_a_wrong_step_plain_and_streamed(serve, upstr
     assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
 
 
+def test_scorer_judge_escalates_a_wrong_worked_answer_plain_and_streamed(serve, upstream, upstream_requests):
+    """The shipped builtin:gsm8k-scorer at the threshold docs/judges.md recommends (0.71, set by CV on training
+    prompts): a miscalculated worked answer and a refusal escalate, a right one is accepted."""
+    server = cascade(serve, upstream, {"name": "scorer", "params": {"threshold": 0.71}}, ["cheap", "mid"])
+    raw = ask(server, APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right")
+    attempts = raw.parse().model_extra["turnout_cascade"]
+    assert outcomes(attempts) == [("cheap", "answer", "rejected"), ("mid", "answer", "accepted")]
+    assert attempts[0]["verdict"]["p_good"] < 0.71 <= attempts[1]["verdict"]["p_good"]
+    assert attempts[0]["verdict"]["final_number"] == 12.0
+    assert raw.parse().choices[0].message.content.endswith("#### 10")
+    assert float(raw.headers["x-turnout-cost-usd"]) == pytest.approx(sum(a["cost_usd"] for a in attempts))
+    assert ask(server, APPLES + "#as:mock-cheap=say:steps_right").headers["x-turnout-model"] == "cheap"
+    refused = ask(server, APPLES + "#as:mock-cheap=say:refusal #as:mock-mid=say:steps_right")
+    assert refused.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
+
+    before = len(chat_requests(upstream_requests()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with client.chat.completions.with_streaming_response.create(
+            model="auto", stream=True,
+            messages=[{"role": "user", "content": APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right"}]
+    ) as response:
+        assert response.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+    assert text.endswith("#### 10") and "14" not in text  # only the accepted answer reaches the client
+    assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
+
+
 def test_ensemble_judge_needs_every_member_and_bills_only_the_members_it_ran(serve, upstream, upstream_requests):
     judge = {"name": "ensemble", "params": {"rule": "all", "judges": [
         {"name": "arithmetic"}, {"name": "verifier", "params": {"model": "judge"}}]}}

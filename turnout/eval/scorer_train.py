@@ -6,7 +6,9 @@ answers with their correctness, contaminated prompts dropped) or any long-form R
 column, else the content-keyed 80/20 split of turnout.eval.table.held_out), so no prompt's answers are on both
 sides. C and the embedding shrink (how much more an encoder dimension's weight is penalised than a cheap
 feature's) are chosen by grouped 5-fold cross-validation on the training prompts only. The held-out AUC has a
-percentile-bootstrap interval over test prompts (all of a prompt's answers drawn together)."""
+percentile-bootstrap interval over test prompts (all of a prompt's answers drawn together). With `models` and
+`other_weight` > 0 the other models' answers to the training prompts are fitted too, at that sample weight
+(the judged models' at 1); the CV and held-out AUCs are on the judged models' answers only."""
 
 from __future__ import annotations
 
@@ -135,17 +137,21 @@ def auc_with_interval(rows: AnswerRows, predicted: np.ndarray, resamples: int = 
             "prompts": len(unique), "good_share": round(float(y.mean()), 4)}
 
 
-def choose_params(x: np.ndarray, y: np.ndarray, prompts: list[str],
-                  encoder: str) -> tuple[float, float, dict[str, float]]:
-    """C and embedding_shrink with the best mean AUC over 5 folds of training prompts (folds keyed by prompt)."""
+def choose_params(x: np.ndarray, y: np.ndarray, prompts: list[str], encoder: str,
+                  weight: np.ndarray | None = None) -> tuple[float, float, dict[str, float]]:
+    """C and embedding_shrink with the best mean AUC over 5 folds of training prompts (folds keyed by prompt).
+    `weight`: each row's sample weight; the AUC is over the rows of weight 1 (the judged models' answers)."""
     fold = np.array([hash_fold(p) for p in prompts])
+    judged = np.ones(len(y), dtype=bool) if weight is None else weight >= 1.0
     results: dict[str, float] = {}
     for shrink in SHRINK_GRID:
         for c in C_GRID:
             aucs = []
             for k in range(5):
                 train, test = fold != k, fold == k
-                model = AnswerScorer.fit(x[train], y[train], encoder=encoder, C=c, embedding_shrink=shrink)
+                model = AnswerScorer.fit(x[train], y[train], encoder=encoder, C=c, embedding_shrink=shrink,
+                                         sample_weight=None if weight is None else weight[train])
+                test &= judged
                 auc = _auc(y[test], model.score_features(x[test]))
                 if auc is not None:
                     aucs.append(auc)
@@ -163,16 +169,26 @@ def hash_fold(prompt: str) -> int:
 
 def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | None = None,
                  resamples: int = RESAMPLES, embedding_shrink: float | None = None,
-                 models: list[str] | None = None) -> tuple[AnswerScorer, dict[str, Any]]:
+                 models: list[str] | None = None, other_weight: float = 0.0) -> tuple[AnswerScorer, dict[str, Any]]:
     """`models`: train (and test) on these models' answers only: the ones a cascade will judge (a cascade never
-    judges its last model's answer when on_fail is `last`), whose mistakes differ from a stronger model's."""
+    judges its last model's answer when on_fail is `last`), whose mistakes differ from a stronger model's.
+    `other_weight` (with `models`): also fit the other models' training answers, at this sample weight."""
+    if not 0 <= other_weight <= 1:
+        raise DataError(f"--other-weight: must be in [0, 1], got {other_weight}")
+    if other_weight and not models:
+        raise DataError("--other-weight: needs --models (the answers the weight is relative to)")
+    judged_models = set(models or rows.models)
     if models:
         unknown = sorted(set(models) - set(rows.models))
         if unknown:
             raise DataError(f"--models: no answers of {', '.join(unknown)} in {rows.name} "
                             f"(models: {', '.join(sorted(set(rows.models)))})")
-        rows = rows.subset([i for i, m in enumerate(rows.models) if m in models])
-    train, test = rows.split("train"), rows.split("test")
+        keep = [i for i, (m, s) in enumerate(zip(rows.models, rows.splits))
+                if m in judged_models or (other_weight > 0 and s == "train")]
+        rows = rows.subset(keep)
+    train = rows.split("train")
+    test = rows.split("test").subset([i for i, m in enumerate(rows.split("test").models) if m in judged_models])
+    weight = np.array([1.0 if m in judged_models else other_weight for m in train.models])
     if len(train) == 0:
         raise DataError(f"{rows.name}: no training rows")
     x = feature_matrix(train.prompts, train.responses, encoder)
@@ -180,13 +196,17 @@ def train_scorer(rows: AnswerRows, encoder: str = "minilm-static", C: float | No
     if len(set(y.tolist())) < 2:
         raise DataError(f"{rows.name}: the training rows need both good (score ≥ 0.5) and bad answers")
     cv: dict[str, float] = {}
+    weights = weight if other_weight > 0 else None
     if C is None or embedding_shrink is None:
-        best_c, best_shrink, cv = choose_params(x, y, train.prompts, encoder)
+        best_c, best_shrink, cv = choose_params(x, y, train.prompts, encoder, weights)
         C = best_c if C is None else C
         embedding_shrink = best_shrink if embedding_shrink is None else embedding_shrink
-    scorer = AnswerScorer.fit(x, y, encoder=encoder, C=C, embedding_shrink=embedding_shrink)
+    scorer = AnswerScorer.fit(x, y, encoder=encoder, C=C, embedding_shrink=embedding_shrink, sample_weight=weights)
     report: dict[str, Any] = {"data": rows.name, "encoder": encoder, "C": C, "embedding_shrink": embedding_shrink,
-                              "models": sorted(set(rows.models)),
+                              "models": sorted(judged_models),
+                              **({"other_weight": other_weight,
+                                  "other_models": sorted(set(train.models) - judged_models)} if weights is not None
+                                 else {}),
                               "cv_auc": cv,
                               "train": {"rows": len(train), "prompts": len(set(train.prompts))},
                               "split": "by prompt (split column, else turnout.eval.table.held_out: 20 % test)"}

@@ -274,10 +274,12 @@ class AnswerScorer:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, encoder: str, C: float = 0.03, embedding_shrink: float = 16.0,
-            meta: dict[str, Any] | None = None, features: Sequence[str] = FEATURES) -> AnswerScorer:
+            meta: dict[str, Any] | None = None, features: Sequence[str] = FEATURES,
+            sample_weight: np.ndarray | None = None) -> AnswerScorer:
         """Standardised logistic regression. The encoder's dimensions (all but the last len(features) columns)
         are divided by `embedding_shrink` on top: standardised one by one, 512 of them would drown the dozen
-        cheap features under the same L2 penalty (an embedding weight then costs shrink² as much)."""
+        cheap features under the same L2 penalty (an embedding weight then costs shrink² as much).
+        `sample_weight`: each row's weight in the loss (the standardisation is over every row, unweighted)."""
         from sklearn.linear_model import LogisticRegression
 
         mean = x.mean(axis=0)
@@ -285,7 +287,7 @@ class AnswerScorer:
         scale = np.where(scale < 1e-6, 1.0, scale)
         scale[: x.shape[1] - len(features)] *= embedding_shrink
         model = LogisticRegression(C=C, max_iter=5000)
-        model.fit((x - mean) / scale, y.astype(int))
+        model.fit((x - mean) / scale, y.astype(int), sample_weight=sample_weight)
         return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
                    scale.astype(np.float32), encoder, meta or {}, tuple(features))
 
