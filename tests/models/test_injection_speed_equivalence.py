@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import re
 import zlib
@@ -22,10 +23,11 @@ from turnout.models.injection import (
     Featurizer,
     _role_index,
     hashed_features,
+    load_detector,
     scale_spans,
     segment_spans,
 )
-from turnout.models.injection_text import canonical
+from turnout.models.injection_text import canonical, decoded
 
 DATA = Path(__file__).parents[2] / "turnout" / "eval" / "data" / "injection"
 _WORDS = re.compile(r"\w+")
@@ -134,3 +136,33 @@ def test_word_positions_match_the_reference():
         assert np.array_equal(fast.word_start, reference.word_start)
         assert np.array_equal(fast.word_end, reference.word_end)
         assert np.array_equal(fast.words, reference.words)
+
+
+def reference_score(detector, items: list[tuple[str, str]]) -> tuple[float, dict]:
+    """HashedInjectionDetector.score from the reference features: the highest logit over every span of every view
+    (the canonical text and what it decodes to) of every text, `weights[idx] @ values + bias`."""
+    best, where = -math.inf, (0, "", False, 0, 0)
+    for i, (role, text) in enumerate(items):
+        if not text:
+            continue
+        for j, form in enumerate([canonical(text), *(canonical(inner) for inner in decoded(text))]):
+            reference = ReferenceFeaturizer(form, detector.bits)
+            for a, b in scale_spans(form):
+                idx, values = reference.span(a, b, role)
+                z = float(detector.weights[idx] @ values) + detector.bias
+                if z > best:
+                    best, where = z, (i, role, j > 0, a, b)
+    if best == -math.inf:
+        return 0.0, {}
+    i, role, decoded_, a, b = where
+    return 1.0 / (1.0 + math.exp(-best)), {"message": i, "role": role, "decoded": decoded_, "span": [a, b]}
+
+
+def test_the_shipped_detector_scores_every_request_as_the_reference_does():
+    detector = load_detector("builtin:jailbreak")
+    different = []
+    for i, raw in enumerate(TEXTS):
+        items = [(("user", "system", "tool")[i % 3], raw), ("user", TEXTS[i - 1])]
+        if detector.score(items) != reference_score(detector, items):
+            different.append(raw[:60])
+    assert not different, different[:5]

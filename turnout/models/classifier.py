@@ -55,19 +55,24 @@ class LinearClassifier:
         return out
 
     def proba(self, vector: np.ndarray, text: str | None = None) -> np.ndarray:
-        logits = self.coef @ vector + self.intercept
+        # the request path, one vector: ufuncs and array methods called directly (np.max, ndarray.sum and
+        # friends are Python wrappers around the same reductions: on a few dozen numbers they cost more than the
+        # arithmetic); the same operations in the same order as `logits - max`, `exp / exp.sum()`
+        logits = self.coef @ vector
+        logits += self.intercept
         if self.ngram_idf is not None and self.ngram_coef is not None:
             if text is None:
                 raise ValueError("this classifier reads the text's n-grams too: pass the text")
             index, values = tfidf(text, self.ngram_idf)
-            logits = logits + self.ngram_coef[:, index] @ values
-        logits -= logits.max()
-        exp = np.exp(logits)
-        return self._to_labels(exp / exp.sum())
+            logits += self.ngram_coef[:, index] @ values
+        logits -= np.maximum.reduce(logits)
+        exp = np.exp(logits, out=logits)
+        exp /= np.add.reduce(exp)
+        return self._to_labels(exp)
 
     def predict(self, vector: np.ndarray, text: str | None = None) -> tuple[str, float, dict[str, float]]:
         p = self.proba(vector, text)
-        best = int(np.argmax(p))
+        best = int(p.argmax())
         values = p.tolist()
         return self.labels[best], values[best], dict(zip(self.labels, values))
 

@@ -83,6 +83,10 @@ def _powers() -> np.ndarray:
 
 _POWERS = _powers()
 _SALTS = np.array(CHAR_NGRAMS, np.uint64)
+# (hash + n) * _MULT = hash * _MULT + n * _MULT in arithmetic modulo 2**64: the multiplier folded into the powers
+# and the salts once, so a text costs one matrix product and one addition before the shift (the same numbers)
+_POWERS_MULT = _POWERS * _MULT
+_SALTS_MULT = _SALTS * _MULT
 
 
 def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
@@ -97,9 +101,8 @@ def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
     codes = np.frombuffer((text + "\0" * pad).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     starts = len(text) - shortest + 1
     windows = np.ndarray((starts, longest), np.uint64, codes, 0, (8, 8))  # row i: codes[i:i + longest]
-    h = windows @ _POWERS
-    h += _SALTS
-    h *= _MULT
+    h = windows @ _POWERS_MULT
+    h += _SALTS_MULT
     h >>= np.uint64(64 - bits)
     return [h[: max(0, len(text) - n + 1), j] for j, n in enumerate(CHAR_NGRAMS)]
 
@@ -107,6 +110,7 @@ def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
 # 1 + log(count) as float32, for the counts a span of up to LONG characters can have (computed as `span` did
 # per call: numpy's float64 log is elementwise)
 _SUBLINEAR = (1.0 + np.log(np.arange(1, 4 * LONG + 1, dtype=np.int64))).astype(np.float32)
+_SUBLINEAR_AT = np.concatenate([np.zeros(1, np.float32), _SUBLINEAR])  # indexed by the count itself
 
 
 class Featurizer:
@@ -167,10 +171,10 @@ class Featurizer:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         uniq, counts = unique_counts(idx.view(np.int64))  # every hash is below 2**bits: the same as int64
         if idx.size <= len(_SUBLINEAR):
-            values = _SUBLINEAR[counts - 1]
+            values = _SUBLINEAR_AT.take(counts)
         else:
             values = (1.0 + np.log(counts)).astype(np.float32)
-        values /= np.float32(np.sqrt(float(values @ values)))
+        values /= np.float32(math.sqrt(float(values @ values)))  # float64 sqrt, as np.sqrt of a float computes it
         return uniq, values
 
 
@@ -246,7 +250,7 @@ class HashedInjectionDetector:
 
     def logit(self, features: tuple[np.ndarray, np.ndarray]) -> float:
         idx, values = features
-        return float(self.weights[idx] @ values) + self.bias
+        return float(self.weights.take(idx) @ values) + self.bias
 
     def probability(self, canonical_text: str, role: str = "user") -> float:
         return 1.0 / (1.0 + math.exp(-self.logit(hashed_features(canonical_text, self.bits, role))))

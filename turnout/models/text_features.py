@@ -60,7 +60,7 @@ def unique_counts(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bounds = np.empty(index.size + 1, dtype=bool)
     bounds[0] = bounds[-1] = True
     np.not_equal(index[1:], index[:-1], out=bounds[1:-1])
-    starts = np.flatnonzero(bounds)
+    starts = bounds.nonzero()[0]  # np.flatnonzero without its Python wrapper
     return index[starts[:-1]], starts[1:] - starts[:-1]
 
 
@@ -96,9 +96,11 @@ def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
 def tfidf(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(indices, values) of one text's L2-normalised TF-IDF vector."""
     index, tf = hashed_counts(text, len(idf))
-    values = tf * idf[index]
+    values = tf * idf.take(index)
     norm = float(np.sqrt(values @ values))  # np.linalg.norm's own computation, without its overhead
-    return index, values / norm if norm > 0 else values
+    if norm > 0:
+        values /= norm
+    return index, values
 
 
 def fit_idf(texts: Sequence[str], dim: int) -> np.ndarray:
