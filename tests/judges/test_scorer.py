@@ -14,8 +14,8 @@ from turnout.config import ConfigError
 from turnout.judges import build_judge
 from turnout.models.scorer import (
     FEATURES,
-    FEATURES_V1,
     FEATURES_SECOND,
+    FEATURES_V1,
     FEATURES_V2,
     FEATURES_V3,
     AnswerScorer,

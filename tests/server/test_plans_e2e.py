@@ -293,7 +293,8 @@ def test_ensemble_judge_config_errors_name_the_field(tmp_path, upstream):
     config = plan_config(upstream.url, {"name": "cascade", "params": {"judge": judge}})
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "turnout.cli", "validate", str(path)], capture_output=True, text=True,
+                         check=False)
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "decisions[0].plan.params.judge.params.threshold: only with rule mean" in text

@@ -5,9 +5,10 @@ vectors of the question and of the answer plus cheap answer features (lengths, a
 phrases, the `arithmetic` judge's re-evaluation of the answer's own steps, whether the stated answer is what
 its steps computed, ...). Train one with
 `turnout train-scorer --data TABLE --out DIR` on any table with a `response` column; `builtin:gsm8k-scorer`
-ships, trained on RouteLLM's recorded GSM8K answers of Mixtral (the model a Mixtral → GPT-4 cascade judges;
-held-out AUC in docs/judges.md; the earlier ones are builtin:gsm8k-scorer-v2, without the arithmetic features,
-and builtin:gsm8k-scorer-v1, on both models' answers).
+ships, trained on RouteLLM's recorded GSM8K answers of Mixtral (the model a Mixtral → GPT-4 cascade judges),
+with GPT-4's at weight 0.1 (held-out AUC and the threshold to use in docs/judges.md; the earlier ones are
+builtin:gsm8k-scorer-v3, on Mixtral's answers alone, builtin:gsm8k-scorer-v2, without the arithmetic features,
+and builtin:gsm8k-scorer-v1, on both models' answers at equal weight).
 The score is P(good); it passes at `threshold` (default 0.5)."""
 
 from __future__ import annotations
