@@ -176,9 +176,11 @@ def at_threshold(test: RoutingTable, weak: np.ndarray, strong: np.ndarray, thres
     q, c, e = cascade_rows(test, weak, strong, np.array([threshold]), "last")
     s = test.models.index(STRONG)
     n = len(test)
-    boot_q = (q @ weights.T / n)[0] / (test.scores[:, s] @ weights.T / n)
+    boot_acc = (q @ weights.T / n)[0]
+    boot_q = boot_acc / (test.scores[:, s] @ weights.T / n)
     boot_c = (c @ weights.T / n)[0] / (test.costs[:, s] @ weights.T / n)
     return {"threshold": round(threshold, 4), "on_fail": "last", **extra, "accuracy": round(float(q.mean()), 4),
+            "accuracy_ci95": [round(float(v), 4) for v in np.percentile(boot_acc, [2.5, 97.5])],
             "accuracy_share_of_gpt4": round(float(q.mean() / test.scores[:, s].mean()), 4),
             "accuracy_share_ci95": [round(float(v), 4) for v in np.percentile(boot_q, [2.5, 97.5])],
             "cost_share": round(float(c.mean() / test.costs[:, s].mean()), 4),

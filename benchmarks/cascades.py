@@ -231,17 +231,24 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 6))
     for name, m in report["methods"].items():
         xs = [p["cost_share"] for p in m["curve"]]
         ys = [p["accuracy"] for p in m["curve"]]
         ax.plot(xs, ys, "o" if len(xs) == 1 else "-", label=name, markersize=7 if len(xs) == 1 else 3)
+    for name, op in report.get("cv_operating_points", {}).items():  # thresholds set without the test prompts
+        if name.startswith("arithmetic+") or "-v1" in name or "-v2" in name:
+            continue
+        (a_lo, a_hi), (c_lo, c_hi) = op["accuracy_ci95"], op["cost_share_ci95"]
+        ax.errorbar(op["cost_share"], op["accuracy"], xerr=[[op["cost_share"] - c_lo], [c_hi - op["cost_share"]]],
+                    yerr=[[op["accuracy"] - a_lo], [a_hi - op["accuracy"]]], fmt="s", markersize=5, capsize=2,
+                    linewidth=0.8, label=f"{name} at its CV threshold (95 % CI)")
     ax.axhline(report["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="95 % of GPT-4")
     ax.axvline(report["goal_cost_share"], color="grey", linestyle=":", linewidth=1, label="goal: 40 % of cost")
     ax.set_xlabel("mean cost, share of GPT-4's")
     ax.set_ylabel("accuracy (test prompts)")
     ax.set_title(f"GSM8K cascades, Mixtral first ({report['prompts']} test prompts)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, not over them
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
