@@ -16,6 +16,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import re2
@@ -185,10 +186,18 @@ class Detector:
     triggers: tuple[bytes, ...] = ()
     min_digits: int = 0
     needs_upper: bool = False
+    precheck: Callable[[bytes, int], bool] | None = None  # a further necessary condition on (data, digits)
 
     def may_match(self, data: bytes, digits: int) -> bool:
-        return (digits >= self.min_digits and (not self.triggers or any(t in data for t in self.triggers))
-                and (not self.needs_upper or data != data.lower()))
+        return (digits >= self.min_digits and (not self.triggers or any(map(data.__contains__, self.triggers)))
+                and (not self.needs_upper or data != data.lower())
+                and (self.precheck is None or self.precheck(data, digits)))
+
+
+def _may_hold_ip(data: bytes, digits: int) -> bool:
+    """An IPv4 address has three dots and at least four digits, the (full) IPv6 form seven colons: most prompts
+    have a dot, few three dots and four digits."""
+    return (digits >= 4 and data.count(b".") >= 3) or data.count(b":") >= 7
 
 
 def _re(pattern: str) -> Any:
@@ -212,12 +221,13 @@ _DETECTORS: dict[str, Detector] = {
     "phone_local": Detector(_re(r"((?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})" + _NOT_WORD_OR_DASH),
                             _phone_ok, not_preceded_by="-", min_digits=8),
     "ip_address": Detector(_re(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"
-                               r"|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b"), _ip_ok, triggers=(b".", b":")),
+                               r"|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b"), _ip_ok, precheck=_may_hold_ip),
     "secret": Detector(_re(
         r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|"
         r"xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
         r"|-----BEGIN (?:RSA |EC |OPENSSH )?PRIVATE KEY-----"),
-        triggers=(b"sk-", b"AKIA", b"gh", b"xox", b"AIza", b"eyJ", b"-----BEGIN")),
+        # the GitHub prefixes in full ("gh" alone is in "right", "though": most English prompts)
+        triggers=(b"sk-", b"AKIA", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"xox", b"AIza", b"eyJ", b"-----BEGIN")),
 }
 # the order decides overlaps: a card number is not also reported as a phone number
 _ORDER = ("secret", "email", "iban", "credit_card", "us_ssn", "uk_nino", "ip_address", "phone", "phone_local")
@@ -248,23 +258,30 @@ def _matches(detector: Detector, data: bytes, text: str) -> list[tuple[int, int]
     return found
 
 
+@lru_cache(maxsize=64)
+def _detectors_for(types: tuple[str, ...]) -> tuple[tuple[str, Detector], ...]:
+    """(kind, detector) of each pattern that finds one of `types`, in _ORDER: worked out once per type list."""
+    return tuple((_KIND.get(name, name), _DETECTORS[name]) for name in _ORDER if _KIND.get(name, name) in types)
+
+
 def find_pii(text: str, types: tuple[str, ...] = ALL_TYPES) -> list[PiiSpan]:
     """PII items in `text`, as spans of the original text, in order. Linear in the length of the text."""
-    folded = fold(text)
-    norm = folded.text
+    # ASCII text (most prompts) folds to itself, offsets unchanged
+    folded = None if text.isascii() else fold(text)
+    norm = text if folded is None else folded.text
     # one byte per character (anything outside ASCII becomes "?", which no pattern matches): RE2 then works on
     # bytes, byte offsets are character offsets and nothing is re-encoded when a search resumes
     data = norm.encode("ascii", "replace")
     digits = len(data) - len(data.translate(None, _DIGIT_BYTES))  # one C pass, not one per digit
     taken: list[tuple[int, int, str]] = []  # disjoint, in order
-    for name in _ORDER:
-        kind = _KIND.get(name, name)
-        detector = _DETECTORS[name]
-        if kind not in types or not detector.may_match(data, digits):
+    for kind, detector in _detectors_for(types if isinstance(types, tuple) else tuple(types)):
+        if not detector.may_match(data, digits):
             continue
         found = _matches(detector, data, norm)
         if found:
             taken = _merge(taken, found, kind)
+    if folded is None:
+        return [PiiSpan(kind, start, end) for start, end, kind in taken]
     return [PiiSpan(kind, *folded.span(start, end)) for start, end, kind in taken]
 
 
