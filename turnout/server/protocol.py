@@ -54,6 +54,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._limits = self.app_state.get(STATE_KEY) or HttpLimits()
         self._head_open = True  # reading a request's line and headers
+        self._head_begun = False  # a byte of the head has come
         self._head_bytes = 0
         self._header_lines = 0
         self._refused = False
@@ -78,6 +79,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._head_open and self._head_bytes > self._limits.max_header_bytes:
             self._refuse(_too_large(self._limits))
+        elif self._head_begun:  # a head that this read began and did not finish: from now on it has a deadline
+            self._start_head_timer()
 
     def send_400_response(self, msg: str) -> None:
         # httptools reports an exception raised in a callback as a parse error, which uvicorn answers with 400
@@ -91,7 +94,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_lines = 0
-        self._start_head_timer()
+        # the deadline is armed at the end of data_received, and only if the head is still incomplete then: a
+        # head that arrives in one read (nearly every one) costs no timer
+        self._head_begun = True
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self._limits.max_header_bytes:
@@ -105,7 +110,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._head_open = False
+        self._head_open = self._head_begun = False
         self._stop_head_timer()
         super().on_headers_complete()
         # the cycle uvicorn just made for this request (its task has not run yet), with the head held back
