@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from turnout.context import RoutingContext, SignalResult
@@ -27,9 +28,14 @@ class ClassifierSignal(Signal):
     def runs_inline(self, ctx: RoutingContext) -> bool:
         return embedding_inline(ctx, self.model.encoder, self.params.scope)
 
-    async def classify(self, ctx: RoutingContext) -> tuple[str, float, dict[str, float]]:
+    async def probabilities(self, ctx: RoutingContext) -> np.ndarray:
+        """The model's probability of each of its labels for this request."""
         vector = await request_embedding(ctx, self.model.encoder, self.params.scope)
         # a model with n-gram features reads the text too (cached on the context; the scan is linear, capped)
+        return self.model.proba(vector, ctx.text(self.params.scope) if self.model.uses_text else None)
+
+    async def classify(self, ctx: RoutingContext) -> tuple[str, float, dict[str, float]]:
+        vector = await request_embedding(ctx, self.model.encoder, self.params.scope)
         return self.model.predict(vector, ctx.text(self.params.scope) if self.model.uses_text else None)
 
 
@@ -74,10 +80,17 @@ class BinaryProbabilitySignal(ClassifierSignal):
     Params = ProbabilityParams
     positive: ClassVar[str]
 
+    def __init__(self, name: str, params: ProbabilityParams) -> None:
+        super().__init__(name, params)
+        # the positive label's column (None: a user's model without it, whose probability of it is 0)
+        self._column = self.model.labels.index(self.positive) if self.positive in self.model.labels else None
+        self._detail = f"p_{self.positive}"
+
     async def evaluate(self, ctx: RoutingContext) -> SignalResult:
-        _, _, probs = await self.classify(ctx)
-        p = probs.get(self.positive, 0.0)
-        return SignalResult(p >= self.params.threshold, p, {f"p_{self.positive}": round(p, 4)})
+        # only the positive label's probability: the label dictionary predict() builds is not needed
+        probabilities = await self.probabilities(ctx)
+        p = 0.0 if self._column is None else float(probabilities[self._column])
+        return SignalResult(p >= self.params.threshold, p, {self._detail: round(p, 4)})
 
 
 @register("complexity")
