@@ -265,7 +265,7 @@ class Exchange:
             headers["x-turnout-cost-estimate"] = "prompt-only; the final cost is the last SSE comment"
         framer = outcome_record.IdSniffer(self.door.framer(self), self)  # notes the response id the client sees
         body = relay(first, chunks, framer=framer, on_chunk=on_chunk, on_end=on_end, trailer=trailer,
-                     secrets=current.secrets())
+                     secrets=current.secrets)  # asked only if the stream fails
         return EventStreamResponse(body, media_type=framer.media_type,
                                    headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
 

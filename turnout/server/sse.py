@@ -90,12 +90,13 @@ async def relay(
     on_chunk: Callable[[str], Any],
     on_end: Callable[[str | None], None],
     trailer: Callable[[], str],
-    secrets: tuple[str, ...] = (),
+    secrets: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's chunk batches in the door's framing, one write per batch; `on_chunk` sees each chunk
     first and returns its parsed value, which the framer gets beside the text. A failure mid-stream ends the
     stream with the door's error event (never a silent truncation); `on_end` always runs, with the error code if
-    there was one (`client_disconnected` when the client went away first)."""
+    there was one (`client_disconnected` when the client went away first). `secrets` (what an error must not
+    quote) may be a function, asked only when a stream fails: most streams never need them."""
     error: str | None = None
     try:
         if data := framer.frames(first, [on_chunk(chunk) for chunk in first]):
@@ -108,13 +109,15 @@ async def relay(
         error = CLIENT_GONE
         raise
     except TurnoutError as exc:
-        error = scrub_field(exc.code, secrets) or StreamInterruptedError.code
-        log.warning("stream ended by upstream failure: %s", scrub_message(exc.message, secrets))
-        yield LastFrame(framer.error(exc, secrets))
+        hidden = secrets() if callable(secrets) else secrets
+        error = scrub_field(exc.code, hidden) or StreamInterruptedError.code
+        log.warning("stream ended by upstream failure: %s", scrub_message(exc.message, hidden))
+        yield LastFrame(framer.error(exc, hidden))
     except Exception as exc:  # noqa: BLE001 - the client gets a clean error event, never a hang
         error = StreamInterruptedError.code
         log.error("stream failed: %s", type(exc).__name__)
-        yield LastFrame(framer.error(StreamInterruptedError("the stream failed inside turnout"), secrets))
+        hidden = secrets() if callable(secrets) else secrets
+        yield LastFrame(framer.error(StreamInterruptedError("the stream failed inside turnout"), hidden))
     finally:
         on_end(error)
         close = getattr(rest, "aclose", None)
