@@ -87,6 +87,7 @@ _SALTS = np.array(CHAR_NGRAMS, np.uint64)
 # and the salts once, so a text costs one matrix product and one addition before the shift (the same numbers)
 _POWERS_MULT = _POWERS * _MULT
 _SALTS_MULT = _SALTS * _MULT
+_SHIFTS = {BITS: np.uint64(64 - BITS)}
 
 
 def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
@@ -98,12 +99,15 @@ def _char_hashes(text: str, bits: int) -> list[np.ndarray]:
     if len(text) < shortest:
         return [np.zeros(0, np.uint64) for _ in CHAR_NGRAMS]
     pad = longest - shortest
-    codes = np.frombuffer((text + "\0" * pad).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    padded = text + "\0" * pad
+    # the code points as uint64: from one byte each when the text is ASCII (most canonical texts), else four
+    codes = (np.frombuffer(padded.encode("ascii"), dtype=np.uint8) if padded.isascii() else
+             np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32)).astype(np.uint64)
     starts = len(text) - shortest + 1
     windows = np.ndarray((starts, longest), np.uint64, codes, 0, (8, 8))  # row i: codes[i:i + longest]
     h = windows @ _POWERS_MULT
     h += _SALTS_MULT
-    h >>= np.uint64(64 - bits)
+    h >>= _SHIFTS[bits] if bits in _SHIFTS else np.uint64(64 - bits)
     return [h[: max(0, len(text) - n + 1), j] for j, n in enumerate(CHAR_NGRAMS)]
 
 
