@@ -50,6 +50,8 @@ LEARNERS = ("thompson", "linucb", "epsilon_greedy", "ucb1")
 CLUSTERED = {"clusters": 16, "noise": 0.3}
 VARIANTS = {"thompson+clusters": ("thompson", CLUSTERED)}
 COLD_ONLY = {"thompson+clusters+price": ("thompson", {**CLUSTERED, "price_prior": True})}  # warm: the same as above
+NEAR_TIES = {"near_ties": 0.005, "clusters": 16, "noise": 0.2, "cluster_shrink": 30.0, "prior_strength": 0.0,
+             "conservative": 0.01, "conservative_z": 2.5}
 GUARDED = {"thompson+clusters+conservative": ("thompson", {**CLUSTERED, "conservative": 0.01}),
            "linucb+conservative": ("linucb", {"conservative": 0.01, "conservative_z": 1.0}),
            "linucb+conservative(z=2)": ("linucb", {"conservative": 0.01}),
@@ -58,7 +60,11 @@ GUARDED = {"thompson+clusters+conservative": ("thompson", {**CLUSTERED, "conserv
            "thompson+clusters+conservative+greedy": ("thompson", {**CLUSTERED, "conservative": 0.01,
                                                                   "conservative_z": 3.0, "explore": False}),
            "linucb+conservative+greedy": ("linucb", {"conservative": 0.01, "conservative_z": 3.0,
-                                                     "prior_strength": 20.0, "explore": False})}
+                                                     "prior_strength": 20.0, "explore": False}),
+           # explores only the offline router's near ties (top two within 0.005), between its pick and the
+           # runner-up, behind the guard; settings chosen in benchmarks/online_replica.py on seeds 100-139 and the
+           # dev split (docs/online.md)
+           "thompson+near-ties": ("thompson", NEAR_TIES)}
 # warm only: the baseline is the offline router
 DEV_CHOICES = (
     "Chosen on the dev split (python benchmarks/online.py --dev: the offline rows split 40/60 again, knn the best "

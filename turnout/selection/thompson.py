@@ -1,11 +1,17 @@
 """Thompson sampling: a posterior per candidate (and per context cluster), one sample each, the best sample
 wins. Beta posteriors when the reward is a quality in [0, 1] and nothing is learned on top of a prior; Gaussian
-ones otherwise (rewards net of cost can be negative; a warm start learns the residual on its prior)."""
+ones otherwise (rewards net of cost can be negative; a warm start learns the residual on its prior).
+With `near_ties: margin` (warm and guarded only) it explores only the offline router's near ties, between its
+pick and its runner-up (turnout/selection/near_ties.py)."""
 
+
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from turnout.selection.base import register
+from turnout.selection.near_ties import check_near_ties, is_near_tie, near_tie_select
 from turnout.selection.online import (
     Alpha,
     Count,
@@ -17,6 +23,8 @@ from turnout.selection.online import (
     Window,
 )
 
+Margin = Annotated[float, Field(gt=0, le=1, description="a near tie: the router's top two predicted rewards this close")]
+
 
 @register("thompson")
 class ThompsonSelector(CountingSelector):
@@ -26,9 +34,32 @@ class ThompsonSelector(CountingSelector):
                  cluster_shrink: NonNegative = 10.0, conservative: Alpha | None = None,
                  conservative_z: NonNegative = 2.0, cost_weight: float = 0.0, latency_weight: float = 0.0,
                  energy_weight: float = 0.0, latency_scale_s: Positive = 10.0,
-                 price_prior: bool = False) -> None:
-        self.noise = noise
+                 price_prior: bool = False, near_ties: Margin | None = None) -> None:
+        self.noise, self.near_ties = noise, near_ties
         self._common(locals())
+
+    def prepare(self, candidates):
+        check_near_ties(self)
+        super().prepare(candidates)
+        if self.near_ties is not None:
+            self.tag_ += "n"  # statistics of near ties only: never mixed with a plain thompson's
+
+    def select(self, ctx, candidates):
+        if self.near_ties is None:
+            return super().select(ctx, candidates)
+        return near_tie_select(self, ctx, candidates)
+
+    async def update(self, outcome, reward):
+        if self.near_ties is not None and outcome.model and not is_near_tie(outcome.features):
+            if self.clusters_ is not None:  # nothing to learn, but the online clusters still get fitted
+                await self.clusters_.settle(self.state)
+            return
+        await super().update(outcome, reward)
+
+    async def revise(self, outcome, old, new):
+        if self.near_ties is not None and not is_near_tie(outcome.features):
+            return
+        await super().revise(outcome, old, new)
 
     @property
     def beta(self) -> bool:
