@@ -64,7 +64,7 @@ class LinearClassifier:
             if text is None:
                 raise ValueError("this classifier reads the text's n-grams too: pass the text")
             index, values = tfidf(text, self.ngram_idf)
-            logits += self.ngram_coef[:, index] @ values
+            logits += np.dot(self.ngram_coef[:, index], values)
         logits -= np.maximum.reduce(logits)
         exp = np.exp(logits, out=logits)
         exp /= np.add.reduce(exp)

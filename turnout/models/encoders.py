@@ -11,6 +11,7 @@ All return L2-normalised float32 rows, so a dot product is a cosine similarity."
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import cache
 from importlib import resources
@@ -53,7 +54,8 @@ def _normalised_row(row: np.ndarray) -> np.ndarray:
     """_normalise(row[None])[0] for a float32 row, in place, with the ufuncs np.linalg.norm itself calls (the same
     pairwise sum of squares, the same float32 division): on one row its Python-level wrappers cost more than the
     arithmetic."""
-    norm = np.sqrt(np.add.reduce(row * row))
+    # the float64 square root, rounded to float32 for the division: np.sqrt's float32 one (see text_features.tfidf)
+    norm = math.sqrt(float(np.add.reduce(row * row)))
     if norm != 0:
         np.true_divide(row, norm, out=row)
     return row

@@ -178,7 +178,7 @@ class Featurizer:
             values = _SUBLINEAR_AT.take(counts)
         else:
             values = (1.0 + np.log(counts)).astype(np.float32)
-        values /= np.float32(math.sqrt(float(values @ values)))  # float64 sqrt, as np.sqrt of a float computes it
+        values /= np.float32(math.sqrt(float(np.dot(values, values))))  # float64 sqrt, as np.sqrt of a float computes it
         return uniq, values
 
 
@@ -254,7 +254,7 @@ class HashedInjectionDetector:
 
     def logit(self, features: tuple[np.ndarray, np.ndarray]) -> float:
         idx, values = features
-        return float(self.weights.take(idx) @ values) + self.bias
+        return float(np.dot(self.weights.take(idx), values)) + self.bias
 
     def probability(self, canonical_text: str, role: str = "user") -> float:
         return 1.0 / (1.0 + math.exp(-self.logit(hashed_features(canonical_text, self.bits, role))))

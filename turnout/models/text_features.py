@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 import unicodedata
 import zlib
@@ -97,7 +98,10 @@ def tfidf(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(indices, values) of one text's L2-normalised TF-IDF vector."""
     index, tf = hashed_counts(text, len(idf))
     values = tf * idf.take(index)
-    norm = float(np.sqrt(values @ values))  # np.linalg.norm's own computation, without its overhead
+    # np.linalg.norm's own sum of squares (the BLAS dot product), its square root in float64: rounded to float32
+    # for the division, that is the float32 square root np.sqrt gave (double rounding is innocuous for a square
+    # root: 53 >= 2 * 24 + 2 bits)
+    norm = math.sqrt(float(np.dot(values, values)))
     if norm > 0:
         values /= norm
     return index, values
