@@ -15,6 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+
 from turnout.models.injection import (
     BITS,
     CHAR_NGRAMS,
