@@ -24,8 +24,11 @@ Designs (cold ones report the cold goal's ratio over requests 2,001–3,000, war
   with 16 clusters as a one-hot in its context;
 - warm near-tie A/B: where the offline router's margin over its runner-up is small, an A/B test of the two per
   (cluster, pick, runner-up), then the winner (class NearTieAB; variants with the guard, a lower share, a later
-  start).
-Seeds: the tuning seeds were 100–119; the reported orders 0, 1, 2 and the check seeds 200–204 were not tuned on."""
+  start);
+- warm guarded near ties: thompson's `near_ties` (class GuardedNearTies), the shipped settings and neighbours.
+Seeds: the tuning seeds were 100–119 (near ties: 100–139, and `--dev`); the reported orders 0, 1, 2 and the
+check seeds 200–209 were not tuned on. `--dev` streams the dev split (online.py --dev: the offline rows split
+again; knn is its offline router) instead of the stream."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from online import COST_WEIGHT, offline_routers, rewards_of, splits
 
 from turnout.eval.datasets import llmrouter
+from turnout.eval.table import held_out
 from turnout.models.encoders import get_encoder
 from turnout.selection.clusters import kmeans, unit_rows
 from turnout.selection.conservative import ConservativeGuard
@@ -52,8 +56,13 @@ K, AFTER, WINDOW = 16, 200, (2000, 3000)
 
 
 class Data:
-    def __init__(self, shared: Path, directory: Path) -> None:
+    def __init__(self, shared: Path, directory: Path, dev: bool = False) -> None:
         train, stream = splits(llmrouter(shared))
+        if dev:  # as online.py --dev: the offline rows split 40 / 60 again, by a differently salted key
+            train, stream = (train.subset([i for i, p in enumerate(train.prompts) if not held_out("dev:" + p, 60)],
+                                          "dev-train"),
+                             train.subset([i for i, p in enumerate(train.prompts) if held_out("dev:" + p, 60)],
+                                          "dev-stream"))
         encoder = get_encoder("minilm-static")
         self.x = encoder.encode(stream.prompts).astype(np.float64)
         self.shape = prompt_shape(stream.prompts).astype(np.float64)
@@ -244,6 +253,50 @@ class NearTieAB:
             self.groups[self.group][2 * self.side: 2 * self.side + 2] += (1.0, reward)
 
 
+class GuardedNearTies:
+    """thompson's `near_ties` (turnout/selection/near_ties.py): where the router's top two predicted rewards are
+    within `margin`, Thompson between them on the residual (reward − prediction) each earned on near ties in the
+    request's cell, shrunk towards its residual over all near ties (`shrink` pseudo-observations, 1 at the pooled
+    level); every runner-up pick goes through the conservative guard (α 0.01, z), whose slack accrues on every
+    request (`all_slack`; False: on near ties only, as NearTieAB's guard did). Elsewhere the router's pick, and
+    nothing learned."""
+
+    def __init__(self, data: Data, seed: int, margin: float = 0.005, z: float = 2.5, noise: float = 0.2,
+                 shrink: float = 30.0, all_slack: bool = True) -> None:
+        self.data, self.margin, self.noise, self.shrink, self.all_slack = data, margin, noise, shrink, all_slack
+        self.rng = np.random.default_rng(seed)
+        self.cells = Cells(data, K, AFTER, 0.0)
+        self.guard = ConservativeGuard(0.01, z)
+        self.cell_stats = np.zeros((K, 9, 2))
+        self.pooled = np.zeros((9, 2))
+
+    def select(self, i: int) -> int:
+        prior = self.data.warm_prior[i]
+        lead, runner = (int(a) for a in np.argsort(-prior)[:2])
+        self.cell, self.extras, self.near = self.cells.cell(i), (0.0, 0.0, 0.0), False
+        if self.cell is None or prior[lead] - prior[runner] >= self.margin:
+            if self.all_slack:
+                self.guard.check(lead, lead, prior, np.zeros(9))
+            return lead
+        pair = [lead, runner]
+        pooled = self.pooled[pair, 1] / (self.pooled[pair, 0] + 1.0)
+        n_eff = self.cell_stats[self.cell, pair, 0] + self.shrink
+        mean, spread = prior.copy(), np.zeros(9)
+        mean[pair] += (self.cell_stats[self.cell, pair, 1] + self.shrink * pooled) / n_eff
+        spread[pair] = self.noise / np.sqrt(n_eff)
+        want = pair[int(np.argmax(mean[pair] + spread[pair] * self.rng.standard_normal(2)))]
+        pick, self.extras, _ = self.guard.check(want, lead, mean, spread)
+        self.near = True
+        return pick
+
+    def update(self, i: int, arm: int, reward: float) -> None:
+        self.guard.settle(self.extras, reward)
+        if self.near:
+            residual = reward - self.data.warm_prior[i][arm]
+            self.pooled[arm] += (1.0, residual)
+            self.cell_stats[self.cell, arm] += (1.0, residual)
+
+
 COLD = {
     "ts (noise 0.3, shrink 10)": lambda d, s: Thompson(d, s),
     "ts (noise 0.3, shrink 4)": lambda d, s: Thompson(d, s, shrink=4.0),
@@ -265,6 +318,17 @@ WARM = {
     "warm near-tie A/B (margin 0.01, z 1, share 0.25)": lambda d, s: NearTieAB(d, s, share=0.25),
     "warm near-tie A/B (margin 0.01, z 1, from 500)": lambda d, s: NearTieAB(d, s, start=500),
     "warm near-tie A/B (margin 0.01, z 1, share 0.25, from 500)": lambda d, s: NearTieAB(d, s, share=0.25, start=500),
+    # thompson near_ties: the shipped settings (benchmarks/online.py NEAR_TIES), then the neighbours tried
+    "warm guarded near ties (margin 0.005, z 2.5, shrink 30, noise 0.2)": lambda d, s: GuardedNearTies(d, s),
+    "warm guarded near ties (z 2.5, slack on near ties only)": lambda d, s: GuardedNearTies(d, s, all_slack=False),
+    "warm guarded near ties (z 2)": lambda d, s: GuardedNearTies(d, s, z=2.0),
+    "warm guarded near ties (z 3)": lambda d, s: GuardedNearTies(d, s, z=3.0),
+    "warm guarded near ties (z 4)": lambda d, s: GuardedNearTies(d, s, z=4.0),
+    "warm guarded near ties (margin 0.0075, z 3)": lambda d, s: GuardedNearTies(d, s, margin=0.0075, z=3.0),
+    "warm guarded near ties (margin 0.01, z 3)": lambda d, s: GuardedNearTies(d, s, margin=0.01, z=3.0),
+    "warm guarded near ties (margin 0.01, z 1)": lambda d, s: GuardedNearTies(d, s, margin=0.01, z=1.0),
+    "warm guarded near ties (z 3, shrink 10)": lambda d, s: GuardedNearTies(d, s, z=3.0, shrink=10.0),
+    "warm guarded near ties (z 3, noise 0.3)": lambda d, s: GuardedNearTies(d, s, z=3.0, noise=0.3),
 }
 
 
@@ -285,13 +349,14 @@ def main() -> None:
     ap.add_argument("--only", default="", help="design names separated by ; (default: all)")
     ap.add_argument("--json", type=Path, default=Path("bench-out/online-replica.json"))
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--dev", action="store_true", help="stream the dev split (the offline rows split again)")
     args = ap.parse_args()
     lo_hi = args.seeds.split("-")
     seeds = list(range(int(lo_hi[0]), int(lo_hi[1]) + 1)) if len(lo_hi) == 2 else [int(s) for s in args.seeds.split(",")]
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = Data(args.shared, Path(tmp))
+        data = Data(args.shared, Path(tmp), args.dev)
     lo, hi = WINDOW
     report: dict[str, Any] = {"seeds": seeds, "cold_window_2001_3000": {}, "warm_gap_at_end": {}}
     for name, make in {**COLD, **WARM}.items():
