@@ -167,3 +167,15 @@ def test_the_shipped_detector_scores_every_request_as_the_reference_does():
         if detector.score(items) != reference_score(detector, items):
             different.append(raw[:60])
     assert not different, different[:5]
+
+
+def test_canonical_undoes_the_leetspeak_the_scan_of_every_word_found(monkeypatch):
+    from turnout.models import injection_text
+
+    rng = random.Random(1)
+    texts = TEXTS + ["".join(rng.choice("ab1@3 x!|+9_-.\nZ4") for _ in range(rng.randint(0, 80))) for _ in range(3000)]
+    fast = [canonical(text) for text in texts]
+    assert sum(a != b.lower() for a, b in zip(fast, texts)) > 1000  # leetspeak undone in many of them
+    # the scan it replaced: every run of word and leet characters, each checked by _is_leet
+    monkeypatch.setattr(injection_text, "_LEET_CANDIDATE", injection_text._LEET_TOKEN)
+    assert fast == [canonical(text) for text in texts]

@@ -33,6 +33,11 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _LEET_TOKEN = re.compile(r"(?>[a-z0-9@$!|+]+)")
 _HAS_LETTER = re.compile(r"[a-z]")
 _HAS_LEET = re.compile(r"[013457@$!|+]")
+# a _LEET_TOKEN run with at least two leet characters (the only runs _is_leet can accept), found by the regex
+# engine rather than a Python call per word: at a run's start (the lookbehind), the lookahead's classes are
+# disjoint (letters and the other digits, then a leet character), so each start is one linear look
+_LEET_CANDIDATE = re.compile(r"(?<![a-z0-9@$!|+])(?=[a-z2689]*+[013457@$!|+][a-z2689]*+[013457@$!|+])"
+                             r"(?>[a-z0-9@$!|+]+)")
 # four or more single letters separated by one non-letter each ("i g n o r e", "i.g.n.o.r.e", "i-g-n")
 _SPACED = re.compile(r"(?<!\w)\w(?:[ .\-_*·]{1,3}\w){3,}(?!\w)")
 _WORD_GAP = re.compile(r"[ .\-_*·]{2,}")
@@ -99,7 +104,7 @@ def canonical(text: str) -> str:
         text = format_chars.sub("", bounded(unicodedata.normalize("NFKC", text)))
         text = combining.sub("", unicodedata.normalize("NFKD", text.lower().translate(_CONFUSABLES)))
     text = _SPACED.sub(_despace, text)
-    leet = [m for m in _LEET_TOKEN.finditer(text) if _is_leet(m.group(0))] if _HAS_LEET.search(text) else []
+    leet = [m for m in _LEET_CANDIDATE.finditer(text) if _is_leet(m.group(0))] if _HAS_LEET.search(text) else []
     if len(leet) >= 3 and len(leet) >= 0.25 * text.count(" "):  # leetspeak throughout: "70 5h0w 7h3 ..."
         text = text.translate(_LEET)
     elif leet:
