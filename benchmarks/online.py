@@ -49,7 +49,11 @@ LEARNERS = ("thompson", "linucb", "epsilon_greedy", "ucb1")
 # chosen on the development split (--dev), never on the stream reported: see DEV_CHOICES.
 CLUSTERED = {"clusters": 16, "noise": 0.3}
 VARIANTS = {"thompson+clusters": ("thompson", CLUSTERED)}
-COLD_ONLY = {"thompson+clusters+price": ("thompson", {**CLUSTERED, "price_prior": True})}  # warm: the same as above
+# +early: a wider posterior (0.45) for the first 1,000 rated outcomes, then 0.15; chosen in online_replica.py on
+# seeds 100-139 and its --dev split (docs/online.md)
+COLD_ONLY = {"thompson+clusters+price": ("thompson", {**CLUSTERED, "price_prior": True}),  # warm: the same as above
+             "thompson+clusters+price+early": ("thompson", {**CLUSTERED, "price_prior": True, "noise": 0.15,
+                                                            "early_noise": 0.45, "early_until": 1000})}
 NEAR_TIES = {"near_ties": 0.005, "clusters": 16, "noise": 0.2, "cluster_shrink": 30.0, "prior_strength": 0.0,
              "conservative": 0.01, "conservative_z": 2.5}
 GUARDED = {"thompson+clusters+conservative": ("thompson", {**CLUSTERED, "conservative": 0.01}),

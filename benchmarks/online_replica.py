@@ -18,6 +18,7 @@ Designs (cold ones report the cold goal's ratio over requests 2,001–3,000, war
   (turnout.selection.ensemble.prompt_shape), which puts the data's tasks in purer clusters (purity 0.52 → 0.66);
 - ts-hier: clusters of clusters (16 then 64 cells, each shrunk towards the level above);
 - ts-eb: empirical-Bayes shrinkage, a per-model between-cluster variance estimated from the cells;
+- ts-early: thompson's `early_noise` (a wider posterior until `early_until` rated outcomes, then `noise`);
 - knn: Thompson on the 20 nearest earlier requests each model was played on (not state-compatible: tried to see
   whether finer neighbourhoods help);
 - warm linucb: online.py's linucb+conservative+greedy (prior as a feature, prior_strength 20, z 3, α 0.01), and
@@ -108,14 +109,17 @@ class Thompson:
     """Gaussian Thompson on residuals (reward − price prior), per cell shrunk towards the model's pooled mean."""
 
     def __init__(self, data: Data, seed: int, noise: float = 0.3, shrink: float = 10.0, shape_weight: float = 0.0,
-                 levels: tuple[int, ...] = (K,), eb: bool = False) -> None:
-        self.data, self.noise, self.shrink, self.eb = data, noise, shrink, eb
+                 levels: tuple[int, ...] = (K,), eb: bool = False, early: tuple[float, int] | None = None) -> None:
+        self.data, self.noise, self.shrink, self.eb, self.early = data, noise, shrink, eb, early
+        self.late_noise = noise
         self.rng = np.random.default_rng(seed)
         self.levels = [Cells(data, k, AFTER * (1 + n), shape_weight) for n, k in enumerate(levels)]
         self.stats = [np.zeros((k, 9, 2)) for k in levels]
         self.pooled = np.zeros((9, 2))
 
     def select(self, i: int) -> int:
+        if self.early is not None:  # thompson's early_noise / early_until: rated outcomes so far
+            self.noise = self.early[0] if self.pooled[:, 0].sum() < self.early[1] else self.late_noise
         self.cells = [level.cell(i) for level in self.levels]
         n_eff = self.pooled[:, 0] + 1
         mean = self.pooled[:, 1] / n_eff
@@ -307,6 +311,12 @@ COLD = {
     "ts-hier (16, 64)": lambda d, s: Thompson(d, s, levels=(16, 64), shrink=5.0),
     "ts-eb (noise 0.7·σ)": lambda d, s: Thompson(d, s, noise=0.7 * np.sqrt(0.2), eb=True),
     "knn (k 20)": lambda d, s: NearestThompson(d, s),
+    # thompson's early_noise: a wider posterior for the first rated outcomes, then `noise`
+    "ts (noise 0.45 until 1000, then 0.2)": lambda d, s: Thompson(d, s, noise=0.2, early=(0.45, 1000)),
+    "ts (noise 0.45 until 1000, then 0.15)": lambda d, s: Thompson(d, s, noise=0.15, early=(0.45, 1000)),
+    "ts (noise 0.4 until 700, then 0.2)": lambda d, s: Thompson(d, s, noise=0.2, early=(0.4, 700)),
+    "ts (noise 0.6 until 1000, then 0.2)": lambda d, s: Thompson(d, s, noise=0.2, early=(0.6, 1000)),
+    "ts (noise 0.3 until 1000, then 0.2)": lambda d, s: Thompson(d, s, noise=0.2, early=(0.3, 1000)),
 }
 WARM = {
     "warm linucb greedy guarded": lambda d, s: WarmLinUCB(d, s),

@@ -1,6 +1,6 @@
 """thompson with `near_ties`: where the warm-start router's top two are within the margin it tests its runner-up
 (and finds it when it is the better one), behind the conservative guard; a clear lead is never left and teaches
-nothing; config errors name the field; two Routers on one Redis share what it learns."""
+nothing; config errors name the field; two Routers on one Redis share what it learns. Also thompson's `early_noise`."""
 
 from __future__ import annotations
 
@@ -130,3 +130,19 @@ def test_two_routers_on_one_redis_share_what_the_near_ties_taught(tmp_path, redi
             await one.aclose()
             await two.aclose()
     asyncio.run(go())
+
+
+def test_early_noise_widens_the_posterior_until_early_until_outcomes_then_noise():
+    sel = selector("thompson", cost_weight=0.1, noise=0.15, early_noise=0.45, early_until=30, seed=1)
+    noises, choices = [], []
+    for _ in range(60):
+        noises.append(sel.current_noise(ARMS))
+        choices += play(sel, {"weak": 0.3, "middling": 0.5, "strong": 0.75}, 1)
+    assert noises == [0.45] * 30 + [0.15] * 30  # the 31st pick is the first after 30 rated outcomes
+    assert "0.450²" in choices[0].reason  # N(price prior, 0.45² / 1): nothing seen yet
+    with pytest.raises(ConfigError) as err:
+        selector("thompson", early_noise=0.45, early_until=0)
+    assert "decisions[0].algorithm.params.early_until" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        selector("thompson", early_noise=-1)
+    assert "decisions[0].algorithm.params.early_noise" in str(err.value)

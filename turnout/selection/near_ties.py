@@ -60,7 +60,7 @@ def near_tie_select(sel: Any, ctx: RoutingContext, candidates: Sequence[Candidat
         pair = [lead, runner]
         n, n_eff, s = sel._counts([arms[a] for a in pair], cell)
         mean[pair] = prior[pair] + s / n_eff
-        spread[pair] = sel.noise / np.sqrt(n_eff)
+        spread[pair] = sel.current_noise(arms) / np.sqrt(n_eff)
         score[pair] = mean[pair] + (spread[pair] * sel.rng_.standard_normal(2) if may_explore else 0.0)
         greedy = pair[int(np.argmax(mean[pair]))]
         pick = pair[int(np.argmax(score[pair]))]

@@ -24,6 +24,7 @@ from turnout.selection.online import (
 )
 
 Margin = Annotated[float, Field(gt=0, le=1, description="a near tie: the router's top two predicted rewards this close")]
+Outcomes = Annotated[int, Field(ge=1, le=100_000_000, description="rated outcomes the early noise lasts for")]
 
 
 @register("thompson")
@@ -34,9 +35,19 @@ class ThompsonSelector(CountingSelector):
                  cluster_shrink: NonNegative = 10.0, conservative: Alpha | None = None,
                  conservative_z: NonNegative = 2.0, cost_weight: float = 0.0, latency_weight: float = 0.0,
                  energy_weight: float = 0.0, latency_scale_s: Positive = 10.0,
-                 price_prior: bool = False, near_ties: Margin | None = None) -> None:
-        self.noise, self.near_ties = noise, near_ties
+                 price_prior: bool = False, near_ties: Margin | None = None, early_noise: Positive | None = None,
+                 early_until: Outcomes = 1000) -> None:
+        self.noise, self.near_ties, self.early_noise, self.early_until = noise, near_ties, early_noise, early_until
         self._common(locals())
+
+    def current_noise(self, arms: list[str]) -> float:
+        """The Gaussian posterior's scale: `early_noise` until the decision's models hold `early_until` rated
+        outcomes between them (counted in the shared state, so every replica switches together), then `noise`:
+        explore harder while little is known, exploit more once it is."""
+        if self.early_noise is None:
+            return self.noise
+        seen = sum(float(self.state.view(a)[0]) for a in arms)
+        return self.early_noise if seen < self.early_until else self.noise
 
     def prepare(self, candidates):
         check_near_ties(self)
@@ -79,7 +90,7 @@ class ThompsonSelector(CountingSelector):
             return mean, sample, spread, [f"Beta({x:.1f}, {y:.1f}) mean {m:.3f} → {v:.3f}"
                                           for x, y, m, v in zip(a, b, mean, sample)]
         mean = prior + s / n_eff
-        std = self.noise / np.sqrt(n_eff)
+        std = self.current_noise(arms) / np.sqrt(n_eff)
         sample = mean + std * self.rng_.standard_normal(len(arms)) if explore else mean
         return mean, sample, std, [f"N({m:.3f}, {d:.3f}²) n={int(k)} → {v:.3f}"
                                    for m, d, k, v in zip(mean, std, n, sample)]
