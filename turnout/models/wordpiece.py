@@ -54,7 +54,9 @@ class AsciiWordPiece:
 
     def ids(self, text: str) -> list[int] | None:
         """The ids (without [UNK]) of `text`, or None when it is not plain ASCII or holds an added token."""
-        if not text.isascii() or _PLAIN.fullmatch(text) is None or ("[" in text and any(t in text for t in self.added)):
+        # isprintable(): an ASCII text without control characters, in one C loop; with a tab or a newline, the class
+        if not text.isascii() or not (text.isprintable() or _PLAIN.fullmatch(text)) \
+                or ("[" in text and any(t in text for t in self.added)):
             return None
         out: list[int] = []
         word = self.word
