@@ -89,7 +89,9 @@ DEV_CHOICES = (
     "prior_strength 30 or 100, cluster_shrink 3 did no better. linucb greedy: z = 3 with prior_strength 20 ended "
     "above in 3 of 3 (+0.5, +0.6, +0.1 %, worst gap −0.04 %); z = 3 with 50 ended level (+0.1, +0.0, 0.0 %). linucb with clusters: 16 (a one-hot of the cluster in its "
     "context) raised cold linucb's dev last 1,000 from 0.943 to 0.959 (alpha 0.05: 0.958, 0.2: 0.968; dim 0: 0.933), "
-    "still below thompson+clusters (0.988), so it is not run on the stream.")
+    "still below thompson+clusters (0.988), so it is not run on the stream. thompson+near-ties and "
+    "thompson+clusters+price+early: chosen in benchmarks/online_replica.py on seeds 100-139 and its --dev split, "
+    "then checked through the Router on dev orders 100-119 / 100-105 (docs/online.md).")
 OFFLINE = ("knn", "mlp", "hybrid", "cluster", "classifier", "mf")
 WINDOW = (2000, 3000)
 WARM_FROM = 200
