@@ -1,6 +1,6 @@
 """A thompson decision with `near_ties` through a real turnout on Redis: traffic from the openai client, feedback
-with httpx, /v1/route explaining the near tie, a changed rating revising what was learned, and a second server
-on the same Redis (a restart, or another replica) starting from what the first one learned."""
+with httpx, /v1/route explaining the near tie, a changed rating revising what was learned, and a restarted server
+on the same Redis starting from what the first one learned."""
 
 from __future__ import annotations
 
@@ -54,5 +54,6 @@ def test_near_ties_learn_from_feedback_through_the_server_and_keep_it_in_redis(s
     assert scores["small"] == pytest.approx(0.6)
     assert feedback(server, request_id=request_id, rating=0).json()["status"] == "replaced"
     assert {c["model"]: c["score"] for c in route(server)["candidates"]}["strong"] == pytest.approx(0.605 - 0.605 / 2)
-    again = serve(cfg)  # a second server on the same Redis starts from what was learned
+    server.stop()  # a restart: what the first server learned is in Redis, and the next one starts from it
+    again = serve(cfg)
     assert {c["model"]: c["score"] for c in route(again)["candidates"]}["strong"] == pytest.approx(0.605 - 0.605 / 2)
