@@ -4,6 +4,7 @@ user's deployment would run it (its own process, its own event loop, its log in 
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import time
@@ -66,3 +67,14 @@ def turnout_process(config: dict[str, Any], tmp_path: Path, *extra: str, log_lev
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything a raw socket receives until the server closes it (or resets it, or the socket times out)."""
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except (ConnectionResetError, TimeoutError):  # socket.timeout is TimeoutError
+        pass
+    return out

@@ -9,7 +9,7 @@ import socket
 import time
 
 from tests.conftest import base_config
-from tests.process import turnout_process
+from tests.process import read_until_closed, turnout_process
 
 BODY = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'
 REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\ncontent-length: "
@@ -28,15 +28,6 @@ def _response(s: socket.socket) -> bytes:
     return head
 
 
-def _rest(s: socket.socket) -> bytes:
-    out = b""
-    try:
-        while chunk := s.recv(65536):
-            out += chunk
-    except (ConnectionResetError, socket.timeout):
-        pass
-    return out
-
 
 def test_a_kept_alive_connections_next_head_has_the_deadline_too(upstream, tmp_path):
     config = base_config(upstream.url)
@@ -49,5 +40,5 @@ def test_a_kept_alive_connections_next_head_has_the_deadline_too(upstream, tmp_p
             s.sendall(REQUEST)
             assert _response(s).startswith(b"HTTP/1.1 200")
             s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\n")  # and nothing more
-            answer = _rest(s)  # (b"" after the socket's 20 s when no deadline closes it)
+            answer = read_until_closed(s)  # (b"" after the socket's 20 s when no deadline closes it)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]

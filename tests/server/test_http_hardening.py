@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import base_config, fresh_minute
-from tests.process import turnout_process
+from tests.process import read_until_closed, turnout_process
 
 KEY, ADMIN = "sk-hardening-0123456789abcdef", "sk-hardening-admin-0123456789"
 CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
@@ -31,17 +31,8 @@ def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 10.0
             s.sendall(head + body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused mid-send: the answer may still be readable
-        return _read_all(s)
+        return read_until_closed(s)
 
-
-def _read_all(s: socket.socket) -> bytes:
-    out = b""
-    try:
-        while chunk := s.recv(65536):
-            out += chunk
-    except (ConnectionResetError, socket.timeout):
-        pass
-    return out
 
 
 def test_chunked_bodies_are_counted_while_they_arrive(upstream, tmp_path):
@@ -92,7 +83,7 @@ def test_a_head_that_never_completes_is_closed(upstream, tmp_path):
     with turnout_process(config, tmp_path) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
             s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\n")  # and nothing more
-            answer = _read_all(s)
+            answer = read_until_closed(s)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
 
