@@ -228,17 +228,7 @@ def test_arithmetic_judge_escalates_a_wrong_step_plain_and_streamed(serve, upstr
     assert accepted.headers["x-turnout-model"] == "cheap"
     assert accepted.headers["x-turnout-plan-attempts"] == "cheap:answer:accepted"
 
-    before = len(chat_requests(upstream_requests()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-    with client.chat.completions.with_streaming_response.create(
-            model="auto", stream=True,
-            messages=[{"role": "user", "content": APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right"}]
-    ) as response:
-        assert response.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
-    assert text.endswith("#### 10") and "14" not in text  # only the accepted answer reaches the client
-    # each attempt a plain call, once: nothing resent after the client's stream started
-    assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
+    assert_streamed_escalation(server, upstream_requests)
 
 
 def test_scorer_judge_escalates_a_wrong_worked_answer_plain_and_streamed(serve, upstream, upstream_requests):
@@ -256,16 +246,7 @@ def test_scorer_judge_escalates_a_wrong_worked_answer_plain_and_streamed(serve, 
     refused = ask(server, APPLES + "#as:mock-cheap=say:refusal #as:mock-mid=say:steps_right")
     assert refused.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
 
-    before = len(chat_requests(upstream_requests()))
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-    with client.chat.completions.with_streaming_response.create(
-            model="auto", stream=True,
-            messages=[{"role": "user", "content": APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right"}]
-    ) as response:
-        assert response.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
-    assert text.endswith("#### 10") and "14" not in text  # only the accepted answer reaches the client
-    assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
+    assert_streamed_escalation(server, upstream_requests)
 
 
 def test_ensemble_judge_needs_every_member_and_bills_only_the_members_it_ran(serve, upstream, upstream_requests):
@@ -299,3 +280,18 @@ def test_ensemble_judge_config_errors_name_the_field(tmp_path, upstream):
     text = out.stdout + out.stderr
     assert "decisions[0].plan.params.judge.params.threshold: only with rule mean" in text
     assert "decisions[0].plan.params.judge.params.judges[0].params: unknown key 'no_step'" in text
+
+
+def assert_streamed_escalation(server, upstream_requests) -> None:
+    """A wrong worked answer from the cheap model, streamed with the openai client: only mid's accepted answer
+    reaches the client, and each attempt was one plain call (nothing resent after the client's stream started)."""
+    before = len(chat_requests(upstream_requests()))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with client.chat.completions.with_streaming_response.create(
+            model="auto", stream=True,
+            messages=[{"role": "user", "content": APPLES + "#as:mock-cheap=say:steps_wrong #as:mock-mid=say:steps_right"}]
+    ) as response:
+        assert response.headers["x-turnout-plan-attempts"] == "cheap:answer:rejected,mid:answer:accepted"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+    assert text.endswith("#### 10") and "14" not in text
+    assert chat_requests(upstream_requests())[before:] == ["mock-cheap", "mock-mid"]
