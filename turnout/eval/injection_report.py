@@ -1,13 +1,10 @@
 """Quality of the injection detector beside the embedding classifier it replaced and the detector it retrained
-(`detector (previous)`, the artifact shipped before the last retraining, kept beside the splits), on every split:
-llm-warden's test split (English) and the hand-written multilingual `dev` and `final` (tuned on), `final2` (read
-once, for the previous detector), `final3` and `final4` (each read once during the retraining) and `final5` (held
-out from its last round) splits. What `turnout eval-signals` reports under "injection" and benchmarks/injection.py
-prints.
-
-Both detectors see the same conversation texts (every message, every text-bearing part): the new one scores each
-message in windows and takes the highest, the old one scores the joined text once, as it always did. Intervals
-are percentile-bootstrap 95 % intervals over rows (1,000 resamples, seeded)."""
+(`detector (previous)`, the artifact shipped before the last retraining, kept beside the splits), on every split
+not trained on: llm-warden's test split (English), the hand-written multilingual `dev` and `final` (calibration),
+`final5` (read once before, for the previous detector) and `final6` (written before the last round, held out from
+it), and `everyday_shared`, 1,527 benign prompts never trained on, for false alarms on everyday prompts. `final2` …
+`final4` are training data since the last round. What `turnout eval-signals` reports under "injection" and
+benchmarks/injection.py prints.
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from turnout.eval.injection_data import Row, multilingual_rows, warden_rows
+from turnout.eval.injection_data import Row, everyday_rows, multilingual_rows, warden_rows
 from turnout.models.injection import Detector, load_detector
 from turnout.models.injection_text import message_texts
 
@@ -109,13 +106,21 @@ def _rate(flagged: np.ndarray, among: np.ndarray) -> dict[str, Any]:
                                                                            round(float(ci.high), 4)]}
 
 
-ALL_SPLITS = ("warden_test", "dev", "final", "final2", "final3", "final4", "final5")
+#: `everyday_shared`: 1,527 benign prompts never trained on (LLMRouter test, GSM8K test; injection_data.everyday_rows),
+#: for the false-alarm rate on everyday prompts with a tight interval
+#: final2-final4 are trained on since the round of final6 (their earlier readings are in docs/signals.md)
+ALL_SPLITS = ("warden_test", "dev", "final", "final5", "final6", "everyday_shared")
 
 
 def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, list[Row]]:
     out = {}
     for split in splits:
-        out[split] = warden_rows(shared) if split == "warden_test" else multilingual_rows(split, shared)
+        if split == "warden_test":
+            out[split] = warden_rows(shared)
+        elif split == "everyday_shared":
+            out[split] = everyday_rows(shared)
+        else:
+            out[split] = multilingual_rows(split, shared)
     return out
 
 
