@@ -6,6 +6,10 @@ it), and `everyday_shared`, 1,527 benign prompts never trained on, for false ala
 `final4` are training data since the last round. What `turnout eval-signals` reports under "injection" and
 benchmarks/injection.py prints.
 
+Both detectors see the same conversation texts (every message, every text-bearing part): the new one scores each
+message in windows and takes the highest, the old one scores the joined text once, as it always did. Intervals
+are percentile-bootstrap 95 % intervals over rows (1,000 resamples, seeded); false-alarm intervals are Wilson."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
