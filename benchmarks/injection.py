@@ -1,6 +1,7 @@
 """The injection detector (`builtin:jailbreak`) beside the embedding classifier it replaced and the detector it was
 retrained from (`detector (previous)`): latency on this CPU for 100-, 500- and 2,000-token prompts, and quality on
-every split (turnout.eval.injection_report: llm-warden test, dev, final, final2 … final5).
+every split not trained on (turnout.eval.injection_report: llm-warden test, dev, final, final5, final6) and the
+false alarms on `everyday_shared` (1,527 benign LLMRouter / GSM8K test prompts never trained on; Wilson interval).
 
     python benchmarks/injection.py --json bench-out/injection.json [--shared ../shared/data] [--repeat 200]
 
@@ -78,7 +79,7 @@ def main() -> None:
         table.add_row(name, *[f"{sizes[str(t)][k]:.2f}" for t in SIZES for k in ("p50_ms", "p95_ms", "cpu_p50_ms")])
     console.print(table)
     q = Table(title="injection detector: quality (95 % bootstrap intervals)")
-    for column in ("split", "detector", "threshold", "F1", "precision", "recall", "AUC", "false alarms everyday",
+    for column in ("split", "detector", "threshold", "F1", "precision", "recall", "AUC", "false alarms everyday (+ system)",
                    "false alarms look-alike"):
         q.add_column(column)
     for split, by_detector in quality["splits"].items():
@@ -88,9 +89,13 @@ def main() -> None:
                     continue
                 ci = m["ci95"]
                 every, look = m["false_alarms_everyday"], m["false_alarms_lookalike"]
-                q.add_row(split, name, f"{m['threshold']:g}", f"{m['f1']:.3f} [{ci['f1'][0]:.2f}, {ci['f1'][1]:.2f}]",
-                          f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['auc']:.3f}",
-                          "-" if every["rate"] is None else f"{every['flagged']}/{every['of']}",
+                scored = m["positives"] > 0  # everyday_shared holds benign prompts only: false alarms, no F1
+                q.add_row(split, name, f"{m['threshold']:g}",
+                          f"{m['f1']:.3f} [{ci['f1'][0]:.2f}, {ci['f1'][1]:.2f}]" if scored else "-",
+                          f"{m['precision']:.3f}" if scored else "-", f"{m['recall']:.3f}" if scored else "-",
+                          f"{m['auc']:.3f}" if scored else "-",
+                          "-" if every["rate"] is None else f"{every['flagged']}/{every['of']}"
+                          + (f" [{every['ci95'][0]:.2%}, {every['ci95'][1]:.2%}]" if every["of"] >= 100 else ""),
                           "-" if look["rate"] is None else f"{look['flagged']}/{look['of']}")
     console.print(q)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -141,19 +141,18 @@ def everyday_rows(shared: Path) -> list[Row]:
     ships them, Apache-2.0 / GSM8K MIT), each as one user message, label 0, kind `everyday`. The training script reads
     LLMRouter's train split and MT-Bench only; a test question that also appears in LLMRouter's train file (exactly,
     or by a run of 8 words) is dropped, and so are duplicates."""
-    train_path = shared / "llmrouter/query_data/default_query_train.jsonl"
-    train = [json.loads(line)["query"] for line in train_path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    def lines(path: Path) -> list[str]:  # a file the shared/ folder lacks (a sample of it) adds nothing
+        return [x for x in path.read_text(encoding="utf-8").split("\n") if x.strip()] if path.exists() else []
+
+    train = [json.loads(line)["query"] for line in lines(shared / "llmrouter/query_data/default_query_train.jsonl")]
     seen_grams = set().union(*(_eight_grams(q) for q in train))
     seen = set(train)
     texts: list[tuple[str, str]] = []
-    test_path = shared / "llmrouter/query_data/default_query_test.jsonl"
-    for line in test_path.read_text(encoding="utf-8").split("\n"):  # not splitlines: texts hold U+2028
-        if line.strip():
-            r = json.loads(line)
-            texts.append((r["query"], f"llmrouter:{r['task_name']}"))
-    for line in (shared / "routellm/evals/gsm8k/test.jsonl").read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            texts.append((json.loads(line)["question"], "gsm8k"))
+    for line in lines(shared / "llmrouter/query_data/default_query_test.jsonl"):  # not splitlines: U+2028 in texts
+        r = json.loads(line)
+        texts.append((r["query"], f"llmrouter:{r['task_name']}"))
+    for line in lines(shared / "routellm/evals/gsm8k/test.jsonl"):
+        texts.append((json.loads(line)["question"], "gsm8k"))
     rows: list[Row] = []
     for text, source in texts:
         if text in seen or _eight_grams(text) & seen_grams:

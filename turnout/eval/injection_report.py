@@ -122,7 +122,9 @@ def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, li
         if split == "warden_test":
             out[split] = warden_rows(shared)
         elif split == "everyday_shared":
-            out[split] = everyday_rows(shared)
+            rows = everyday_rows(shared)
+            if rows:  # a sample of shared/ may hold none of its sources
+                out[split] = rows
         else:
             out[split] = multilingual_rows(split, shared)
     return out
