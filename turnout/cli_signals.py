@@ -72,9 +72,12 @@ def _injection_table(injection: dict[str, Any]) -> Table:
         for name, by_threshold in detectors.items():
             r = by_threshold.get(f"at_{by_threshold['default_threshold']:g}") or next(
                 v for k, v in by_threshold.items() if k.startswith("at_"))
+            alarms = _f(r.get("false_alarms_everyday", {}), "rate")
+            if r.get("positives") == 0:  # a benign-only split: its false alarms are all it measures
+                table.add_row(split, name, str(r["rows"]), "–", "–", "–", "–", alarms)
+                continue
             f1 = "{:.3f} ({:.3f}–{:.3f})".format(r["f1"], *r["ci95"]["f1"])
-            table.add_row(split, name, str(r["rows"]), _f(r, "precision"), _f(r, "recall"), f1, _f(r, "auc"),
-                          _f(r.get("false_alarms_everyday", {}), "rate"))
+            table.add_row(split, name, str(r["rows"]), _f(r, "precision"), _f(r, "recall"), f1, _f(r, "auc"), alarms)
     return table
 
 
