@@ -82,3 +82,15 @@ def test_cascade_scenario_is_accepted_at_the_first_attempt(stream, upstream, tmp
                        generator="aiohttp", warmup=0, mark_header="x-turnout-plan-attempts")
     assert (result.requests, result.errors) == (8, 0)
     assert result.marks == {"small:answer:accepted": 8}, result.marks
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (BENCHMARKS / "configs").glob("*.yaml")))
+def test_every_part_of_every_scenario_config_is_a_valid_config(name, upstream):
+    from config_parts import variants
+
+    whole = config(name, upstream.url)
+    parts = variants(whole)
+    assert parts["whole config"] == whole and "no signals, no plugins" in parts
+    assert sum(label.startswith("signal ") for label in parts) == len(whole.get("signals") or {})
+    for part in parts.values():
+        parse_config(part)
