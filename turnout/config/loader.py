@@ -11,8 +11,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from turnout.config.issues import ConfigError, ConfigIssue, format_path, from_validation_error, unknown_ref
-from turnout.config.models import AllRule, AnyRule, Config, NotRule, SignalRule
+from turnout.config.issues import (
+    ConfigError,
+    ConfigIssue,
+    format_path,
+    from_validation_error,
+    unknown_ref,
+)
+from turnout.config.models import Config
+from turnout.config.rules import AllRule, AnyRule, NotRule, SignalRule
 from turnout.config.salvage import Partial, salvage
 
 ENV_PREFIX = "env:"

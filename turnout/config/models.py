@@ -1,15 +1,23 @@
-"""Pydantic models of the YAML config file. A leaf module: imports nothing else from turnout."""
+"""Pydantic models of the YAML config file (a decision's rules in turnout/config/rules.py). Imports nothing from
+turnout outside turnout/config."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, SecretStr, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+from turnout.config.rules import Rule, Strict
 
 
 class Cost(Strict):
@@ -94,49 +102,6 @@ class SignalConfig(BaseModel):
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-def _rule_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        keys = [k for k in ("all", "any", "not", "signal") if k in value]
-        return keys[0] if len(keys) == 1 else None
-    if isinstance(value, BaseModel):
-        return {AllRule: "all", AnyRule: "any", NotRule: "not", SignalRule: "signal"}.get(type(value))
-    return None
-
-
-class SignalRule(Strict):
-    signal: str
-    min_score: float | None = None
-
-
-class AllRule(Strict):
-    all: list["Rule"] = Field(min_length=1)
-
-
-class AnyRule(Strict):
-    any: list["Rule"] = Field(min_length=1)
-
-
-class NotRule(Strict):
-    not_: "Rule" = Field(alias="not")
-
-
-Rule = Annotated[
-    Union[
-        Annotated[AllRule, Tag("all")],
-        Annotated[AnyRule, Tag("any")],
-        Annotated[NotRule, Tag("not")],
-        Annotated[SignalRule, Tag("signal")],
-    ],
-    Discriminator(
-        _rule_tag,
-        custom_error_type="invalid_rule",
-        custom_error_message="a rule is exactly one of {all: [...]}, {any: [...]}, {not: RULE}, {signal: NAME}",
-    ),
-]
-for _cls in (AllRule, AnyRule, NotRule):
-    _cls.model_rebuild()
 
 
 class AlgorithmConfig(Strict):
