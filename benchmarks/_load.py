@@ -198,6 +198,24 @@ def merge(parts: list[Result]) -> Result:
     return merged
 
 
+def alternating(systems: dict[str, tuple[Any, int]], body: Sequence[dict[str, Any]], levels: Sequence[int], *,
+                rounds: int, requests: int, path: str = "/v1/chat/completions") -> dict[str, dict[str, Any]]:
+    """Drive each system {name: (process, port)} with `body` (plain requests), `rounds` times per concurrency
+    level, each round starting one system later, so the drift of a shared machine hits all alike:
+    {"c<level>": {name: merged result as a dict}}."""
+    results: dict[str, dict[str, Any]] = {}
+    order = list(systems.items())
+    for concurrency in levels:
+        parts: dict[str, list[Result]] = {name: [] for name in systems}
+        for r in range(rounds):
+            shift = r % len(order)
+            for name, (proc, port) in order[shift:] + order[:shift]:
+                parts[name].append(drive(f"http://127.0.0.1:{port}{path}", body, requests=requests,
+                                         concurrency=concurrency, stream=False, pids=[proc.pid]))
+        results[f"c{concurrency}"] = {name: merge(parts[name]).as_dict() for name in systems}
+    return results
+
+
 def cpu_seconds(*pids: int) -> float:
     """User + system CPU time of processes and their children (the workers of a multi-process server), to the
     nanosecond: the sum of each live thread's run time (/proc/PID/task/TID/schedstat) rather than the process

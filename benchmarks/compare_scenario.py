@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import drive, merge, mock_upstream, stop
+from _load import alternating, mock_upstream, stop
 from compare_revisions import serve_both
 from scenarios import bodies, load_prompts
 
@@ -55,17 +55,8 @@ def main() -> None:
     results: dict[str, dict] = {}
     try:
         systems = serve_both(args.base, base_tree, config, tmp, procs)
-        body = bodies(prompts, "auto", False)
-        for concurrency in levels:
-            parts: dict[str, list] = {name: [] for name in systems}
-            for i in range(args.rounds):
-                order = list(systems.items())
-                for name, (proc, port) in order[i % 2:] + order[:i % 2]:
-                    parts[name].append(drive(f"http://127.0.0.1:{port}/v1/chat/completions", body,
-                                             requests=args.requests, concurrency=concurrency, stream=False,
-                                             pids=[proc.pid]))
-            for name in systems:
-                results.setdefault(f"c{concurrency}", {})[name] = merge(parts[name]).as_dict()
+        results.update(alternating(systems, bodies(prompts, "auto", False), levels, rounds=args.rounds,
+                                   requests=args.requests))
     finally:
         for proc in reversed(procs):
             stop(proc)

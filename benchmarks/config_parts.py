@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _load import drive, merge, mock_upstream, stop
+from _load import alternating, mock_upstream, stop
 from compare_revisions import ROOT, serve
 from scenarios import bodies, load_prompts
 
@@ -73,18 +73,8 @@ def main() -> None:
             proc, port = serve(ROOT, path, tmp / f"{i}.log")
             procs.append(proc)
             systems[label] = (proc, port)
-        body = bodies(prompts, "auto", False)
-        for concurrency in levels:
-            parts: dict[str, list] = {label: [] for label in systems}
-            order = list(systems.items())
-            for r in range(args.rounds):
-                shift = r % len(order)
-                for label, (proc, port) in order[shift:] + order[:shift]:
-                    parts[label].append(drive(f"http://127.0.0.1:{port}/v1/chat/completions", body,
-                                              requests=args.requests, concurrency=concurrency, stream=False,
-                                              pids=[proc.pid]))
-            for label in systems:
-                results.setdefault(f"c{concurrency}", {})[label] = merge(parts[label]).as_dict()
+        results.update(alternating(systems, bodies(prompts, "auto", False), levels, rounds=args.rounds,
+                                   requests=args.requests))
     finally:
         for proc in reversed(procs):
             stop(proc)
