@@ -15,6 +15,7 @@ from turnout.backends.transport import (
     BodyTooLarge,
     Reply,
     client_timeout,
+    collect,
     wire_headers,
 )
 from turnout.config import ConfigError, ConfigIssue, ModelConfig
@@ -203,13 +204,7 @@ async def _read_capped(response: httpx.Response | Reply, limit: int) -> bytes:
     """A body of at most `limit` bytes, counted as it is read and decompressed; BodyTooLarge past it."""
     if isinstance(response, Reply):
         return await response.aread(limit)
-    blocks, total = [], 0
-    async for block in response.aiter_bytes():
-        total += len(block)
-        if total > limit:
-            raise BodyTooLarge(limit)
-        blocks.append(block)
-    response._content = content = b"".join(blocks)  # what httpx's own aread keeps: .content then reads it
+    response._content = content = await collect(response.aiter_bytes(), limit)  # kept as httpx's aread keeps it
     return content
 
 

@@ -42,6 +42,17 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+async def collect(blocks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The blocks joined, BodyTooLarge as soon as they pass `limit` bytes (the rest is never held)."""
+    held, total = [], 0
+    async for block in blocks:
+        total += len(block)
+        if total > limit:
+            raise BodyTooLarge(limit)
+        held.append(block)
+    return b"".join(held)
+
+
 def client_timeout(timeout: Mapping[str, Any]) -> aiohttp.ClientTimeout:
     """httpx's timeout (as_dict) in aiohttp's terms: no total, so a long stream may run as long as it keeps sending."""
     return aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"),
@@ -58,7 +69,7 @@ class Reply:
     status_code, reason_phrase, headers (case-insensitive), content / aread, aiter_bytes and aclose; aiohttp's
     errors come out as the httpx ones the backends map."""
 
-    __slots__ = ("_response", "status_code", "reason_phrase", "headers", "content", "limit")
+    __slots__ = ("_response", "content", "headers", "limit", "reason_phrase", "status_code")
 
     def __init__(self, response: aiohttp.ClientResponse, limit: int | None = None) -> None:
         self._response = response
@@ -88,13 +99,7 @@ class Reply:
                 raise BodyTooLarge(limit)
             if "content-encoding" not in self.headers:  # exactly `length` bytes will be read
                 return await self._response.read()
-        blocks, total = [], 0
-        async for block in self._response.content.iter_any():  # decompressed as it is read
-            total += len(block)
-            if total > limit:
-                raise BodyTooLarge(limit)
-            blocks.append(block)
-        return b"".join(blocks)
+        return await collect(self._response.content.iter_any(), limit)  # decompressed as it is read
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
