@@ -155,10 +155,9 @@ def test_an_artifact_naming_an_unknown_feature_is_refused(tmp_path):
     assert "unknown feature(s) oracle" in str(err.value.issues[0])
 
 
-def test_training_on_some_models_answers_only(tmp_path):
-    from turnout.eval.scorer_train import AnswerRows, train_scorer
-    from turnout.eval.table import DataError
-
+def _two_models_sums() -> tuple[list[str], list[str], list[str], list[float]]:
+    """60 sums answered by a careful model (always right) and a sloppy one (off by 1-3, scored right on even i):
+    prompts, models, responses and scores, the two answers of each prompt side by side."""
     prompts, models, responses, scores = [], [], [], []
     for i in range(60):
         a, b = 3 + i, 7 + 2 * i
@@ -167,6 +166,14 @@ def test_training_on_some_models_answers_only(tmp_path):
             models.append(model)
             responses.append(f"{a} + {b} = {total}.\n#### {total}")
             scores.append(float(total == a + b or (model == "sloppy" and i % 2 == 0)))
+    return prompts, models, responses, scores
+
+
+def test_training_on_some_models_answers_only(tmp_path):
+    from turnout.eval.scorer_train import AnswerRows, train_scorer
+    from turnout.eval.table import DataError
+
+    prompts, models, responses, scores = _two_models_sums()
     rows = AnswerRows(prompts, models, responses, np.array(scores), ["test" if i % 5 == 0 else "train"
                                                                      for i in range(len(prompts))], "sums")
     _, report = train_scorer(rows, C=1.0, embedding_shrink=16.0, resamples=100, models=["sloppy"])
@@ -183,14 +190,7 @@ def test_other_models_answers_are_fitted_at_their_weight_and_scored_apart(tmp_pa
     from turnout.eval.scorer_train import AnswerRows, train_scorer
     from turnout.eval.table import DataError
 
-    prompts, models, responses, scores = [], [], [], []
-    for i in range(60):
-        a, b = 3 + i, 7 + 2 * i
-        for model, total in (("careful", a + b), ("sloppy", a + b + 1 + i % 3)):
-            prompts.append(f"Tom has {a} apples and buys {b} more. How many now?")
-            models.append(model)
-            responses.append(f"{a} + {b} = {total}.\n#### {total}")
-            scores.append(float(total == a + b or (model == "sloppy" and i % 2 == 0)))
+    prompts, models, responses, scores = _two_models_sums()
     splits = ["test" if (i // 2) % 5 == 0 else "train" for i in range(len(prompts))]
     rows = AnswerRows(prompts, models, responses, np.array(scores), splits, "sums")
     alone, report_alone = train_scorer(rows, C=1.0, embedding_shrink=16.0, resamples=100, models=["sloppy"])
