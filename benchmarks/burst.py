@@ -3,8 +3,11 @@ while a burst of long prompts (64 KB of text with e-mail addresses, phone number
 that once made the PII regex quadratic) is served beside them — for each scenario config in benchmarks/configs/.
 A CPU-heavy step held on the event loop shows here as a p99 for the short prompts that grows with the long ones.
 
-    python benchmarks/burst.py --json bench-out/burst.json [--requests 400] [--long-rate 20]
-        [--configs heuristic,neural,cache]
+    python benchmarks/burst.py --json bench-out/burst.json [--requests 1500] [--long-rate 20]
+        [--configs heuristic,neural,neural+threads,cache]
+
+`neural+threads` is the neural config with `server.cpu_processes: 0`: its long prompts' injection scan and PII
+redaction in worker threads of the server's own process (sharing its GIL) rather than in a worker process.
 
 Short prompts: concurrency 4, `--requests` of them, the aiohttp load generator (its latencies are per request).
 Long prompts: `--long-rate` a second (open loop: the same burst whatever the system's speed) from a process of
@@ -22,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -50,8 +54,14 @@ def start_system(name: str, upstream: str, work: Path) -> tuple[subprocess.Popen
         proc = start([sys.executable, str(HERE / "floor.py"), "--upstream", upstream, "--port", str(port)],
                      f"http://127.0.0.1:{port}/healthz", work / "floor.log")
         return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+    config, _, variant = name.partition("+")
+    loaded = yaml.safe_load((HERE / "configs" / f"{config}.yaml").read_text().replace("${UPSTREAM}", upstream))
+    if variant == "threads":  # the long prompts' scans in worker threads instead of a worker process
+        loaded.setdefault("server", {})["cpu_processes"] = 0
+    elif variant:
+        raise SystemExit(f"unknown variant {variant!r} in {name!r}: the one variant is +threads")
     path = work / f"{name}.yaml"
-    path.write_text((HERE / "configs" / f"{name}.yaml").read_text().replace("${UPSTREAM}", upstream))
+    path.write_text(yaml.safe_dump(loaded))
     proc = start([sys.executable, "-m", "turnout.cli", "serve", "--config", str(path), "--port", str(port),
                   "--no-watch", "--log-level", "warning"], f"http://127.0.0.1:{port}/readyz", work / f"{name}.log")
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -130,9 +140,10 @@ def _lat(result) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=1500, help="short prompts, alone and again beside")
     parser.add_argument("--long-rate", type=float, default=20.0, help="long prompts per second")
-    parser.add_argument("--configs", default="heuristic,neural,cache")
+    parser.add_argument("--configs", default="heuristic,neural,neural+threads,cache",
+                        help="configs in benchmarks/configs; NAME+threads: that config with server.cpu_processes 0")
     parser.add_argument("--burst", help=argparse.SUPPRESS)  # internal: be the burst of long prompts at this URL
     parser.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     args = parser.parse_args()

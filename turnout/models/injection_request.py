@@ -7,11 +7,12 @@ import asyncio
 from typing import Any
 
 from turnout.context import RoutingContext
-from turnout.models.injection import Detector, Item
+from turnout.cpu import off_gil
+from turnout.models.injection import Detector, Item, load_detector
 from turnout.models.injection_text import request_texts
 
-# a prompt this short is scored inline (about a millisecond); a longer one in a worker thread, so the event loop
-# keeps serving other requests meanwhile
+# a prompt this short is scored inline (about a millisecond); a longer one in a worker process (a thread when the
+# server runs none), so the event loop keeps serving other requests meanwhile, at full speed (turnout.cpu)
 INLINE_CHARS = 4000
 
 
@@ -19,10 +20,30 @@ def _inline(items: list[Item]) -> bool:
     return sum(len(text) for _, text in items) <= INLINE_CHARS
 
 
-async def score_items(detector: Detector, items: list[Item]) -> tuple[float, dict[str, Any]]:
+def _score_with(artifact: str, items: list[Item]) -> tuple[float, dict[str, Any]]:
+    """The score by the detector `artifact` names, loaded (once per process) in whichever process runs this."""
+    return load_detector(artifact).score(items)
+
+
+async def _score_off_loop(detector: Detector, artifact: str | None, items: list[Item]) -> tuple[float, dict[str, Any]]:
+    # a worker process loads the detector by its artifact's name: only when that name loads this very detector
+    # here (a detector built in memory, or under another name, is scored in a thread)
+    if artifact is not None and _loads(artifact, detector):
+        return await off_gil(_score_with, artifact, items)
+    return await asyncio.to_thread(detector.score, items)
+
+
+def _loads(artifact: str, detector: Detector) -> bool:
+    try:
+        return load_detector(artifact) is detector
+    except (OSError, ValueError):
+        return False
+
+
+async def score_items(detector: Detector, items: list[Item], artifact: str | None = None) -> tuple[float, dict[str, Any]]:
     if _inline(items):
         return detector.score(items)
-    return await asyncio.to_thread(detector.score, items)
+    return await _score_off_loop(detector, artifact, items)
 
 
 def _texts_key(scope: str) -> str:
@@ -57,8 +78,8 @@ async def request_injection(ctx: RoutingContext, detector: Detector, artifact: s
         if _inline(items):  # scored right here, with no await in between: no task, no turn of the event loop
             found = ctx.cache[key] = detector.score(items)
             return found
-        # a long one in a thread; a second reader of the same score (the guard, another signal) awaits this one
-        found = ctx.cache[key] = asyncio.ensure_future(asyncio.to_thread(detector.score, items))
+        # a long one off the loop; a second reader of the same score (the guard, another signal) awaits this one
+        found = ctx.cache[key] = asyncio.ensure_future(_score_off_loop(detector, artifact, items))
     if isinstance(found, asyncio.Future):
         result = await found
         ctx.cache[key] = result

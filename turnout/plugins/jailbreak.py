@@ -77,7 +77,7 @@ class JailbreakPlugin(Plugin):
 
     async def _response_probability(self, response: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         items = message_texts([c.get("message") or {} for c in response.get("choices") or []])
-        return await score_items(self.detector, items) if items else (0.0, {})
+        return await score_items(self.detector, items, self.artifact) if items else (0.0, {})
 
     async def after(self, ctx: RoutingContext, response: dict[str, Any]) -> dict[str, Any]:
         if self.params.check_response and ctx.answered_by is None:

@@ -22,7 +22,7 @@ from turnout.errors import InvalidRequestError
 from turnout.jsonutil import dumps_str, loads
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
-from turnout.signals.base import off_loop
+from turnout.cpu import off_gil
 from turnout.signals.pii import ALL_TYPES, OFF_LOOP_CHARS, PiiType, find_pii
 
 # linear: the character classes cannot match "[" or "]", so no start can reach past the next bracket
@@ -167,18 +167,18 @@ class PiiPlugin(Plugin):
     async def before(self, ctx: RoutingContext) -> None:
         types, roles = tuple(self.params.types), self.params.roles
         texts = _texts(ctx.body, roles)
-        long = sum(map(len, texts)) > OFF_LOOP_CHARS  # then scanned in a worker thread: the loop serves others
+        # a long body is scanned in a worker process (turnout.cpu): the loop serves other requests meanwhile
+        long = sum(map(len, texts)) > OFF_LOOP_CHARS
         if self.params.action == "redact":
-            redactor = Redactor(types)
-            body = await off_loop(map_body, ctx.body, roles, redactor.redact) if long else \
-                map_body(ctx.body, roles, redactor.redact)
-            if redactor.by_value:
+            body, by_value = await off_gil(_redacted, ctx.body, roles, types) if long else \
+                _redacted(ctx.body, roles, types)
+            if by_value:
                 ctx.set_body(body)
                 if self.params.restore:
-                    ctx.cache[ORIGINALS] = redactor.originals
+                    ctx.cache[ORIGINALS] = {placeholder: value for value, placeholder in by_value.items()}
                 ctx.response_headers["x-turnout-pii"] = "redacted"
             return
-        spans = await off_loop(_find_all, texts, types) if long else _find_all(texts, types)
+        spans = await off_gil(_find_all, texts, types) if long else _find_all(texts, types)
         if not spans:
             return
         found: dict[str, int] = {}
@@ -198,6 +198,12 @@ class PiiPlugin(Plugin):
     def wrap_stream(self, ctx: RoutingContext, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[str]]:
         originals = ctx.cache.get(ORIGINALS)
         return _restoring(batches, originals) if originals else batches
+
+
+def _redacted(body: dict[str, Any], roles: list[str], types: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body with its PII replaced, and {value: placeholder} (empty: nothing was found)."""
+    redactor = Redactor(types)
+    return map_body(body, roles, redactor.redact), redactor.by_value
 
 
 def _find_all(texts: list[str], types: tuple[str, ...]) -> list[str]:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from turnout import __version__, tracing
+from turnout import __version__, cpu, tracing
 from turnout.config import Config
 from turnout.doors import doors
 from turnout.pipeline import Router
@@ -96,6 +96,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
         # and with it every short request, turning while a long prompt is scanned.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         traces = tracing.start(holder.router.config.observability, __version__)  # read once: reloads keep it
+        cpu.configure(holder.router.config.server.cpu_processes)  # read once, too
         tasks = [asyncio.create_task(holder.health_checks())]
         if holder.path is not None:
             if watch:
@@ -112,6 +113,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
                 task.cancel()
             await holder.aclose()
             await tracing.stop(traces)
+            cpu.shutdown()
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. /openapi.json is served by a route of
     # ours, so an operator can put it behind the admin key (auth.protect). A trailing slash is not redirected:

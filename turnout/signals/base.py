@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import abc
-import asyncio
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from turnout.config import ConfigError, ConfigIssue
 from turnout.context import RoutingContext, SignalResult
+from turnout.cpu import off_loop  # noqa: F401  (re-exported: the signals' and judges' import)
 from turnout.params import Params, validate_params
 from turnout.registry import Registry
 
@@ -48,21 +45,4 @@ class Signal(abc.ABC):
 signals: Registry[Signal] = Registry("signal kind", attr="kind")
 register = signals.register
 
-T = TypeVar("T")
-_pool: ThreadPoolExecutor | None = None
-
-
-def _cpu_pool() -> ThreadPoolExecutor:
-    # a few threads of its own: a burst of long prompts queues here instead of taking every thread of the
-    # default executor (which the encoders and the state stores use too)
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="turnout-cpu")
-    return _pool
-
-
-async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run a CPU-bound step (a scan of a long prompt) in a worker thread, so the event loop keeps serving other
-    requests meanwhile. For steps that take more than about a millisecond: a hop costs tens of microseconds."""
-    return await asyncio.get_running_loop().run_in_executor(_cpu_pool(), fn, *args)
 

@@ -1,0 +1,145 @@
+"""CPU-heavy steps of long inputs, off the event loop: in a few threads (`off_loop`), or, for the costliest
+model work, in worker processes (`off_gil`).
+
+A thread keeps the event loop turning, but a thread running Python holds the GIL, and the loop waits for it at
+every switch interval and every return from a system call: while a 64 KB prompt was scanned by the injection
+detector (about 20 ms of Python) beside short requests, their p50 went from 2.4 to 11.6 ms and their p99 from
+3.7 to 34 ms (`benchmarks/burst.py`). A worker process has a GIL of its own. `off_gil` runs a module-level
+function there (its arguments and result are pickled: a text in, a score out) when the server has started the
+pool (`server.cpu_processes`, `configure`); else, or while the pool is still starting, or when it broke, the
+same call runs in a thread. The function is the same code on the same inputs either way, so its result is too.
+
+The pool is per process (each `--workers` process has its own), started on the first long input rather than
+at start-up (a server that never sees one never pays its memory), forked from a forkserver that has imported
+`PRELOAD` once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger("turnout.cpu")
+
+T = TypeVar("T")
+WATCH_S = 0.5  # how often a worker checks that the server is still there
+PRELOAD = ["turnout.models.injection", "turnout.plugins.pii"]
+
+_threads: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+_size = 0  # worker processes wanted; 0: threads only
+_pool: ProcessPoolExecutor | None = None
+_ready: Future[Any] | None = None  # the first task of the pool: done once a worker has started
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    # a few threads of its own: a burst of long prompts queues here instead of taking every thread of the
+    # default executor (which the encoders and the state stores use too)
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="turnout-cpu")
+    return _threads
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run a CPU-bound step (a scan of a long prompt) in a worker thread, so the event loop keeps serving other
+    requests meanwhile. For steps that take more than about a millisecond: a hop costs tens of microseconds."""
+    return await asyncio.get_running_loop().run_in_executor(_thread_pool(), fn, *args)
+
+
+def configure(processes: int) -> None:
+    """How many worker processes `off_gil` may use (0: none, every call in a thread). A change stops the pool
+    there is; the next long input starts one of the new size."""
+    global _size
+    with _lock:
+        if processes != _size:
+            _size = processes
+            _stop_locked()
+
+
+def shutdown() -> None:
+    """Stop the workers (without waiting for them): the server's shutdown."""
+    with _lock:
+        _stop_locked()
+
+
+def _stop_locked() -> None:
+    global _pool, _ready
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    _pool = _ready = None
+
+
+def _started() -> bool:
+    return True
+
+
+def _watch_server(pid: int) -> None:
+    """Each worker's start: exit once the server process `pid` is gone. A worker holds both ends of its own task
+    queue's pipe, so a server killed outright (SIGKILL, out of memory) would leave it waiting forever, and with
+    it the forkserver, which lives while any worker does."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_S)
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user's process)
+                os._exit(0)
+
+    threading.Thread(target=watch, name="turnout-server-watch", daemon=True).start()
+
+
+def _ready_pool() -> ProcessPoolExecutor | None:
+    """The pool when a worker of it is up; else None, after starting one if none is starting."""
+    global _pool, _ready
+    if not _size:
+        return None
+    with _lock:
+        if _pool is None:
+            try:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(PRELOAD)
+                _pool = ProcessPoolExecutor(max_workers=_size, mp_context=context, initializer=_watch_server,
+                                            initargs=(os.getpid(),))
+                _ready = _pool.submit(_started)
+            except (OSError, ValueError, RuntimeError) as exc:  # no forkserver here: threads it is
+                log.warning("worker processes unavailable (%s); long inputs are scanned in threads", exc)
+                _pool, _ready = None, None
+                globals()["_size"] = 0
+                return None
+        ready = _ready
+        if ready is None or not ready.done():
+            return None
+        if ready.exception() is not None:  # the worker could not start: threads from now on
+            log.warning("a worker process failed to start (%s); long inputs are scanned in threads",
+                        ready.exception())
+            _stop_locked()
+            globals()["_size"] = 0
+            return None
+        return _pool
+
+
+async def off_gil(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)` in a worker process when the pool is up, else in a thread (see the module's doc). `fn`
+    must be a module-level function and `args` picklable; an exception it raises is raised here."""
+    pool = _ready_pool()
+    if pool is not None:
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args))
+        except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool on the next call
+            log.warning("a worker process died; starting a new pool")
+            with _lock:
+                if _pool is pool:
+                    _stop_locked()
+        except RuntimeError as exc:  # shut down by configure()/shutdown() meanwhile: a thread this once
+            if "shutdown" not in str(exc):
+                raise
+    return await off_loop(fn, *args)
