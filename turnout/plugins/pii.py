@@ -18,11 +18,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from turnout.context import RoutingContext
+from turnout.cpu import off_gil
 from turnout.errors import InvalidRequestError
 from turnout.jsonutil import dumps_str, loads
 from turnout.params import Params
 from turnout.plugins.base import Plugin, register
-from turnout.cpu import off_gil
 from turnout.signals.pii import ALL_TYPES, OFF_LOOP_CHARS, PiiType, find_pii
 
 # linear: the character classes cannot match "[" or "]", so no start can reach past the next bracket
