@@ -12,7 +12,9 @@ redaction in worker threads of the server's own process (sharing its GIL) rather
 Short prompts: concurrency 4, `--requests` of them, the aiohttp load generator (its latencies are per request).
 Long prompts: `--long-rate` a second (open loop: the same burst whatever the system's speed) from a process of
 its own, started first and stopped by its time bound. The Python floor (benchmarks/floor.py, a bare pass-through) takes the same burst: its ratio is
-what moving 64 KB bodies costs on this machine, before any routing work. Loopback
+what moving 64 KB bodies costs on this machine, before any routing work. Before the burst, 30 long prompts one at
+a time measure what one costs in the server process itself (where the event loop and its GIL are) and in its
+worker processes. Loopback
 only; every drive is bounded in count and time. The machine is shared: read the with/without ratio."""
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _load import drive, mock_upstream, percentile, start, stop  # noqa: E402
+from _load import cpu_seconds, drive, mock_upstream, percentile, start, stop  # noqa: E402
 
 from turnout.testing import free_port  # noqa: E402
 
@@ -73,6 +75,7 @@ def measure(name: str, upstream: str, args, work: Path) -> dict:
         shorts = [body(f"{SHORT} ({i})") for i in range(50)]
         alone = drive(url, shorts, requests=args.requests, concurrency=4, stream=False, generator="aiohttp",
                       pids=[proc.pid])
+        long_cpu = long_prompt_cpu(url, proc.pid)
         seconds = max(10.0, alone.elapsed_s * 4)
         # the burst in a process of its own, so that its load generator shares no interpreter with the measurer
         burst = subprocess.Popen([sys.executable, __file__, "--burst", url, "--seconds", str(seconds),
@@ -85,11 +88,30 @@ def measure(name: str, upstream: str, args, work: Path) -> dict:
         row = {"alone": _lat(alone), "beside_long": _lat(beside), "long_served": long_result.get("served", 0),
                "long_errors": long_result.get("errors"),
                "long_p50_ms": long_result.get("p50_ms"),
-               "short_cpu_ms_per_request_alone": round(1000 * alone.server_cpu_s / max(1, alone.requests), 3)}
+               "short_cpu_ms_per_request_alone": round(1000 * alone.server_cpu_s / max(1, alone.requests), 3),
+               **long_cpu}
         row["p99_ratio"] = round(row["beside_long"]["p99_ms"] / max(row["alone"]["p99_ms"], 1e-6), 2)
         return row
     finally:
         stop(proc)
+
+
+def _own_cpu_s(pid: int) -> float:
+    """CPU seconds of the process `pid` itself (every thread of it), not of its children."""
+    return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+
+
+def long_prompt_cpu(url: str, pid: int, count: int = 30) -> dict:
+    """CPU ms per long prompt, one at a time: of the server process itself (where its event loop runs) and of
+    its worker processes (turnout.cpu's pool and its forkserver), after a warm-up that starts them."""
+    longs = [body(long_prompt(i)) for i in range(count)]
+    drive(url, longs[:5], requests=5, concurrency=1, stream=False, generator="aiohttp", warmup=0)
+    time.sleep(1.5)  # a worker pool started by the warm-up is up now
+    own, tree = _own_cpu_s(pid), cpu_seconds(pid)
+    drive(url, longs, requests=count, concurrency=1, stream=False, generator="aiohttp", warmup=0)
+    own, tree = _own_cpu_s(pid) - own, cpu_seconds(pid) - tree
+    return {"long_cpu_ms_server_process": round(1000 * own / count, 2),
+            "long_cpu_ms_workers": round(1000 * max(0.0, tree - own) / count, 2)}
 
 
 def run_burst(url: str, seconds: float, rate: float) -> None:
@@ -162,12 +184,13 @@ def main() -> None:
             stop(mock)
     table = Table(title="short prompts (concurrency 4), alone and beside a burst of 64 KB prompts")
     for col in ("scenario", "alone p50 / p99 ms", "beside long p50 / p99 ms", "p99 ratio", "long served",
-                "long p50 ms", "short CPU ms/req"):
+                "long p50 ms", "short CPU ms/req", "long CPU ms: server / workers"):
         table.add_column(col, justify="right")
     for name, r in rows.items():
         table.add_row(name, f"{r['alone']['p50_ms']} / {r['alone']['p99_ms']}",
                       f"{r['beside_long']['p50_ms']} / {r['beside_long']['p99_ms']}", f"{r['p99_ratio']}×",
-                      str(r["long_served"]), str(r["long_p50_ms"]), str(r["short_cpu_ms_per_request_alone"]))
+                      str(r["long_served"]), str(r["long_p50_ms"]), str(r["short_cpu_ms_per_request_alone"]),
+                      f"{r['long_cpu_ms_server_process']} / {r['long_cpu_ms_workers']}")
     console.print(table)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
