@@ -119,3 +119,28 @@ def test_workers_exit_when_the_server_is_killed(tmp_path) -> None:
         assert not alive, f"left behind: {alive}"
     finally:
         server.kill()
+
+
+async def test_starting_the_pool_never_holds_the_event_loop(processes) -> None:
+    """The forkserver's imports take most of a second; the pool starts in a thread of its own meanwhile (a
+    liveness bound, not a benchmark: starting it on the loop held the loop for ~0.7 s here)."""
+    cpu.configure(0)
+    cpu.configure(1)  # a fresh pool: nothing started yet
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await asyncio.sleep(0.05)
+        assert await cpu.off_gil(pid) == os.getpid()  # answered in a thread at once
+        await worker_pid()
+    finally:
+        ticker.cancel()
+    assert max(gaps) < 0.4, f"the event loop stalled for {max(gaps):.3f} s"

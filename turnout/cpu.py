@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -30,13 +30,15 @@ log = logging.getLogger("turnout.cpu")
 
 T = TypeVar("T")
 WATCH_S = 0.5  # how often a worker checks that the server is still there
+START_TIMEOUT_S = 60.0  # a pool whose workers have not answered by then is given up (threads instead)
 PRELOAD = ["turnout.models.injection", "turnout.plugins.pii"]
 
 _threads: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 _size = 0  # worker processes wanted; 0: threads only
-_pool: ProcessPoolExecutor | None = None
-_ready: Future[Any] | None = None  # the first task of the pool: done once a worker has started
+_generation = 0  # bumped by every stop: a start still under way for an older one throws its pool away
+_starting = False
+_pool: ProcessPoolExecutor | None = None  # set once its workers have started
 
 
 def _thread_pool() -> ThreadPoolExecutor:
@@ -71,10 +73,11 @@ def shutdown() -> None:
 
 
 def _stop_locked() -> None:
-    global _pool, _ready
+    global _pool, _generation
     if _pool is not None:
         _pool.shutdown(wait=False, cancel_futures=True)
-    _pool = _ready = None
+    _pool = None
+    _generation += 1
 
 
 def _started() -> bool:
@@ -98,33 +101,47 @@ def _watch_server(pid: int) -> None:
 
 
 def _ready_pool() -> ProcessPoolExecutor | None:
-    """The pool when a worker of it is up; else None, after starting one if none is starting."""
-    global _pool, _ready
+    """The pool when its workers are up; else None, after starting one in the background if none is starting
+    (starting blocks for the forkserver's imports, most of a second: never on the event loop)."""
+    global _starting
     if not _size:
         return None
     with _lock:
-        if _pool is None:
-            try:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(PRELOAD)
-                _pool = ProcessPoolExecutor(max_workers=_size, mp_context=context, initializer=_watch_server,
-                                            initargs=(os.getpid(),))
-                _ready = _pool.submit(_started)
-            except (OSError, ValueError, RuntimeError) as exc:  # no forkserver here: threads it is
-                log.warning("worker processes unavailable (%s); long inputs are scanned in threads", exc)
-                _pool, _ready = None, None
-                globals()["_size"] = 0
-                return None
-        ready = _ready
-        if ready is None or not ready.done():
-            return None
-        if ready.exception() is not None:  # the worker could not start: threads from now on
-            log.warning("a worker process failed to start (%s); long inputs are scanned in threads",
-                        ready.exception())
-            _stop_locked()
-            globals()["_size"] = 0
-            return None
+        if _pool is None and not _starting and _size:
+            _starting = True
+            threading.Thread(target=_start, args=(_size, _generation), name="turnout-cpu-start", daemon=True).start()
         return _pool
+
+
+def _start(size: int, generation: int) -> None:
+    """Start a pool of `size` workers and wait for them to answer; keep it unless a stop came meanwhile."""
+    global _pool, _size, _starting
+    pool = None
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_watch_server,
+                                   initargs=(os.getpid(),))
+        # as many tasks as workers, at once: each starts a worker now (a pool starts them on demand, and a later
+        # start would be a fork on the event loop's thread)
+        for started in [pool.submit(_started) for _ in range(size)]:
+            started.result(timeout=START_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - no forkserver here, or no worker could start: threads from now on
+        log.warning("worker processes unavailable (%s: %s); long inputs are scanned in threads",
+                    type(exc).__name__, exc)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        with _lock:
+            _starting = False
+            if generation == _generation:
+                _size = 0
+        return
+    with _lock:
+        _starting = False
+        if generation == _generation and _pool is None:
+            _pool = pool
+            return
+    pool.shutdown(wait=False, cancel_futures=True)  # configured otherwise, or shut down, while it started
 
 
 async def off_gil(fn: Callable[..., T], *args: Any) -> T:
