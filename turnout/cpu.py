@@ -16,6 +16,7 @@ at start-up (a server that never sees one never pays its memory), forked from a 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -66,10 +67,19 @@ def configure(processes: int) -> None:
             _stop_locked()
 
 
-def shutdown() -> None:
-    """Stop the workers (without waiting for them): the server's shutdown."""
+def shutdown(wait: bool = False) -> None:
+    """Stop the workers: the server's shutdown. `wait`: until they have exited and the pool's queues are
+    released (`turnout serve` ends by its signal's default action, uvicorn re-raising SIGTERM, where no exit
+    handler runs: a pool left to those would leave its semaphores to the resource tracker, which warns)."""
+    global _pool, _generation
     with _lock:
-        _stop_locked()
+        pool, _pool = _pool, None
+        _generation += 1
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+        if wait:  # the queues' semaphores are unlinked when they are collected: now
+            del pool
+            gc.collect()
 
 
 def _stop_locked() -> None:

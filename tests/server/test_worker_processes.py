@@ -117,3 +117,17 @@ def test_a_killed_worker_costs_no_request(servers):
     assert replacement != worker
     assert jailbreak_score(processes, LONG_TEXTS[1]) == expected
     assert "Traceback" not in processes.log()
+
+
+def test_a_stopped_server_leaves_no_worker_and_no_warning(upstream, tmp_path):
+    with turnout_process(config(upstream.url, 1), tmp_path) as server:
+        worker = wait_for_worker(server)
+        forkserver = [c for c in children(server.proc.pid) if children(c)][0]
+    # SIGTERM ends `turnout serve` by the signal's default action (no exit handlers): the pool is stopped, and
+    # its semaphores released, in the shutdown itself
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in (worker, forkserver)):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in (worker, forkserver))
+    time.sleep(0.5)  # the resource tracker's last words, if any, reach the log
+    assert "leaked" not in server.log() and "Traceback" not in server.log()

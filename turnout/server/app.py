@@ -113,7 +113,7 @@ def create_app(config_path: str | os.PathLike[str] | None = None, *, config: Con
                 task.cancel()
             await holder.aclose()
             await tracing.stop(traces)
-            cpu.shutdown()
+            await asyncio.to_thread(cpu.shutdown, True)  # the workers exit within moments of being told
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. /openapi.json is served by a route of
     # ours, so an operator can put it behind the admin key (auth.protect). A trailing slash is not redirected:
