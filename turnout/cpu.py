@@ -2,9 +2,10 @@
 model work, in worker processes (`off_gil`).
 
 A thread keeps the event loop turning, but a thread running Python holds the GIL, and the loop waits for it at
-every switch interval and every return from a system call: while a 64 KB prompt was scanned by the injection
-detector (about 20 ms of Python) beside short requests, their p50 went from 2.4 to 11.6 ms and their p99 from
-3.7 to 34 ms (`benchmarks/burst.py`). A worker process has a GIL of its own. `off_gil` runs a module-level
+every switch interval and every return from a system call. With 64 KB prompts scanned in threads (about 34 ms
+of the server process's CPU each, 18 of them the injection detector's) beside a stream of short requests, the
+long ones fell seconds behind in three runs of five (`benchmarks/burst.py`). A worker process has a GIL of its
+own. `off_gil` runs a module-level
 function there (its arguments and result are pickled: a text in, a score out) when the server has started the
 pool (`server.cpu_processes`, `configure`); else, or while the pool is still starting, or when it broke, the
 same call runs in a thread. The function is the same code on the same inputs either way, so its result is too.

@@ -226,9 +226,9 @@ class ServerConfig(Strict):
     shutdown_grace_s: float = Field(60.0, gt=0, description="on SIGTERM: new connections are refused and requests "
                                     "and streams in flight get this long to finish, then the rest are cut")
     cpu_processes: int = Field(1, ge=0, le=64, description=(
-        "worker processes (per server process) for the costliest scan of a long prompt, the injection "
-        "detector's, so that it never holds the event loop's GIL; 0: worker threads. Started on the first long "
-        "prompt; read at start"))
+        "worker processes (per server process) for the costliest scans of a long prompt (the injection "
+        "detector's, PII's, the static embedding's), so that they never hold the event loop's GIL; 0: worker "
+        "threads. Started on the first long prompt; read at start"))
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 

@@ -170,12 +170,12 @@ class PiiPlugin(Plugin):
         # a long body is scanned in a worker process (turnout.cpu): the loop serves other requests meanwhile
         long = sum(map(len, texts)) > OFF_LOOP_CHARS
         if self.params.action == "redact":
-            body, by_value = await off_gil(_redacted, ctx.body, roles, types) if long else \
+            body, originals = await off_gil(_redacted, ctx.body, roles, types) if long else \
                 _redacted(ctx.body, roles, types)
-            if by_value:
+            if originals:
                 ctx.set_body(body)
                 if self.params.restore:
-                    ctx.cache[ORIGINALS] = {placeholder: value for value, placeholder in by_value.items()}
+                    ctx.cache[ORIGINALS] = originals
                 ctx.response_headers["x-turnout-pii"] = "redacted"
             return
         spans = await off_gil(_find_all, texts, types) if long else _find_all(texts, types)
@@ -201,9 +201,9 @@ class PiiPlugin(Plugin):
 
 
 def _redacted(body: dict[str, Any], roles: list[str], types: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The body with its PII replaced, and {value: placeholder} (empty: nothing was found)."""
+    """The body with its PII replaced, and {placeholder: original value} (empty: nothing was found)."""
     redactor = Redactor(types)
-    return map_body(body, roles, redactor.redact), redactor.by_value
+    return map_body(body, roles, redactor.redact), redactor.originals
 
 
 def _find_all(texts: list[str], types: tuple[str, ...]) -> list[str]:
