@@ -3,24 +3,19 @@ published figures reproduce exactly) and on a small sample of them."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import ROOT, load_benchmark
+
 SAMPLE = ROOT / "tests/data/shared"
 ROUTER = ROOT / "turnout/models/data/routers/gsm8k-svm"
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("cascades_bench", ROOT / "benchmarks/cascades.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cascades_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("cascades")
 
 
 def points():

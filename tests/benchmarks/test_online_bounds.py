@@ -3,21 +3,13 @@ best model, against a baseline that gets one group wrong."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def bounds():
-    spec = importlib.util.spec_from_file_location("online_bounds_bench", ROOT / "benchmarks/online_bounds.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["online_bounds_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("online_bounds")
 
 
 def two_groups(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,15 +3,13 @@ responses carry the attempts the case claims (no timed assertions: the figures a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import ROOT, load_benchmark
 
 EXPECTED = {
     "single": "-",
@@ -26,11 +24,7 @@ EXPECTED = {
 
 
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("plans_bench", ROOT / "benchmarks/plans.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("plans")
 
 
 def test_every_case_runs_the_attempts_it_names(tmp_path):

@@ -3,24 +3,18 @@ features, on the GSM8K rows shipped in tests/data/shared."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import ROOT, load_benchmark
+
 SAMPLE = ROOT / "tests/data/shared"
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("scorer_cv_bench", ROOT / "benchmarks/scorer_cv.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scorer_cv_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("scorer_cv")
 
 
 def test_the_sweep_runs_on_training_prompts_only_and_pairs_every_recipe_with_v3():
