@@ -235,11 +235,22 @@ def _cpu(pids: Sequence[int]) -> tuple[float, float, int]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             coarse += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                precise += int((task / "schedstat").read_text().split()[0]) / 1e9
+            precise += own_cpu_seconds(pid)
         except (OSError, IndexError, ValueError):
             continue
     return precise, coarse, len(tree)
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process `pid` itself, every live thread of it, to the nanosecond; not its children (a
+    thread that ends while it is read is left out)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total / 1e9
 
 
 def cpu_delta(before: tuple[float, float, int], after: tuple[float, float, int]) -> float:

@@ -33,7 +33,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _load import cpu_seconds, drive, mock_upstream, percentile, start, stop  # noqa: E402
+from _load import cpu_seconds, drive, mock_upstream, own_cpu_seconds, percentile, start, stop  # noqa: E402
 
 from turnout.testing import free_port  # noqa: E402
 
@@ -96,20 +96,15 @@ def measure(name: str, upstream: str, args, work: Path) -> dict:
         stop(proc)
 
 
-def _own_cpu_s(pid: int) -> float:
-    """CPU seconds of the process `pid` itself (every thread of it), not of its children."""
-    return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
-
-
 def long_prompt_cpu(url: str, pid: int, count: int = 30) -> dict:
     """CPU ms per long prompt, one at a time: of the server process itself (where its event loop runs) and of
     its worker processes (turnout.cpu's pool and its forkserver), after a warm-up that starts them."""
     longs = [body(long_prompt(i)) for i in range(count)]
     drive(url, longs[:5], requests=5, concurrency=1, stream=False, generator="aiohttp", warmup=0)
     time.sleep(1.5)  # a worker pool started by the warm-up is up now
-    own, tree = _own_cpu_s(pid), cpu_seconds(pid)
+    own, tree = own_cpu_seconds(pid), cpu_seconds(pid)
     drive(url, longs, requests=count, concurrency=1, stream=False, generator="aiohttp", warmup=0)
-    own, tree = _own_cpu_s(pid) - own, cpu_seconds(pid) - tree
+    own, tree = own_cpu_seconds(pid) - own, cpu_seconds(pid) - tree
     return {"long_cpu_ms_server_process": round(1000 * own / count, 2),
             "long_cpu_ms_workers": round(1000 * max(0.0, tree - own) / count, 2)}
 
