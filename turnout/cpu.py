@@ -72,10 +72,8 @@ def shutdown(wait: bool = False) -> None:
     """Stop the workers: the server's shutdown. `wait`: until they have exited and the pool's queues are
     released (`turnout serve` ends by its signal's default action, uvicorn re-raising SIGTERM, where no exit
     handler runs: a pool left to those would leave its semaphores to the resource tracker, which warns)."""
-    global _pool, _generation
     with _lock:
-        pool, _pool = _pool, None
-        _generation += 1
+        pool = _detach_locked()
     if pool is not None:
         pool.shutdown(wait=wait, cancel_futures=True)
         if wait:  # the queues' semaphores are unlinked when they are collected: now
@@ -84,11 +82,17 @@ def shutdown(wait: bool = False) -> None:
 
 
 def _stop_locked() -> None:
+    pool = _detach_locked()
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _detach_locked() -> ProcessPoolExecutor | None:
+    """The pool there is, no longer the module's; a start still under way is thrown away when it ends."""
     global _pool, _generation
-    if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
-    _pool = None
+    pool, _pool = _pool, None
     _generation += 1
+    return pool
 
 
 def _started() -> bool:
