@@ -20,11 +20,15 @@ def _response(s: socket.socket) -> bytes:
     """One whole response with a content-length body."""
     data = b""
     while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
+        chunk = s.recv(65536)
+        assert chunk, f"the server closed the connection after {data[:200]!r}"
+        data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     while len(body) < length:
-        body += s.recv(65536)
+        chunk = s.recv(65536)
+        assert chunk, "the server closed the connection inside a body"
+        body += chunk
     return head
 
 

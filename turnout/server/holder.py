@@ -19,7 +19,8 @@ log = logging.getLogger("turnout.reload")
 # Read once when the process starts (cli.serve binds and sets up logging; the app's lifespan hands the HTTP
 # protocol its limits): a reload that changes one is applied except for that field, and says so.
 RESTART_ONLY = ("server.host", "server.port", "server.log_level", "server.log_format", "server.max_header_bytes",
-                "server.max_headers", "server.header_timeout_s", "server.shutdown_grace_s")
+                "server.max_headers", "server.header_timeout_s", "server.keep_alive_s",
+                "server.shutdown_grace_s")
 MISSING_POLL_S = 1.0  # how often the watched files are stat-ed besides the watch (one gone mid-replace, a missed write)
 # With --workers N, uvicorn starts a worker anew on SIGHUP and when one dies, and that worker reads the file on
 # disk. Each worker keeps the text of the last file it accepted here, so a worker started while the file is

@@ -1,7 +1,9 @@
 """The HTTP/1.1 connection, bounded before any request reaches the app. uvicorn's httptools protocol buffers a
 request's line and headers without limit and without a deadline (32 MB headers were held whole, before auth);
 this one refuses a head over `server.max_header_bytes` or `server.max_headers` lines with 431, and one that has
-not arrived within `server.header_timeout_s` with 408, and closes the connection. The limits are read from the
+not arrived within `server.header_timeout_s` with 408, and closes the connection; an idle kept-alive connection
+stays open `server.keep_alive_s` (uvicorn's 5 s is shorter than a balancer's idle timeout, and a connection the
+server closes just as a client reuses it fails that request without an answer). The limits are read from the
 app's lifespan state when a connection opens, so they take effect at start (a reload does not change them).
 What a response writes within one turn of the event loop goes out in one write (HeadWithBodyCycle)."""
 
@@ -28,10 +30,11 @@ class HttpLimits:
     max_header_bytes: int = 64 * 1024
     max_headers: int = 128
     header_timeout_s: float = 10.0
+    keep_alive_s: float = 75.0
 
     @classmethod
     def of(cls, server: Any) -> "HttpLimits":
-        return cls(server.max_header_bytes, server.max_headers, server.header_timeout_s)
+        return cls(server.max_header_bytes, server.max_headers, server.header_timeout_s, server.keep_alive_s)
 
 
 class _Refused(Exception):
@@ -53,6 +56,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._limits = self.app_state.get(STATE_KEY) or HttpLimits()
+        self.timeout_keep_alive = self._limits.keep_alive_s  # uvicorn's own default (5 s) is shorter than balancers'
         self._head_open = True  # reading a request's line and headers
         self._head_begun = False  # a byte of the head has come
         self._head_bytes = 0
