@@ -71,24 +71,30 @@ def run(name: str, train: RoutingTable, test: RoutingTable, encoder: str, cache:
     return report
 
 
+def out_of_fold(table: RoutingTable, x: np.ndarray, encoder: str, router: str, k: int) -> np.ndarray:
+    """Each prompt's predicted qualities (prompts × table.models) from `router` fitted on the other K − 1 folds
+    (folds drawn with seed 0)."""
+    folds = np.random.default_rng(0).permutation(len(table)) % k
+    predicted = np.zeros_like(table.scores)
+    for fold in range(k):
+        fit, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        selector = selectors.get(router)()
+        selector.encoder = encoder
+        selector.fit(table.subset(fit), x[fit])
+        order = [selector.models_.index(m) for m in table.models]
+        predicted[held] = selector.predict([table.prompts[i] for i in held], x[held])[:, order]
+    return predicted
+
+
 def cross_validated(table: RoutingTable, encoder: str, routers: list[str], k: int) -> dict:
     """Out-of-fold predictions of each router on `table` (K folds, seed 0), scored like a test split."""
     x = get_encoder(encoder).encode(table.prompts)
-    folds = np.random.default_rng(0).permutation(len(table)) % k
     boot = Resamples(table)
     report = {"train": f"{table.name} ({len(table)} prompts, {k}-fold)", "test": "out of fold",
               "models": table.models, "bootstrap": boot.describe(), "routers": {},
               "baselines": score_baselines(table, boot)}
     for router in routers:
-        predicted = np.zeros_like(table.scores)
-        for fold in range(k):
-            fit, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-            selector = selectors.get(router)()
-            selector.encoder = encoder
-            selector.fit(table.subset(fit), x[fit])
-            order = [selector.models_.index(m) for m in table.models]
-            predicted[held] = selector.predict([table.prompts[i] for i in held], x[held])[:, order]
-        report["routers"][router] = score_router(table, predicted, boot, router)
+        report["routers"][router] = score_router(table, out_of_fold(table, x, encoder, router, k), boot, router)
     report["data"], report["split"], report["rows"] = table.name, f"train, {k}-fold", len(table)
     report["beat_random"] = beat_random(report)
     return report
