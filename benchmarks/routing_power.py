@@ -61,9 +61,10 @@ def samples_like(train: RoutingTable, test: RoutingTable, count: int, seed: int 
 
 
 def summary(values: list[float]) -> dict:
-    a = np.sort(np.asarray(values))  # percentiles by rank: "not reached" (inf) is a value like any other
-    at = lambda q: float(a[min(len(a) - 1, int(q * len(a)))])  # noqa: E731
-    return {"median": at(0.5), "p5": at(0.05), "p95": at(0.95)}
+    ranked = np.sort(np.asarray(values))  # percentiles by rank: "not reached" (inf) is a value like any other
+    at = {name: float(ranked[min(len(ranked) - 1, int(q * len(ranked)))])
+          for name, q in (("median", 0.5), ("p5", 0.05), ("p95", 0.95))}
+    return at
 
 
 def cheapest_share(table: RoutingTable) -> float:

@@ -213,8 +213,8 @@ class ServerConfig(Strict):
     max_headers: int = Field(128, ge=8, description="header lines in one request; more: 431")
     header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within this; else 408")
     keep_alive_s: float = Field(75.0, gt=0, le=3600, description="an idle kept-alive connection is closed after this; "
-                                "longer than any load balancer's idle timeout in front (AWS ALB: 60 s), so that the "
-                                "server never closes a connection the balancer is about to reuse")
+                                "keep it longer than the idle timeout of a load balancer in front (AWS ALB: 60 s), or "
+                                "the server closes connections the balancer is about to reuse")
     max_json_depth: int = Field(128, ge=8, le=1000, description="nesting of arrays and objects in a request body")
     max_json_containers: int = Field(250_000, ge=1000, le=10_000_000, description="arrays and objects in one "
                                      "request body, all levels together; more: 400 before the body is parsed")
