@@ -1,7 +1,8 @@
 """The injection detector (`builtin:jailbreak`) beside the embedding classifier it replaced and the detector it was
 retrained from (`detector (previous)`): latency on this CPU for 100-, 500- and 2,000-token prompts, and quality on
-every split not trained on (turnout.eval.injection_report: llm-warden test, dev, final, final5, final6) and the
-false alarms on `everyday_shared` (1,527 benign LLMRouter / GSM8K test prompts never trained on; Wilson interval).
+every split not trained on (turnout.eval.injection_report: llm-warden test, dev, final, final5, final6, final7)
+and the false alarms on `everyday_shared` (1,527 benign LLMRouter / GSM8K test prompts never trained on; Wilson
+interval).
 
     python benchmarks/injection.py --json bench-out/injection.json [--shared ../shared/data] [--repeat 200]
 

@@ -1,6 +1,6 @@
 """Labelled conversations for the injection detector: llm-warden's test split (English, MIT) and the
 hand-written multilingual splits in turnout/eval/data/injection (`dev` and `final` for tuning, `final2`–`final4`
-each read once, `final5` read once, `final6` held out; see the README there for how they were written and how the derived rows below
+each read once, `final5` read once, `final6` read once, `final7` held out; see the README there for how they were written and how the derived rows below
 are made).
 
 Every row is {"messages", "label" (1 = injection or jailbreak), "lang", "kind"}: the detector scores the
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
-SPLITS = ("dev", "final", "final2", "final3", "final4", "final5", "final6")
+SPLITS = ("dev", "final", "final2", "final3", "final4", "final5", "final6", "final7")
 LANGS = ("en", "de", "fr", "es", "it")
 FILLER_CHARS = 4000
 

@@ -1,8 +1,9 @@
 """Quality of the injection detector beside the embedding classifier it replaced and the detector it retrained
 (`detector (previous)`, the artifact shipped before the last retraining, kept beside the splits), on every split
 not trained on: llm-warden's test split (English), the hand-written multilingual `dev` and `final` (calibration),
-`final5` (read once before, for the previous detector) and `final6` (written before the last round, held out from
-it), and `everyday_shared`, 1,527 benign prompts never trained on, for false alarms on everyday prompts. `final2` …
+`final5` (read once before, for the previous detector), `final6` (written before the last round, held out from
+it, read once at its end), `final7` (written after it, by a writer who read no other split or training text; the
+shipped detector unchanged since), and `everyday_shared`, 1,527 benign prompts never trained on, for false alarms on everyday prompts. `final2` …
 `final4` are training data since the last round. What `turnout eval-signals` reports under "injection" and
 benchmarks/injection.py prints.
 
@@ -113,7 +114,7 @@ def _rate(flagged: np.ndarray, among: np.ndarray) -> dict[str, Any]:
 #: `everyday_shared`: 1,527 benign prompts never trained on (LLMRouter test, GSM8K test; injection_data.everyday_rows),
 #: for the false-alarm rate on everyday prompts with a tight interval
 #: final2-final4 are trained on since the round of final6 (their earlier readings are in docs/signals.md)
-ALL_SPLITS = ("warden_test", "dev", "final", "final5", "final6", "everyday_shared")
+ALL_SPLITS = ("warden_test", "dev", "final", "final5", "final6", "final7", "everyday_shared")
 
 
 def split_rows(shared: Path, splits: Sequence[str] = ALL_SPLITS) -> dict[str, list[Row]]:
