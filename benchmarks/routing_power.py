@@ -62,9 +62,8 @@ def samples_like(train: RoutingTable, test: RoutingTable, count: int, seed: int 
 
 def summary(values: list[float]) -> dict:
     ranked = np.sort(np.asarray(values))  # percentiles by rank: "not reached" (inf) is a value like any other
-    at = {name: float(ranked[min(len(ranked) - 1, int(q * len(ranked)))])
-          for name, q in (("median", 0.5), ("p5", 0.05), ("p95", 0.95))}
-    return at
+    return {name: float(ranked[min(len(ranked) - 1, int(q * len(ranked)))])
+            for name, q in (("median", 0.5), ("p5", 0.05), ("p95", 0.95))}
 
 
 def cheapest_share(table: RoutingTable) -> float:
@@ -75,10 +74,10 @@ def cheapest_share(table: RoutingTable) -> float:
 
 def power(train: RoutingTable, test: RoutingTable, predicted: np.ndarray, count: int) -> dict:
     whole = cost_shares(train, predicted)
-    samples = samples_like(train, test, count)
-    draws = [cost_shares(train.subset(rows), predicted[rows]) for rows in samples]
+    samples = [(rows, train.subset(rows)) for rows in samples_like(train, test, count)]
+    draws = [cost_shares(sample, predicted[rows]) for rows, sample in samples]
     out = {"out_of_fold": {str(t): whole[t] for t in TARGETS},
-           "cheapest_share": {"samples": summary([cheapest_share(train.subset(rows)) for rows in samples]),
+           "cheapest_share": {"samples": summary([cheapest_share(sample) for _, sample in samples]),
                               "test": cheapest_share(test)}}
     for target in TARGETS:
         values = [d[target] for d in draws]
